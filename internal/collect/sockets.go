@@ -1,0 +1,257 @@
+package collect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+// sockKind is a socket's type as picket counts it.
+type sockKind uint8
+
+const (
+	kindUnknown sockKind = iota // in no table: resolved by protoKind
+	kindTCP
+	kindUDP
+	kindUnix
+	kindRaw
+	kindNetlink
+	kindPacket
+	kindOther
+)
+
+// netTable is one /proc/net file: which kind its sockets are and in which
+// whitespace-separated column the kernel prints the inode.
+type netTable struct {
+	file     string
+	kind     sockKind
+	inodeCol int
+	stateCol int // TCP only: the "st" column; -1 elsewhere
+}
+
+// netTables are the files the kernel lists sockets in, one line per socket.
+// Column numbers follow the kernel's seq_show functions (tcp4_seq_show,
+// unix_seq_show, netlink_seq_show, packet_seq_show). UDP-Lite and ping
+// (icmp) sockets count as "other", as ss lists neither with -u.
+var netTables = []netTable{
+	{"tcp", kindTCP, 9, 3},
+	{"tcp6", kindTCP, 9, 3},
+	{"udp", kindUDP, 9, -1},
+	{"udp6", kindUDP, 9, -1},
+	{"raw", kindRaw, 9, -1},
+	{"raw6", kindRaw, 9, -1},
+	{"unix", kindUnix, 6, -1},
+	{"netlink", kindNetlink, 9, -1},
+	{"packet", kindPacket, 8, -1},
+	{"udplite", kindOther, 9, -1},
+	{"udplite6", kindOther, 9, -1},
+	{"icmp", kindOther, 9, -1},
+	{"icmp6", kindOther, 9, -1},
+}
+
+// tcpStates names the "st" column, from include/net/tcp_states.h.
+var tcpStates = [...]string{
+	1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+	6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
+	11: "CLOSING", 12: "NEW_SYN_RECV", 13: "BOUND_INACTIVE",
+}
+
+// nsTables is what the tables of one network namespace say.
+type nsTables struct {
+	kinds  map[uint64]sockKind // inode -> kind; inode 0 (TIME_WAIT, request socks) is not stored
+	totals snapshot.SocketCounts
+	states [len(tcpStates)]int
+}
+
+// tableReader reads /proc/net tables with one reused buffer. These files
+// hold a line per socket (30,000 lines at the load picket is built for), so
+// they are scanned in place: procfs's NetTCP/NetUNIX build a struct with
+// parsed addresses per line, which costs more than the kernel's own
+// formatting at that size, and only two columns are needed here.
+type tableReader struct {
+	buf []byte
+}
+
+// readNS reads every table under dir (ROOT/proc/net, or ROOT/proc/PID/net
+// for another namespace). A table that does not exist (IPv6 off, no packet
+// module) is skipped.
+func (r *tableReader) readNS(dir string) (*nsTables, error) {
+	t := &nsTables{kinds: make(map[uint64]sockKind, 1024)}
+	var errs []error
+	for _, nt := range netTables {
+		if err := r.readTable(filepath.Join(dir, nt.file), nt, t); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			errs = append(errs, err)
+		}
+	}
+	return t, errors.Join(errs...)
+}
+
+func (r *tableReader) readTable(path string, nt netTable, t *nsTables) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if r.buf == nil {
+		r.buf = make([]byte, 256<<10)
+	}
+	line := 0
+	return eachLine(f, r.buf, func(l []byte) error {
+		line++
+		if line == 1 {
+			return nil // header
+		}
+		inode, ok := parseDec(field(l, nt.inodeCol))
+		if !ok {
+			return fmt.Errorf("%s:%d: no inode in column %d", path, line, nt.inodeCol+1)
+		}
+		switch nt.kind {
+		case kindTCP:
+			t.totals.TCP++
+			st, ok := parseHex(field(l, nt.stateCol))
+			if !ok {
+				return fmt.Errorf("%s:%d: bad state in column %d", path, line, nt.stateCol+1)
+			}
+			if st < uint64(len(t.states)) {
+				t.states[st]++
+			}
+		case kindUDP:
+			t.totals.UDP++
+		case kindUnix:
+			t.totals.Unix++
+		case kindRaw:
+			t.totals.Raw++
+		case kindNetlink:
+			t.totals.Netlink++
+		case kindPacket:
+			t.totals.Packet++
+		default:
+			t.totals.Other++
+		}
+		if inode != 0 {
+			t.kinds[inode] = nt.kind
+		}
+		return nil
+	})
+}
+
+// eachLine calls fn for every line of r, reading through buf. A line longer
+// than buf is an error rather than a silent split.
+func eachLine(r io.Reader, buf []byte, fn func([]byte) error) error {
+	start, end := 0, 0
+	for {
+		n, err := r.Read(buf[end:])
+		end += n
+		for {
+			i := bytes.IndexByte(buf[start:end], '\n')
+			if i < 0 {
+				break
+			}
+			if ferr := fn(buf[start : start+i]); ferr != nil {
+				return ferr
+			}
+			start += i + 1
+		}
+		if err == io.EOF {
+			if start < end {
+				return fn(buf[start:end])
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if start == 0 && end == len(buf) {
+			return fmt.Errorf("line longer than %d bytes", len(buf))
+		}
+		copy(buf, buf[start:end])
+		end -= start
+		start = 0
+	}
+}
+
+// field returns the n-th (0-based) whitespace-separated field of l.
+func field(l []byte, n int) []byte {
+	i := 0
+	for {
+		for i < len(l) && (l[i] == ' ' || l[i] == '\t') {
+			i++
+		}
+		if i == len(l) {
+			return nil
+		}
+		j := i
+		for j < len(l) && l[j] != ' ' && l[j] != '\t' {
+			j++
+		}
+		if n == 0 {
+			return l[i:j]
+		}
+		n--
+		i = j
+	}
+}
+
+func parseDec(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
+
+func parseHex(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 16 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | uint64(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+func (c *snapshotCounts) add(k sockKind) {
+	switch k {
+	case kindTCP:
+		c.TCP++
+	case kindUDP:
+		c.UDP++
+	case kindUnix:
+		c.Unix++
+	case kindRaw:
+		c.Raw++
+	case kindNetlink:
+		c.Netlink++
+	case kindPacket:
+		c.Packet++
+	default:
+		c.Other++
+	}
+}
+
+type snapshotCounts snapshot.SocketCounts

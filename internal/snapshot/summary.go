@@ -1,0 +1,215 @@
+package snapshot
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/picket-guard/picket/internal/term"
+)
+
+// SummaryOptions shape WriteSummary.
+type SummaryOptions struct {
+	Top int // rows per table (default 10)
+}
+
+// WriteSummary prints the compact human view of a snapshot: the limits as
+// used/limit with percent, the top user × command groups and the top socket
+// holders. Every name a process chose goes through term.Escape.
+func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
+	if o.Top <= 0 {
+		o.Top = 10
+	}
+	ew := &errWriter{w: w}
+	ew.printf("picket snapshot of %s at %s (%d processes, %d threads, %d sockets; took %.0f ms)\n",
+		term.Escape(s.Host), s.Time.Format("2006-01-02 15:04:05Z07:00"),
+		s.Processes.Total, s.Processes.Threads, s.Sockets.Totals.Sum(), s.DurationSeconds*1000)
+	if s.Root != "" {
+		ew.printf("read from %s\n", term.Escape(s.Root))
+	}
+
+	ew.printf("\nLIMITS\n")
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	for _, l := range Limits(s) {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.Name, l.usedText(), l.limitText(), l.percentText())
+	}
+	tw.Flush()
+
+	ew.printf("\nSOCKETS  tcp %d  udp %d  unix %d  raw %d  netlink %d  packet %d  other %d",
+		s.Sockets.Totals.TCP, s.Sockets.Totals.UDP, s.Sockets.Totals.Unix, s.Sockets.Totals.Raw,
+		s.Sockets.Totals.Netlink, s.Sockets.Totals.Packet, s.Sockets.Totals.Other)
+	if s.Sockets.Namespaces > 1 {
+		ew.printf("  (%d network namespaces)", s.Sockets.Namespaces)
+	}
+	ew.printf("\n")
+	if len(s.Sockets.TCPStates) > 0 {
+		var parts []string
+		for _, st := range tcpStateOrder {
+			if n := s.Sockets.TCPStates[st]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", st, n))
+			}
+		}
+		ew.printf("  tcp states: %s\n", strings.Join(parts, ", "))
+	}
+
+	ew.printf("\nTOP USER × COMMAND\n")
+	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "COUNT\tTHREADS\tRSS\t  USER\t  COMMAND\t\n")
+	for i, g := range s.Processes.Groups {
+		if i >= o.Top {
+			break
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t  %s\t  %s\t\n", g.Count, g.Threads, HumanBytes(g.RSSBytes),
+			term.Truncate(term.Escape(g.User), 16), term.Truncate(term.Escape(g.Comm), 32))
+	}
+	tw.Flush()
+
+	ew.printf("\nTOP SOCKET HOLDERS\n")
+	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "PID\tTOTAL\tTCP\tUDP\tUNIX\tRAW\tNETLINK\tOTHER\tFDS/LIMIT\t  USER\t  COMMAND\t\n")
+	for i, h := range s.Sockets.Processes {
+		if i >= o.Top {
+			break
+		}
+		fds := fmt.Sprint(h.FDs)
+		if h.FDLimit > 0 {
+			fds = fmt.Sprintf("%d/%d", h.FDs, h.FDLimit)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t  %s\t  %s\t\n", h.PID, h.Total, h.TCP, h.UDP, h.Unix, h.Raw,
+			h.Netlink, h.Packet+h.Other, fds, term.Truncate(term.Escape(h.User), 16), term.Truncate(term.Escape(h.Comm), 32))
+	}
+	tw.Flush()
+	if s.Processes.FDUnreadable > 0 {
+		ew.printf("  (%d processes' fds unreadable: run as root to attribute their sockets)\n", s.Processes.FDUnreadable)
+	}
+
+	if m := s.Memory; m.MemTotalBytes > 0 {
+		ew.printf("\nMEMORY  available %s of %s", HumanBytes(m.MemAvailableBytes), HumanBytes(m.MemTotalBytes))
+		if m.SwapTotalBytes > 0 {
+			ew.printf("  swap used %s of %s", HumanBytes(m.SwapTotalBytes-m.SwapFreeBytes), HumanBytes(m.SwapTotalBytes))
+		}
+		if p, ok := m.PSI["memory"]; ok {
+			ew.printf("  psi some %.2f%% full %.2f%% (avg10)", p.SomeAvg10, p.FullAvg10)
+		}
+		ew.printf("\n")
+	}
+	if n := len(s.Beancounters); n > 0 {
+		ew.printf("\nBEANCOUNTERS (%d rows; failcnt > 0 shown)\n", n)
+		for _, b := range s.Beancounters {
+			if b.Failcnt > 0 {
+				ew.printf("  %s %s held %d barrier %d limit %d failcnt %d\n", term.Escape(b.UID), term.Escape(b.Resource), b.Held, b.Barrier, b.Limit, b.Failcnt)
+			}
+		}
+	}
+	for _, e := range s.Errors {
+		ew.printf("error: %s\n", term.Escape(e))
+	}
+	return ew.err
+}
+
+var tcpStateOrder = []string{"ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+	"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV", "BOUND_INACTIVE"}
+
+// Limit is one kernel limit beside its usage.
+type Limit struct {
+	Name  string
+	Used  int64
+	Max   int64 // 0: unknown
+	Unit  string
+	Bytes int64 // bytes per unit, for pages
+}
+
+func (l Limit) usedText() string {
+	if l.Bytes > 0 {
+		return fmt.Sprintf("%d %s (%s)", l.Used, l.Unit, HumanBytes(uint64(l.Used*l.Bytes)))
+	}
+	return fmt.Sprintf("%d", l.Used)
+}
+
+func (l Limit) limitText() string {
+	if l.Max <= 0 {
+		return "/ ?"
+	}
+	if l.Bytes > 0 {
+		return fmt.Sprintf("/ %d (%s)", l.Max, HumanBytes(uint64(l.Max*l.Bytes)))
+	}
+	return fmt.Sprintf("/ %d", l.Max)
+}
+
+func (l Limit) percentText() string {
+	if l.Max <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%5.1f%%", l.Percent())
+}
+
+// Percent is used/max × 100, 0 when the limit is unknown.
+func (l Limit) Percent() float64 {
+	if l.Max <= 0 {
+		return 0
+	}
+	return float64(l.Used) * 100 / float64(l.Max)
+}
+
+// Limits lists each kernel limit the snapshot knows with its usage, in the
+// order an administrator reads them.
+func Limits(s *Snapshot) []Limit {
+	k := s.Kernel
+	var out []Limit
+	if k.Sockstat != nil {
+		out = append(out, Limit{Name: "tcp orphans (tcp_max_orphans)", Used: int64(k.Sockstat.TCP.Orphan), Max: k.TCPMaxOrphans})
+		if len(k.TCPMemPages) == 3 {
+			out = append(out, Limit{Name: "tcp memory (tcp_mem[2])", Used: int64(k.Sockstat.TCP.MemPages), Max: k.TCPMemPages[2], Unit: "pages", Bytes: int64(k.PageSize)})
+		}
+	}
+	if k.FileNr != nil {
+		out = append(out, Limit{Name: "open files (file-max)", Used: k.FileNr.Allocated, Max: k.FileNr.Max})
+	}
+	if k.PidMax > 0 {
+		out = append(out, Limit{Name: "processes (pid_max)", Used: int64(s.Processes.Total), Max: k.PidMax})
+	}
+	if k.ThreadsMax > 0 {
+		out = append(out, Limit{Name: "threads (threads-max)", Used: int64(s.Processes.Threads), Max: k.ThreadsMax})
+	}
+	if k.Conntrack != nil {
+		out = append(out, Limit{Name: "conntrack (nf_conntrack_max)", Used: k.Conntrack.Count, Max: k.Conntrack.Max})
+	}
+	for _, b := range s.Beancounters {
+		if b.Held == 0 && b.Failcnt == 0 || b.Barrier == 0 || b.Barrier >= 1<<62 {
+			continue
+		}
+		out = append(out, Limit{Name: fmt.Sprintf("beancounter %s %s", term.Escape(b.UID), term.Escape(b.Resource)), Used: int64(b.Held), Max: int64(b.Barrier)})
+	}
+	return out
+}
+
+// HumanBytes prints a byte count with a binary unit.
+func HumanBytes(b uint64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) printf(format string, a ...any) { fmt.Fprintf(e, format, a...) }

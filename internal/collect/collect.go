@@ -122,7 +122,7 @@ func (c *Collector) Collect(ctx context.Context) (*snapshot.Snapshot, error) {
 		Beancounters: []snapshot.Beancounter{},
 	}
 	if !c.live {
-		snap.Root = c.root
+		snap.Root = c.opts.Root
 	}
 	snap.Kernel.PageSize = os.Getpagesize()
 

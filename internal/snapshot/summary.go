@@ -32,6 +32,9 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 	ew.printf("\nLIMITS\n")
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 	for _, l := range Limits(s) {
+		if l.Beancounter && l.Percent() < 80 && l.Failcnt == 0 {
+			continue // the beancounters section below has the rest
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.Name, l.usedText(), l.limitText(), l.percentText())
 	}
 	tw.Flush()
@@ -53,21 +56,18 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 		ew.printf("  tcp states: %s\n", strings.Join(parts, ", "))
 	}
 
-	ew.printf("\nTOP USER × COMMAND\n")
-	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "COUNT\tTHREADS\tRSS\t  USER\t  COMMAND\t\n")
+	ew.printf("\nTOP USER × COMMAND (%d groups)\n", len(s.Processes.Groups))
+	ew.printf("  %6s %7s %10s  %-16s %s\n", "COUNT", "THREADS", "RSS", "USER", "COMMAND")
 	for i, g := range s.Processes.Groups {
 		if i >= o.Top {
 			break
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t  %s\t  %s\t\n", g.Count, g.Threads, HumanBytes(g.RSSBytes),
-			term.Truncate(term.Escape(g.User), 16), term.Truncate(term.Escape(g.Comm), 32))
+		ew.printf("  %6d %7d %10s  %-16s %s\n", g.Count, g.Threads, HumanBytes(g.RSSBytes),
+			term.Truncate(term.Escape(g.User), 16), term.Truncate(term.Escape(g.Comm), 40))
 	}
-	tw.Flush()
 
-	ew.printf("\nTOP SOCKET HOLDERS\n")
-	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "PID\tTOTAL\tTCP\tUDP\tUNIX\tRAW\tNETLINK\tOTHER\tFDS/LIMIT\t  USER\t  COMMAND\t\n")
+	ew.printf("\nTOP SOCKET HOLDERS (%d processes)\n", len(s.Sockets.Processes))
+	ew.printf("  %7s %6s %6s %6s %6s %5s %7s %6s %13s  %-16s %s\n", "PID", "TOTAL", "TCP", "UDP", "UNIX", "RAW", "NETLINK", "OTHER", "FDS/LIMIT", "USER", "COMMAND")
 	for i, h := range s.Sockets.Processes {
 		if i >= o.Top {
 			break
@@ -76,10 +76,9 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 		if h.FDLimit > 0 {
 			fds = fmt.Sprintf("%d/%d", h.FDs, h.FDLimit)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t  %s\t  %s\t\n", h.PID, h.Total, h.TCP, h.UDP, h.Unix, h.Raw,
-			h.Netlink, h.Packet+h.Other, fds, term.Truncate(term.Escape(h.User), 16), term.Truncate(term.Escape(h.Comm), 32))
+		ew.printf("  %7d %6d %6d %6d %6d %5d %7d %6d %13s  %-16s %s\n", h.PID, h.Total, h.TCP, h.UDP, h.Unix, h.Raw,
+			h.Netlink, h.Packet+h.Other, fds, term.Truncate(term.Escape(h.User), 16), term.Truncate(term.Escape(h.Comm), 40))
 	}
-	tw.Flush()
 	if s.Processes.FDUnreadable > 0 {
 		ew.printf("  (%d processes' fds unreadable: run as root to attribute their sockets)\n", s.Processes.FDUnreadable)
 	}
@@ -95,7 +94,7 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 		ew.printf("\n")
 	}
 	if n := len(s.Beancounters); n > 0 {
-		ew.printf("\nBEANCOUNTERS (%d rows; failcnt > 0 shown)\n", n)
+		ew.printf("\nBEANCOUNTERS (%d rows; those with failcnt > 0: allocations refused)\n", n)
 		for _, b := range s.Beancounters {
 			if b.Failcnt > 0 {
 				ew.printf("  %s %s held %d barrier %d limit %d failcnt %d\n", term.Escape(b.UID), term.Escape(b.Resource), b.Held, b.Barrier, b.Limit, b.Failcnt)
@@ -118,6 +117,9 @@ type Limit struct {
 	Max   int64 // 0: unknown
 	Unit  string
 	Bytes int64 // bytes per unit, for pages
+	// Beancounter rows carry their failcnt: allocations already refused.
+	Beancounter bool
+	Failcnt     uint64
 }
 
 func (l Limit) usedText() string {
@@ -176,10 +178,13 @@ func Limits(s *Snapshot) []Limit {
 		out = append(out, Limit{Name: "conntrack (nf_conntrack_max)", Used: k.Conntrack.Count, Max: k.Conntrack.Max})
 	}
 	for _, b := range s.Beancounters {
-		if b.Held == 0 && b.Failcnt == 0 || b.Barrier == 0 || b.Barrier >= 1<<62 {
+		// vmguarpages and oomguarpages are guarantees, not limits: held above
+		// the barrier is the container's right, not a shortage.
+		if b.Held == 0 && b.Failcnt == 0 || b.Barrier == 0 || b.Barrier >= 1<<62 ||
+			b.Resource == "oomguarpages" || b.Resource == "vmguarpages" {
 			continue
 		}
-		out = append(out, Limit{Name: fmt.Sprintf("beancounter %s %s", term.Escape(b.UID), term.Escape(b.Resource)), Used: int64(b.Held), Max: int64(b.Barrier)})
+		out = append(out, Limit{Name: fmt.Sprintf("beancounter %s %s", term.Escape(b.UID), term.Escape(b.Resource)), Used: int64(b.Held), Max: int64(b.Barrier), Beancounter: true, Failcnt: b.Failcnt})
 	}
 	return out
 }

@@ -101,6 +101,11 @@ func (r *tableReader) readTable(path string, nt netTable, t *nsTables) error {
 		return err
 	}
 	defer f.Close()
+	return r.scan(f, path, nt, t)
+}
+
+// scan counts the sockets of one table read from f; path names it in errors.
+func (r *tableReader) scan(f io.Reader, path string, nt netTable, t *nsTables) error {
 	if r.buf == nil {
 		r.buf = make([]byte, 256<<10)
 	}

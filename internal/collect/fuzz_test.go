@@ -50,7 +50,7 @@ func FuzzParseStatusUID(f *testing.F) {
 }
 
 func FuzzNetTable(f *testing.F) {
-	f.Add([]byte(TCPHeaderForTest + "   0: 0100007F:0CEA 00000000:0000 0A 00000000:00000000 00:00000000 00000000    27        0 3001 1 0 100 0 0 10 0\n"), uint8(0))
+	f.Add([]byte(TCPHeaderForTest+"   0: 0100007F:0CEA 00000000:0000 0A 00000000:00000000 00:00000000 00000000    27        0 3001 1 0 100 0 0 10 0\n"), uint8(0))
 	f.Add([]byte("Num RefCount Protocol Flags Type St Inode Path\n0: 2 0 10000 1 1 2001 /run/x\n"), uint8(6))
 	f.Fuzz(func(t *testing.T, b []byte, which uint8) {
 		nt := netTables[int(which)%len(netTables)]

@@ -1,0 +1,230 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+// Row is one row of a table: field name to value (string, int, float64 or
+// bool). Strings came from processes and are untrusted.
+type Row map[string]any
+
+// table is something a rule can run over: its fields with a sample value of
+// each field's type (what expressions are type-checked against), the fields
+// that identify a row across evaluations, and how to build rows.
+type table struct {
+	name   string
+	doc    string
+	fields Row
+	key    []string
+	rows   func(in *Input) []Row
+}
+
+// Input is what one evaluation sees.
+type Input struct {
+	Snapshot *snapshot.Snapshot
+	// Findings are doctor's findings for the "findings" table (nil: empty).
+	Findings []Finding
+}
+
+// Finding is the part of a doctor finding a rule can test. The caller
+// converts doctor's type, so rules does not depend on doctor's package.
+type Finding struct {
+	ID       string
+	Severity string // ok, warning, critical, unknown
+	Title    string
+	Summary  string
+}
+
+var tables = map[string]*table{}
+
+func register(t *table) { tables[t.name] = t }
+
+// TableNames lists the tables, sorted.
+func TableNames() []string { return sortedKeys(tables) }
+
+func init() {
+	register(&table{
+		name: "process_groups",
+		doc:  "processes grouped by user × command (PIKT's ps -eo user,comm | sort | uniq -c)",
+		fields: Row{"user": "", "uid": 0, "comm": "", "count": 0, "threads": 0, "rss": 0,
+			"share": 0.0, "processes": 0},
+		key: []string{"user", "comm"},
+		rows: func(in *Input) []Row {
+			s := in.Snapshot
+			out := make([]Row, 0, len(s.Processes.Groups))
+			for _, g := range s.Processes.Groups {
+				out = append(out, Row{"user": g.User, "uid": int(g.UID), "comm": g.Comm, "count": g.Count,
+					"threads": g.Threads, "rss": int(g.RSSBytes), "share": ratio(g.Count, s.Processes.Total),
+					"processes": s.Processes.Total})
+			}
+			return out
+		},
+	})
+	register(&table{
+		name: "processes",
+		doc:  "every process",
+		fields: Row{"pid": 0, "ppid": 0, "user": "", "uid": 0, "comm": "", "state": "", "threads": 0,
+			"rss": 0, "fds": 0, "fd_limit": 0, "age": 0.0, "kernel_thread": false, "start": 0},
+		key: []string{"pid", "start"},
+		rows: func(in *Input) []Row {
+			s := in.Snapshot
+			out := make([]Row, 0, len(s.Processes.List))
+			for _, p := range s.Processes.List {
+				age := 0.0
+				if !p.StartTime.IsZero() {
+					age = s.Time.Sub(p.StartTime).Seconds()
+				}
+				out = append(out, Row{"pid": p.PID, "ppid": p.PPID, "user": p.User, "uid": int(p.UID), "comm": p.Comm,
+					"state": p.State, "threads": p.Threads, "rss": int(p.RSSBytes), "fds": p.FDs, "fd_limit": int(p.FDLimit),
+					"age": age, "kernel_thread": p.KernelThread, "start": p.StartTime.UnixMilli()})
+			}
+			return out
+		},
+	})
+	register(&table{
+		name: "socket_holders",
+		doc:  "processes holding sockets, with counts by type",
+		fields: Row{"pid": 0, "user": "", "uid": 0, "comm": "", "tcp": 0, "udp": 0, "unix": 0, "raw": 0,
+			"netlink": 0, "packet": 0, "other": 0, "total": 0, "non_tcp": 0, "fds": 0, "fd_limit": 0},
+		key: []string{"pid", "comm"},
+		rows: func(in *Input) []Row {
+			s := in.Snapshot
+			out := make([]Row, 0, len(s.Sockets.Processes))
+			for _, h := range s.Sockets.Processes {
+				out = append(out, Row{"pid": h.PID, "user": h.User, "uid": int(h.UID), "comm": h.Comm,
+					"tcp": h.TCP, "udp": h.UDP, "unix": h.Unix, "raw": h.Raw, "netlink": h.Netlink, "packet": h.Packet,
+					"other": h.Other, "total": h.Total, "non_tcp": h.SocketCounts.NonTCP(), "fds": h.FDs, "fd_limit": int(h.FDLimit)})
+			}
+			return out
+		},
+	})
+	register(&table{
+		name:   "kernel",
+		doc:    "one row of kernel counters and limits (sockstat, tcp_mem, file-nr, pid_max, conntrack, memory, PSI)",
+		fields: kernelRow(&snapshot.Snapshot{}),
+		key:    nil,
+		rows:   func(in *Input) []Row { return []Row{kernelRow(in.Snapshot)} },
+	})
+	register(&table{
+		name:   "beancounters",
+		doc:    "OpenVZ /proc/user_beancounters rows",
+		fields: Row{"uid": "", "resource": "", "held": 0, "maxheld": 0, "barrier": 0, "limit": 0, "failcnt": 0, "usage": 0.0},
+		key:    []string{"uid", "resource"},
+		rows: func(in *Input) []Row {
+			var out []Row
+			for _, b := range in.Snapshot.Beancounters {
+				usage := 0.0
+				if b.Barrier > 0 && b.Barrier < 1<<62 {
+					usage = float64(b.Held) / float64(b.Barrier)
+				}
+				out = append(out, Row{"uid": b.UID, "resource": b.Resource, "held": clampInt(b.Held), "maxheld": clampInt(b.MaxHeld),
+					"barrier": clampInt(b.Barrier), "limit": clampInt(b.Limit), "failcnt": clampInt(b.Failcnt), "usage": usage})
+			}
+			return out
+		},
+	})
+	register(&table{
+		name:   "findings",
+		doc:    "picket doctor's findings (id, severity, title)",
+		fields: Row{"id": "", "severity": "", "title": "", "summary": "", "rank": 0},
+		key:    []string{"id"},
+		rows: func(in *Input) []Row {
+			var out []Row
+			for _, f := range in.Findings {
+				out = append(out, Row{"id": f.ID, "severity": f.Severity, "title": f.Title, "summary": f.Summary, "rank": severityRank(f.Severity)})
+			}
+			return out
+		},
+	})
+}
+
+// severityRank orders severities for conditions: ok 0, unknown 1, warning
+// 2, critical 3 (so `rank >= 2` means warning or worse).
+func severityRank(s string) int {
+	switch s {
+	case "unknown":
+		return 1
+	case "warning":
+		return 2
+	case "critical":
+		return 3
+	}
+	return 0
+}
+
+func kernelRow(s *snapshot.Snapshot) Row {
+	k := s.Kernel
+	r := Row{
+		"orphans": 0, "tcp_inuse": 0, "tcp_tw": 0, "tcp_alloc": 0, "tcp_mem_pages": 0, "udp_inuse": 0, "sockets_used": 0,
+		"tcp_max_orphans": int(k.TCPMaxOrphans), "tcp_mem_low": 0, "tcp_mem_pressure": 0, "tcp_mem_high": 0,
+		"file_allocated": 0, "file_max": 0, "nr_open": int(k.NrOpen),
+		"processes": s.Processes.Total, "threads": s.Processes.Threads, "pid_max": int(k.PidMax), "threads_max": int(k.ThreadsMax),
+		"conntrack_count": 0, "conntrack_max": 0, "page_size": k.PageSize,
+		"mem_total": int(s.Memory.MemTotalBytes), "mem_available": int(s.Memory.MemAvailableBytes),
+		"swap_total": int(s.Memory.SwapTotalBytes), "swap_free": int(s.Memory.SwapFreeBytes),
+		"sockets_tcp": s.Sockets.Totals.TCP, "sockets_non_tcp": s.Sockets.Totals.NonTCP(),
+		"sockets_udp": s.Sockets.Totals.UDP, "sockets_unix": s.Sockets.Totals.Unix,
+	}
+	if st := k.Sockstat; st != nil {
+		r["orphans"], r["tcp_inuse"], r["tcp_tw"], r["tcp_alloc"], r["tcp_mem_pages"] = st.TCP.Orphan, st.TCP.Inuse, st.TCP.TW, st.TCP.Alloc, st.TCP.MemPages
+		r["udp_inuse"], r["sockets_used"] = st.UDP.Inuse, st.SocketsUsed
+	}
+	if len(k.TCPMemPages) == 3 {
+		r["tcp_mem_low"], r["tcp_mem_pressure"], r["tcp_mem_high"] = int(k.TCPMemPages[0]), int(k.TCPMemPages[1]), int(k.TCPMemPages[2])
+	}
+	if k.FileNr != nil {
+		r["file_allocated"], r["file_max"] = int(k.FileNr.Allocated), int(k.FileNr.Max)
+	}
+	if k.Conntrack != nil {
+		r["conntrack_count"], r["conntrack_max"] = int(k.Conntrack.Count), int(k.Conntrack.Max)
+	}
+	for _, res := range []string{"memory", "cpu", "io"} {
+		p := s.Memory.PSI[res]
+		r["psi_"+res+"_some10"], r["psi_"+res+"_full10"] = p.SomeAvg10, p.FullAvg10
+		r["psi_"+res+"_some60"], r["psi_"+res+"_full60"] = p.SomeAvg60, p.FullAvg60
+	}
+	for _, v := range []string{"pswpin", "pswpout", "pgmajfault", "oom_kill"} {
+		r[v] = clampInt(s.Memory.VMStat[v])
+	}
+	return r
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func clampInt(v uint64) int {
+	if v > 1<<62 {
+		return 1 << 62
+	}
+	return int(v)
+}
+
+// rowKey identifies a row across evaluations.
+func (t *table) rowKey(r Row) string {
+	if len(t.key) == 0 {
+		return t.name
+	}
+	parts := make([]string, len(t.key))
+	for i, k := range t.key {
+		parts[i] = fmt.Sprintf("%s=%v", k, r[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// fieldList documents a table's fields for error messages.
+func (t *table) fieldList() string {
+	names := make([]string, 0, len(t.fields))
+	for k := range t.fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,544 @@
+// Command benchsnapshot is the engine of scripts/bench-snapshot: it builds a
+// bounded process and socket load on the loopback, checks that picket sees
+// it, then times picket against ps+ss and lsof, alternating, in one run.
+//
+// It is a benchmark tool, not part of picket: it forks freely (ps, ss, lsof
+// and its own load are what it measures). Every argument it hands to a
+// command is a constant or a number; no shell sees a value from outside
+// except the fixed ps pipeline.
+//
+// Cleanup does not depend on this process ending well: sleepers exit on
+// their own after -max-time, holders exit when their stdin (a pipe from
+// here) closes or after -max-time, every child gets PR_SET_PDEATHSIG, and
+// the wrapper script kills the whole process group on exit or Ctrl-C.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "hold" {
+		os.Exit(hold(os.Args[2:]))
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// holdSpec is what one socket holder opens.
+type holdSpec struct {
+	UnixPairs  int // socketpair(AF_UNIX, SOCK_STREAM): 2 unix sockets each
+	UDPBound   int // bound to 127.0.0.1:0
+	UDPUnbound int // never bound: in no /proc/net table nor sock_diag dump
+	TCPPairs   int // one listener, plus a connected client and accepted server per pair
+}
+
+func (h holdSpec) args() []string {
+	return []string{strconv.Itoa(h.UnixPairs), strconv.Itoa(h.UDPBound), strconv.Itoa(h.UDPUnbound), strconv.Itoa(h.TCPPairs)}
+}
+
+func (h holdSpec) want() snapshot.SocketCounts {
+	tcp := 0
+	if h.TCPPairs > 0 {
+		tcp = 1 + 2*h.TCPPairs
+	}
+	return snapshot.SocketCounts{TCP: tcp, UDP: h.UDPBound + h.UDPUnbound, Unix: 2 * h.UnixPairs}
+}
+
+// hold is the socket-holder child: it opens its sockets, says "ready" and
+// waits for stdin to close (the parent died or is done) or max-time.
+func hold(args []string) int {
+	if len(args) != 5 {
+		fmt.Println("usage: hold UNIXPAIRS UDPBOUND UDPUNBOUND TCPPAIRS MAXSECONDS")
+		return 2
+	}
+	var n [5]int
+	for i, a := range args {
+		v, err := strconv.Atoi(a)
+		if err != nil || v < 0 {
+			fmt.Println("bad count:", a)
+			return 2
+		}
+		n[i] = v
+	}
+	go func() {
+		time.Sleep(time.Duration(n[4]) * time.Second)
+		os.Exit(0)
+	}()
+	fail := func(what string, err error) int { fmt.Println(what+":", err); return 1 }
+	lo := [4]byte{127, 0, 0, 1}
+	for i := 0; i < n[0]; i++ {
+		if _, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return fail("socketpair", err)
+		}
+	}
+	for i := 0; i < n[1]+n[2]; i++ {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail("udp", err)
+		}
+		if i < n[1] {
+			if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: lo}); err != nil {
+				return fail("bind udp", err)
+			}
+		}
+	}
+	if n[3] > 0 {
+		l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail("tcp", err)
+		}
+		if err := unix.Bind(l, &unix.SockaddrInet4{Addr: lo}); err != nil {
+			return fail("bind tcp", err)
+		}
+		if err := unix.Listen(l, 128); err != nil {
+			return fail("listen", err)
+		}
+		sa, err := unix.Getsockname(l)
+		if err != nil {
+			return fail("getsockname", err)
+		}
+		port := sa.(*unix.SockaddrInet4).Port
+		for i := 0; i < n[3]; i++ {
+			c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return fail("tcp client", err)
+			}
+			if err := unix.Connect(c, &unix.SockaddrInet4{Addr: lo, Port: port}); err != nil {
+				return fail("connect", err)
+			}
+			if _, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC); err != nil {
+				return fail("accept", err)
+			}
+		}
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// sleeperGroup is one user × comm group of sleeping processes.
+type sleeperGroup struct {
+	user string
+	uid  uint32
+	comm string
+	n    int
+}
+
+type load struct {
+	dir      string
+	sleepers []*exec.Cmd
+	holders  []*exec.Cmd
+	stdins   []io.Closer
+	groups   []sleeperGroup
+	specs    []holdSpec
+}
+
+// stop ends the load: holders first (stdin closed, then killed), then the
+// sleepers; it waits for all so no zombie is left.
+func (l *load) stop() {
+	for _, c := range l.stdins {
+		c.Close()
+	}
+	for _, cs := range [][]*exec.Cmd{l.holders, l.sleepers} {
+		for _, c := range cs {
+			if c.Process != nil {
+				c.Process.Kill()
+			}
+		}
+		for _, c := range cs {
+			if c.Process != nil {
+				c.Wait()
+			}
+		}
+	}
+	if l.dir != "" {
+		os.RemoveAll(l.dir)
+	}
+}
+
+func childAttr(uid, gid uint32) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if uid != 0 || gid != 0 {
+		a.Credential = &syscall.Credential{Uid: uid, Gid: gid}
+	}
+	return a
+}
+
+func startLoad(ctx context.Context, procs, holders int, spec holdSpec, maxTime time.Duration) (*load, error) {
+	l := &load{}
+	dir, err := os.MkdirTemp("", "picket-bench-")
+	if err != nil {
+		return l, err
+	}
+	l.dir = dir
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return l, err
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		return l, err
+	}
+	// The comm is the name the program was executed under: symlinks give
+	// the sleepers their own names.
+	l.groups = []sleeperGroup{
+		{"nobody", 65534, "pkt-b-imapd", procs / 2},
+		{"daemon", 1, "pkt-b-cron", procs * 3 / 10},
+		{"root", 0, "pkt-b-worker", procs - procs/2 - procs*3/10},
+	}
+	secs := strconv.Itoa(int(maxTime.Seconds()))
+	for _, g := range l.groups {
+		exe := filepath.Join(dir, g.comm)
+		if err := os.Symlink(sleep, exe); err != nil {
+			return l, err
+		}
+		for i := 0; i < g.n; i++ {
+			if err := ctx.Err(); err != nil {
+				return l, err
+			}
+			c := exec.Command(exe, secs)
+			c.SysProcAttr = childAttr(g.uid, g.uid)
+			if err := c.Start(); err != nil {
+				return l, fmt.Errorf("start %s #%d: %w", g.comm, i, err)
+			}
+			l.sleepers = append(l.sleepers, c)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return l, err
+	}
+	holdExe := filepath.Join(dir, "pkt-b-holder")
+	if err := os.Symlink(self, holdExe); err != nil {
+		return l, err
+	}
+	// Holders start in parallel: each spends most of its time in connect and
+	// accept on the loopback.
+	type started struct {
+		i   int
+		err error
+	}
+	l.holders = make([]*exec.Cmd, holders)
+	l.specs = make([]holdSpec, holders)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for i := 0; i < holders; i++ {
+		c := exec.Command(holdExe, append(append([]string{"hold"}, spec.args()...), secs)...)
+		c.SysProcAttr = childAttr(0, 0)
+		in, err := c.StdinPipe()
+		if err != nil {
+			return l, err
+		}
+		out, err := c.StdoutPipe()
+		if err != nil {
+			return l, err
+		}
+		if err := c.Start(); err != nil {
+			return l, err
+		}
+		l.holders[i], l.specs[i] = c, spec
+		l.stdins = append(l.stdins, in)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			line, err := bufio.NewReader(out).ReadString('\n')
+			if strings.TrimSpace(line) != "ready" {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("holder %d: %q %v", i, strings.TrimSpace(line), err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return l, errors.Join(errs...)
+	}
+	// A sleeper's comm is its symlink's name only once exec is done.
+	deadline := time.Now().Add(60 * time.Second)
+	for _, c := range l.sleepers {
+		for {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(c.Process.Pid) + "/comm")
+			if strings.HasPrefix(string(b), "pkt-b-") {
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return l, fmt.Errorf("sleeper %d never exec'd", c.Process.Pid)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return l, nil
+}
+
+// measurement is one timed run of a command.
+type measurement struct {
+	wall   time.Duration
+	maxRSS int64 // KiB, from wait4's rusage
+}
+
+func timeCmd(ctx context.Context, name string, args ...string) (measurement, error) {
+	c := exec.CommandContext(ctx, name, args...)
+	c.Stdout = nil // /dev/null
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	t0 := time.Now()
+	err := c.Run()
+	m := measurement{wall: time.Since(t0)}
+	if c.ProcessState != nil {
+		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			m.maxRSS = ru.Maxrss
+		}
+	}
+	if err != nil {
+		return m, fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return m, nil
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("benchsnapshot", flag.ContinueOnError)
+	picket := fs.String("picket", "", "the picket binary to time (built with CGO_ENABLED=0)")
+	procs := fs.Int("procs", 3000, "sleeping processes to start (three user × comm groups)")
+	holders := fs.Int("holders", 6, "socket-holding processes")
+	unixPairs := fs.Int("unix-pairs", 1000, "unix socketpairs per holder (2 sockets each)")
+	udpBound := fs.Int("udp", 1200, "UDP sockets bound on 127.0.0.1 per holder")
+	udpUnbound := fs.Int("udp-unbound", 20, "unbound UDP sockets per holder (in no table: the xattr fallback)")
+	tcpPairs := fs.Int("tcp-pairs", 1000, "TCP loopback connections per holder (2 sockets each, plus one listener)")
+	rounds := fs.Int("rounds", 15, "alternating rounds")
+	maxTime := fs.Duration("max-time", 15*time.Minute, "every load process exits by itself after this")
+	noLsof := fs.Bool("no-lsof", false, "skip the lsof reference")
+	holdCmd := fs.String("then", "", "after timing, with the load still up, run this program (no shell) with the remaining arguments, e.g. go test -bench")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *picket == "" {
+		fmt.Fprintln(os.Stderr, "benchsnapshot: -picket BINARY is required")
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "benchsnapshot: run as root (sleepers run under nobody and daemon; picket must read every fd/)")
+		return 2
+	}
+	spec := holdSpec{UnixPairs: *unixPairs, UDPBound: *udpBound, UDPUnbound: *udpUnbound, TCPPairs: *tcpPairs}
+	if perHolder := spec.want().Sum() + 16; perHolder > 19000 {
+		fmt.Fprintf(os.Stderr, "benchsnapshot: %d fds per holder is too close to RLIMIT_NOFILE; use more holders\n", perHolder)
+		return 2
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer cancel()
+
+	t0 := time.Now()
+	l, err := startLoad(ctx, *procs, *holders, spec, *maxTime)
+	defer l.stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchsnapshot: load:", err)
+		return 1
+	}
+	wantSockets := spec.want().Sum() * *holders
+	fmt.Printf("load: %d sleepers (%d user × comm groups), %d holders × %d sockets = %d sockets; up in %.1f s\n",
+		len(l.sleepers), len(l.groups), *holders, spec.want().Sum(), wantSockets, time.Since(t0).Seconds())
+
+	ok := verify(ctx, *picket, l)
+
+	var tp, tps, tss, tpeer, tl []time.Duration
+	var rss []int64
+	for r := 0; r < *rounds; r++ {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "benchsnapshot: interrupted")
+			return 130
+		}
+		m, err := timeCmd(ctx, *picket, "snapshot", "--json")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchsnapshot:", err)
+			return 1
+		}
+		tp = append(tp, m.wall)
+		rss = append(rss, m.maxRSS)
+		mps, err := timeCmd(ctx, "sh", "-c", "ps -eo user,comm | sort | uniq -c")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchsnapshot:", err)
+			return 1
+		}
+		mss, err := timeCmd(ctx, "ss", "-tuaxp")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchsnapshot:", err)
+			return 1
+		}
+		tps, tss = append(tps, mps.wall), append(tss, mss.wall)
+		tpeer = append(tpeer, mps.wall+mss.wall)
+		if !*noLsof {
+			ml, err := timeCmd(ctx, "lsof", "-n", "-P", "-U", "-i")
+			// lsof exits 1 when some file could not be listed; its timing
+			// still counts.
+			if err != nil && ml.wall == 0 {
+				fmt.Fprintln(os.Stderr, "benchsnapshot:", err)
+				return 1
+			}
+			tl = append(tl, ml.wall)
+		}
+		fmt.Printf("round %2d: picket %s  ps %s + ss %s = %s", r+1, ms(m.wall), ms(mps.wall), ms(mss.wall), ms(mps.wall+mss.wall))
+		if len(tl) > 0 {
+			fmt.Printf("  lsof %s", ms(tl[len(tl)-1]))
+		}
+		fmt.Println()
+	}
+	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
+	mp, mpeer := median(tp), median(tpeer)
+	fmt.Printf("\nmedians of %d alternating rounds (%d processes, %d sockets):\n", *rounds, len(l.sleepers)+*holders, wantSockets)
+	fmt.Printf("  %-34s %10s\n", "picket snapshot --json", ms(mp))
+	fmt.Printf("  %-34s %10s\n", "ps -eo user,comm | sort | uniq -c", ms(median(tps)))
+	fmt.Printf("  %-34s %10s\n", "ss -tuaxp", ms(median(tss)))
+	fmt.Printf("  %-34s %10s\n", "ps + ss", ms(mpeer))
+	if len(tl) > 0 {
+		fmt.Printf("  %-34s %10s\n", "lsof -n -P -U -i", ms(median(tl)))
+	}
+	fmt.Printf("ratio picket/(ps+ss): %.3f (1/%.1f; target ≤ 1/6)\n", float64(mp)/float64(mpeer), float64(mpeer)/float64(mp))
+	if len(tl) > 0 {
+		ml := median(tl)
+		fmt.Printf("ratio picket/lsof:    %.3f (1/%.1f)\n", float64(mp)/float64(ml), float64(ml)/float64(mp))
+	}
+	fmt.Printf("picket peak RSS: median %.1f MiB, max %.1f MiB (target ≤ 30 MiB)\n",
+		float64(rss[len(rss)/2])/1024, float64(rss[len(rss)-1])/1024)
+
+	if *holdCmd != "" {
+		c := exec.CommandContext(ctx, *holdCmd, fs.Args()...)
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		fmt.Printf("\nwith the load up: %s %s\n", *holdCmd, strings.Join(fs.Args(), " "))
+		if err := c.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "benchsnapshot:", err)
+			return 1
+		}
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// verify runs picket once and checks it against the load: the sleeper
+// groups and every holder's per-type counts exactly, the totals against
+// ss's count (roughly: ss does not list unbound sockets, and the two read at
+// different instants).
+func verify(ctx context.Context, picket string, l *load) bool {
+	out, err := exec.CommandContext(ctx, picket, "snapshot", "--json").Output()
+	if err != nil {
+		fmt.Println("verify: picket:", err)
+		return false
+	}
+	var s snapshot.Snapshot
+	if err := json.Unmarshal(out, &s); err != nil {
+		fmt.Println("verify: decode:", err)
+		return false
+	}
+	ok := true
+	for _, g := range l.groups {
+		got := 0
+		for _, pg := range s.Processes.Groups {
+			if pg.Comm == g.comm && pg.User == g.user {
+				got += pg.Count
+			}
+		}
+		if got != g.n {
+			fmt.Printf("verify: MISMATCH group %s × %s: picket %d, load %d\n", g.user, g.comm, got, g.n)
+			ok = false
+		}
+	}
+	holders := map[int]snapshot.Holder{}
+	for _, h := range s.Sockets.Processes {
+		holders[h.PID] = h
+	}
+	var held snapshot.SocketCounts
+	for i, c := range l.holders {
+		h, found := holders[c.Process.Pid]
+		want := l.specs[i].want()
+		if !found || h.SocketCounts != want || h.Comm != "pkt-b-holder" {
+			fmt.Printf("verify: MISMATCH holder %d: picket %+v (%q), load %+v\n", c.Process.Pid, h.SocketCounts, h.Comm, want)
+			ok = false
+		}
+		held.TCP += want.TCP
+		held.UDP += want.UDP
+		held.Unix += want.Unix
+	}
+	ssOut, err := exec.CommandContext(ctx, "ss", "-tuaxH").Output()
+	if err != nil {
+		fmt.Println("verify: ss:", err)
+		return false
+	}
+	var ssc snapshot.SocketCounts
+	for _, line := range strings.Split(string(ssOut), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		switch {
+		case f[0] == "tcp":
+			ssc.TCP++
+		case f[0] == "udp":
+			ssc.UDP++
+		case strings.HasPrefix(f[0], "u_"):
+			ssc.Unix++
+		}
+	}
+	unbound := l.specs[0].UDPUnbound * len(l.holders)
+	t := s.Sockets.Totals
+	near := func(a, b, slack int) bool { d := a - b; return d >= -slack && d <= slack }
+	slack := wantSlack(ssc.Sum())
+	if !near(t.TCP, ssc.TCP, slack) || !near(t.UDP-unbound, ssc.UDP, slack) || !near(t.Unix, ssc.Unix, slack) {
+		fmt.Printf("verify: MISMATCH totals: picket tcp %d udp %d (incl. %d unbound) unix %d; ss tcp %d udp %d unix %d\n",
+			t.TCP, t.UDP, unbound, t.Unix, ssc.TCP, ssc.UDP, ssc.Unix)
+		ok = false
+	}
+	fmt.Printf("verify: picket sees %d processes; sleeper groups exact; %d holders exact (%d tcp, %d udp, %d unix each)\n",
+		s.Processes.Total, len(l.holders), l.specs[0].want().TCP, l.specs[0].want().UDP, l.specs[0].want().Unix)
+	fmt.Printf("verify: totals picket tcp %d udp %d unix %d (sum %d) vs ss tcp %d udp %d(+%d unbound) unix %d; load holds %d",
+		t.TCP, t.UDP, t.Unix, t.Sum(), ssc.TCP, ssc.UDP, unbound, ssc.Unix, held.Sum())
+	if ok {
+		fmt.Println(" — ok")
+	} else {
+		fmt.Println(" — FAILED")
+	}
+	return ok
+}
+
+// wantSlack is how far picket's and ss's totals may differ: sockets of the
+// rest of the system come and go between the two reads.
+func wantSlack(n int) int {
+	if s := n / 200; s > 20 {
+		return s
+	}
+	return 20
+}

@@ -96,9 +96,11 @@ type Rule struct {
 	After    int
 	Renotify time.Duration
 	Labels   map[string]string
-	Cases    []*Case
-	Pos      Error
-	tbl      *table
+	// DryRun makes every action of this rule a dry run.
+	DryRun bool
+	Cases  []*Case
+	Pos    Error
+	tbl    *table
 }
 
 // Case is one branch: PIKT's `if $proc =~ "imapd" … next fi`.
@@ -234,6 +236,7 @@ type rawRule struct {
 	After    int               `yaml:"after"`
 	Renotify time.Duration     `yaml:"renotify"`
 	Labels   map[string]string `yaml:"labels"`
+	DryRun   bool              `yaml:"dry_run"`
 	Cases    []rawCase         `yaml:"cases"`
 	// A rule without cases may give one case's fields directly.
 	If   yaml.Node   `yaml:"if"`

@@ -134,6 +134,7 @@ func (e *Engine) Evaluate(in *Input, rules []*Rule) ([]Event, error) {
 func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	vars := e.cfg.VarsFor(r, e.host)
 	hostMap := map[string]any{"name": e.host.Name, "labels": e.host.Labels}
+	kernel := map[string]any(kernelRow(in.Snapshot))
 	rows := r.tbl.rows(in)
 	if len(rows) > e.opts.MaxRows {
 		rows = rows[:e.opts.MaxRows]
@@ -162,7 +163,7 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 		for k, v := range row {
 			env[k] = v
 		}
-		env["vars"], env["host"], env["rising"] = vars, hostMap, map[string]int(rise)
+		env["vars"], env["host"], env["rising"], env["kernel"] = vars, hostMap, map[string]int(rise), kernel
 		if hadPrev {
 			env["prev"] = map[string]any(prev)
 		} else {
@@ -193,7 +194,7 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 				firstErr = err
 			}
 			if fires {
-				if ev, ok := e.fire(r, c, key, row, vars, now); ok {
+				if ev, ok := e.fire(r, c, key, row, env, now); ok {
 					events = append(events, ev)
 				}
 			}
@@ -216,7 +217,12 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 			a := cs.alarm
 			a.Status, a.EndsAt = alarm.Resolved, now
 			ev := Event{Alarm: a, Notify: true}
-			ev.Outputs, _, ev.Errors = e.items(r, e.caseNamed(r, a.Case), a.Row, vars)
+			c := e.caseNamed(r, a.Case)
+			env := map[string]any{"vars": vars, "host": hostMap, "kernel": kernel, "prev": map[string]any{}, "rising": map[string]int{}}
+			for k, v := range a.Row {
+				env[k] = v
+			}
+			ev.Outputs, _, ev.Errors = e.items(r, c, templateData(env, a.Row, r, c))
 			events = append(events, ev)
 		}
 		delete(e.state, sk)
@@ -248,7 +254,7 @@ func (e *Engine) stateOf(r *Rule) map[string]*caseState {
 
 // fire records a match of case c for row and decides whether it raises,
 // re-notifies or is still waiting out its for/after.
-func (e *Engine) fire(r *Rule, c *Case, key string, row Row, vars map[string]any, now time.Time) (Event, bool) {
+func (e *Engine) fire(r *Rule, c *Case, key string, row Row, env map[string]any, now time.Time) (Event, bool) {
 	sk := r.Name + "\x00" + c.Name + "\x00" + key
 	cs, ok := e.state[sk]
 	if !ok {
@@ -262,7 +268,7 @@ func (e *Engine) fire(r *Rule, c *Case, key string, row Row, vars map[string]any
 	}
 	a := alarm.Alarm{Host: e.host.Name, Rule: r.Name, Case: c.Name, Level: c.Level, Status: alarm.Firing,
 		Table: r.Table, Key: key, Row: map[string]any(row), Labels: r.Labels, StartsAt: cs.first}
-	data := templateData(row, vars, e.host, r, c)
+	data := templateData(env, row, r, c)
 	msgT := c.Message
 	if msgT == nil {
 		msgT = r.Message
@@ -291,7 +297,7 @@ func (e *Engine) fire(r *Rule, c *Case, key string, row Row, vars map[string]any
 	cs.alarm = a
 	ev.Alarm = a
 	var errs []string
-	ev.Outputs, ev.Actions, errs = e.items(r, c, row, vars)
+	ev.Outputs, ev.Actions, errs = e.items(r, c, data)
 	ev.Errors = append(ev.Errors, errs...)
 	if !ev.Notify {
 		ev.Outputs = nil
@@ -299,20 +305,21 @@ func (e *Engine) fire(r *Rule, c *Case, key string, row Row, vars map[string]any
 	return ev, true
 }
 
-func templateData(row Row, vars map[string]any, h Host, r *Rule, c *Case) map[string]any {
-	data := make(map[string]any, len(row)+8)
-	for k, v := range row {
+// templateData is what messages and action templates see: the expression
+// environment (row fields, vars, host, prev, rising, kernel) plus the rule,
+// case, level and the row as PIKT's $inline.
+func templateData(env map[string]any, row Row, r *Rule, c *Case) map[string]any {
+	data := make(map[string]any, len(env)+4)
+	for k, v := range env {
 		data[k] = v
 	}
-	data["vars"] = vars
-	data["host"] = map[string]any{"name": h.Name, "labels": h.Labels}
 	data["rule"], data["case"], data["level"] = r.Name, c.Name, c.Level.String()
 	data["inline"] = alarm.Inline(row)
 	return data
 }
 
 // items renders a case's then-list for a row, expanding macro calls.
-func (e *Engine) items(r *Rule, c *Case, row Row, vars map[string]any) ([]OutputRef, []ActionRef, []string) {
+func (e *Engine) items(r *Rule, c *Case, data map[string]any) ([]OutputRef, []ActionRef, []string) {
 	var outs []OutputRef
 	var acts []ActionRef
 	var errs []string
@@ -361,7 +368,7 @@ func (e *Engine) items(r *Rule, c *Case, row Row, vars map[string]any) ([]Output
 			}
 		}
 	}
-	walk(c.Then, templateData(row, vars, e.host, r, c), "", 0)
+	walk(c.Then, data, "", 0)
 	return outs, acts, errs
 }
 

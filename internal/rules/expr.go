@@ -19,7 +19,9 @@ import (
 // Besides the row's fields an expression sees vars.NAME (the rule's and the
 // config's values as this host sees them), host.name and host.labels,
 // prev.FIELD (the same row at the rule's previous evaluation; absent on the
-// first) and rising.FIELD (how many evaluations in a row FIELD has grown).
+// first), rising.FIELD (how many evaluations in a row FIELD has grown) and
+// kernel.FIELD (the kernel table's one row, so a rule over process groups
+// can also ask about memory pressure).
 type Expr struct {
 	Src  string
 	Pos  Error
@@ -43,6 +45,7 @@ func exprEnv(t *table, vars map[string]bool) map[string]any {
 	}
 	env["prev"] = prev
 	env["rising"] = map[string]int{}
+	env["kernel"] = map[string]any(tables["kernel"].fields)
 	return env
 }
 
@@ -83,7 +86,7 @@ func (l *loader) exprError(d *decoder, n *yaml.Node, what string, t *table, err 
 		msg = fe.Message
 		line, col = exprPos(n, fe.From)
 		if strings.HasPrefix(msg, "unknown name ") {
-			msg += fmt.Sprintf(" (table %s has: %s; also vars.NAME, host.name, host.labels, prev.FIELD, rising.FIELD)", t.name, t.fieldList())
+			msg += fmt.Sprintf(" (table %s has: %s; also vars.NAME, host.name, host.labels, prev.FIELD, rising.FIELD, kernel.FIELD)", t.name, t.fieldList())
 		}
 	}
 	*d.errs = append(*d.errs, Error{File: d.file, Line: line, Col: col, Msg: fmt.Sprintf("%s: %s", what, msg)})

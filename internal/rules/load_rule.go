@@ -15,7 +15,7 @@ func (l *loader) loadRule(d *decoder, rr rawRule) {
 		rn = &yaml.Node{}
 	}
 	r := &Rule{Pos: pos(d, rn), Active: true, Every: rr.Every, Drift: rr.Drift, For: rr.For,
-		After: rr.After, Renotify: rr.Renotify, Labels: rr.Labels, Level: alarm.Warning}
+		After: rr.After, Renotify: rr.Renotify, Labels: rr.Labels, Level: alarm.Warning, DryRun: rr.DryRun}
 	r.Name, r.Task = rr.Name.Value, rr.Task
 	if r.Name == "" {
 		d.errorf(rn, "rule: missing name")

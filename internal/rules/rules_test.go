@@ -47,6 +47,22 @@ func (k *killSpec) Validate() error {
 	return nil
 }
 
+type webhookSpec struct {
+	URL     string        `yaml:"url"`
+	Timeout time.Duration `yaml:"timeout"`
+	Retries int           `yaml:"retries"`
+}
+type throttleSpec struct {
+	Port  int           `yaml:"port"`
+	Proto string        `yaml:"proto"`
+	Mode  string        `yaml:"mode"`
+	For   time.Duration `yaml:"for"`
+}
+type sysctlSpec struct {
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
+}
+
 type archiveSpec struct {
 	Path     string   `yaml:"path"`
 	To       string   `yaml:"to"`
@@ -65,6 +81,8 @@ var testReg = Registry{
 			return &mailSpec{}, true
 		case "log":
 			return &logSpec{}, true
+		case "webhook":
+			return &webhookSpec{}, true
 		}
 		return nil, false
 	},
@@ -74,6 +92,10 @@ var testReg = Registry{
 			return &killSpec{}, true
 		case "archive":
 			return &archiveSpec{}, true
+		case "throttle":
+			return &throttleSpec{}, true
+		case "sysctl":
+			return &sysctlSpec{}, true
 		}
 		return nil, false
 	},
@@ -435,4 +457,21 @@ func FuzzLoad(f *testing.F) {
 			e.Evaluate(storm, e.Rules())
 		}
 	})
+}
+
+// TestExamplesLoad: every shipped example and the built-in default load.
+// (cmd/picket's tests load them with the real notify and act specs too.)
+func TestExamplesLoad(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	if len(files) < 5 {
+		t.Fatalf("examples: %v", files)
+	}
+	for _, f := range files {
+		if _, err := Load(f, testReg); err != nil {
+			t.Errorf("%s:\n%v", f, err)
+		}
+	}
+	if _, err := LoadBytes(DefaultConfigName, DefaultConfig, testReg); err != nil {
+		t.Errorf("default: %v", err)
+	}
 }

@@ -108,7 +108,9 @@ type Case struct {
 	Name  string
 	Hosts Selector
 	// Match picks the case: a row that matches stops here (unless
-	// Continue), whether or not If holds — PIKT's `next`.
+	// Continue), whether or not If holds — PIKT's `next` after
+	// `if $proc =~ "imapd"`. Without Match, a row stops here only when If
+	// fires.
 	Match *Expr
 	// If fires the case's outputs and actions.
 	If       *Expr

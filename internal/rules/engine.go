@@ -179,6 +179,9 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 			if !c.Hosts.Matches(e.host) {
 				continue
 			}
+			// PIKT's two shapes of a case: `if $proc =~ "imapd" … next fi`
+			// decides the row once it matches, fired or not; a bare
+			// `if #count >= 20 … next fi` decides it only when it fires.
 			matched, err := c.Match.Eval(env)
 			if err != nil {
 				if firstErr == nil {
@@ -198,9 +201,10 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 					events = append(events, ev)
 				}
 			}
-			if !c.Continue {
-				break // PIKT's `next`: this row is decided
+			if c.Continue || (c.Match == nil && !fires) {
+				continue
 			}
+			break // PIKT's `next`: this row is decided
 		}
 	}
 	// Resolve what fired before and did not match now.

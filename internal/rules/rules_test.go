@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -473,5 +474,38 @@ func TestExamplesLoad(t *testing.T) {
 	}
 	if _, err := LoadBytes(DefaultConfigName, DefaultConfig, testReg); err != nil {
 		t.Errorf("default: %v", err)
+	}
+}
+
+// TestSocketLeakExample: the socket-leak example over a sequence of looks
+// at a process whose sockets keep growing, and a bystander whose do not.
+func TestSocketLeakExample(t *testing.T) {
+	cfg, err := Load("../../examples/socket-leak.yaml", testReg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(cfg, cfg.Host("h"), EngineOptions{IgnoreHysteresis: true})
+	var fired []string
+	for i := 0; i < 8; i++ {
+		s := &snapshot.Snapshot{}
+		leak := 200 + 40*i
+		s.Sockets.Processes = []snapshot.Holder{
+			{PID: 42, User: "app", Comm: "leaky", SocketCounts: snapshot.SocketCounts{Unix: leak}, Total: leak, FDs: leak + 3, FDLimit: 1024},
+			{PID: 7, User: "root", Comm: "steady", SocketCounts: snapshot.SocketCounts{UDP: 500}, Total: 500, FDs: 503, FDLimit: 1024},
+		}
+		evs, err := e.Evaluate(&Input{Snapshot: s}, e.Rules())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			fired = append(fired, fmt.Sprintf("%d:%s:%v", i, ev.Alarm.Case, ev.Alarm.Row["pid"]))
+			if !strings.Contains(ev.Alarm.Message, "up from") {
+				t.Errorf("message = %q", ev.Alarm.Message)
+			}
+		}
+	}
+	want := "5:growing:42 6:growing:42 7:growing:42"
+	if strings.Join(fired, " ") != want {
+		t.Errorf("fired %v, want %s", fired, want)
 	}
 }

@@ -198,8 +198,8 @@ func BenchmarkStat(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			for _, pid := range pids {
-				rel = append(strconv.AppendInt(rel[:0], int64(pid), 10), "/stat"...)
-				n, err := readAt(procfd, string(rel), buf)
+				rel = append(strconv.AppendInt(rel[:0], int64(pid), 10), "/stat\x00"...)
+				n, err := readAt(procfd, rel, buf)
 				if err != nil {
 					continue
 				}
@@ -368,12 +368,14 @@ func getxattrat(dirfd int, name string, attr *byte, val []byte) (int, error) {
 // BenchmarkAttribution compares the ways to learn each socket fd's type,
 // given the (pid, fd, inode) list the fd walk produces anyway:
 //
-//	tables:   read every /proc/net table once, join on the inode (picket's
-//	          way); sockets in no table fall back to the xattr
+//	tables:   read every /proc/net table once as text, join on the inode
+//	          (picket's way for other namespaces and fixture trees); sockets
+//	          in no table fall back to the xattr
 //	xattr:    getxattr(/proc/PID/fd/N, "system.sockprotoname") per socket
 //	xattrat:  the same with getxattrat(fd-dir, "N") (Linux ≥ 6.13)
-//	sockdiag: NETLINK_SOCK_DIAG dumps (tcp, udp, unix, netlink, packet)
-//	          joined on the inode; sockets in no dump fall back to the xattr
+//	sockdiag: NETLINK_SOCK_DIAG dumps for tcp, tcp6, udp, udp6 and unix, the
+//	          small tables as text (what picket does in its own namespace),
+//	          joined on the inode; sockets in none fall back to the xattr
 //	fdwalk:   for scale, the common part every method needs: getdents of
 //	          each fd/ and a readlink per fd
 //
@@ -434,18 +436,23 @@ func BenchmarkAttribution(b *testing.B) {
 			unix.Close(dfd)
 		}
 	}
-	d, err := newDiagClient()
-	if err != nil {
+	if d, err := openSockDiag(); err != nil {
 		b.Skipf("sock_diag: %v", err)
+	} else {
+		d.close()
 	}
-	defer d.Close()
 	sockdiag := func(kinds []sockKind) {
-		m := make(map[uint64]sockKind, len(refs))
-		if err := d.kinds(m); err != nil {
+		d, err := openSockDiag()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var r tableReader
+		t, err := r.readNSDiag("/proc/net", d, len(refs))
+		if err != nil {
 			b.Fatal(err)
 		}
 		for i, ref := range refs {
-			k := m[ref.ino]
+			k := t.kinds[ref.ino]
 			if k == kindUnknown {
 				path, k = xattrKind(path, ref, val)
 			}
@@ -483,7 +490,7 @@ func BenchmarkAttribution(b *testing.B) {
 	}
 	b.Run("fdwalk", func(b *testing.B) {
 		c := liveCollector(b)
-		s := newProcScanner(c)
+		w := newProcScanner(c).worker(0)
 		procfd, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			b.Fatal(err)
@@ -492,11 +499,12 @@ func BenchmarkAttribution(b *testing.B) {
 		pids := livePids(b)
 		b.ReportAllocs()
 		for b.Loop() {
-			s.socks = s.socks[:0]
+			w.socks = w.socks[:0]
 			for _, pid := range pids {
-				s.readFDs(procfd, strconv.Itoa(pid))
+				w.path = append(strconv.AppendInt(w.path[:0], int64(pid), 10), "/fd\x00"...)
+				w.readFDs(procfd, w.path)
 			}
 		}
-		b.ReportMetric(float64(len(s.socks)), "sockets")
+		b.ReportMetric(float64(len(w.socks)), "sockets")
 	})
 }

@@ -8,9 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -29,15 +33,33 @@ const userHZ = 100
 // stat, (sometimes) one of status, one getdents of fd/ and one readlink per
 // fd. No fork, nothing of ps, ss or lsof (they are what fails when the pid
 // table is full). Buffers are kept between scans.
+//
+// The walk is split across workers, one per CPU: on a loaded host nearly all
+// of a scan is time in procfs syscalls (a readlink of a /proc/PID/fd entry
+// costs microseconds, and there is one per fd), which the kernel serves on
+// every CPU at once. Each worker has its own buffers; results land in the
+// slot of their pid, so the output does not depend on scheduling.
 type procScanner struct {
 	c       *Collector
-	buf     []byte // stat and status
-	dirbuf  []byte // getdents
-	linkbuf []byte
+	workers []*procWorker
 	tables  tableReader
+	pids    []int
 	procs   []procInfo
-	socks   []sockRef // socket fds of all processes; each proc owns a window
+	errs    []error // per slot of pids: the error reading that process
+	dirbuf  []byte  // getdents of /proc
+	linkbuf []byte
 	xattr   []byte
+	root    bool // euid 0: every fd/ is readable, a kernel thread's is empty
+}
+
+// procWorker is one worker's share of a scan and its buffers.
+type procWorker struct {
+	s       *procScanner
+	buf     []byte // stat and status
+	dirbuf  []byte // getdents of fd/
+	linkbuf []byte
+	path    []byte // NUL-terminated path relative to /proc, reused
+	socks   []sockRef
 }
 
 // sockRef is one socket fd: the socket's inode and the fd number it was
@@ -58,17 +80,41 @@ type procInfo struct {
 	rssPages    int64
 	fds         int // -1: unreadable
 	netns       uint64
-	inoLo, inoN int // window into procScanner.inodes
+	worker      int // whose socks the window below is in
+	inoLo, inoN int // window into procWorker.socks
 }
+
+// maxWorkers bounds the walk's parallelism: past a few CPUs the kernel's
+// per-process locks, not the CPUs, limit it, and each worker keeps ~50 KiB
+// of buffers.
+const maxWorkers = 8
+
+// walkChunk is how many pids a worker takes at a time: small enough that a
+// process with thousands of fds does not leave the other workers idle at
+// the end, large enough that the shared counter is not contended.
+const walkChunk = 16
 
 func newProcScanner(c *Collector) *procScanner {
 	return &procScanner{
 		c:       c,
-		buf:     make([]byte, 16<<10),
 		dirbuf:  make([]byte, 32<<10),
 		linkbuf: make([]byte, 256),
 		xattr:   make([]byte, 64),
+		root:    os.Geteuid() == 0,
 	}
+}
+
+func (s *procScanner) worker(i int) *procWorker {
+	for len(s.workers) <= i {
+		s.workers = append(s.workers, &procWorker{
+			s:       s,
+			buf:     make([]byte, 16<<10),
+			dirbuf:  make([]byte, 32<<10),
+			linkbuf: make([]byte, 256),
+			path:    make([]byte, 0, 64),
+		})
+	}
+	return s.workers[i]
 }
 
 // errVanished marks a process that exited while it was being read: normal,
@@ -84,52 +130,80 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot) error {
 	}
 	defer unix.Close(procfd)
 
-	pids, err := s.listPids()
+	pids, err := s.listPids(procfd)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c.proc, err)
 	}
-	s.procs = s.procs[:0]
-	s.socks = s.socks[:0]
+	s.pids = pids
+	if cap(s.procs) < len(pids) {
+		s.procs = make([]procInfo, len(pids), len(pids)+len(pids)/8)
+		s.errs = make([]error, len(pids), cap(s.procs))
+	}
+	s.procs, s.errs = s.procs[:len(pids)], s.errs[:len(pids)]
+	clear(s.errs)
+
+	hostNS := readNSInode(procfd, []byte("self/ns/net\x00"), s.linkbuf)
+	nw := min(runtime.GOMAXPROCS(0), maxWorkers, (len(pids)+walkChunk-1)/walkChunk)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < max(nw, 1); i++ {
+		w := s.worker(i)
+		w.socks = w.socks[:0]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx, procfd, i, &next, hostNS)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Compact in pid order; errors keep that order too.
 	var errs []error
-	for i, pid := range pids {
-		if i%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+	procs := s.procs[:0]
+	for i := range s.procs {
+		if err := s.errs[i]; err != nil {
+			if !errors.Is(err, errVanished) {
+				errs = append(errs, err)
 			}
-		}
-		p, err := s.readProc(procfd, pid)
-		if err != nil {
-			if errors.Is(err, errVanished) {
-				continue
-			}
-			errs = append(errs, err)
 			continue
 		}
-		s.procs = append(s.procs, p)
+		procs = append(procs, s.procs[i])
 	}
+	s.procs = procs
 
 	// Network namespaces: the host's tables, plus those of any namespace a
 	// socket holder lives in (containers), read once each.
-	hostNS := readNSInode(procfd, "self/ns/net", s.linkbuf)
 	nsDir := map[uint64]string{hostNS: filepath.Join(c.proc, "net")}
+	nsSocks := map[uint64]int{}
 	for i := range s.procs {
 		p := &s.procs[i]
 		if p.inoN == 0 {
 			continue
 		}
-		p.netns = readNSInode(procfd, strconv.Itoa(p.pid)+"/ns/net", s.linkbuf)
-		if p.netns == 0 { // unreadable: assume the host's
-			p.netns = hostNS
-		}
+		nsSocks[p.netns] += p.inoN
 		if _, ok := nsDir[p.netns]; !ok {
 			nsDir[p.netns] = filepath.Join(c.proc, strconv.Itoa(p.pid), "net")
+		}
+	}
+	// picket's own namespace is dumped through sock_diag when live (see
+	// sockdiag.go); without it, or elsewhere, the text tables are read.
+	var diag *sockDiag // closed by readNSDiag
+	if c.live && hostNS != 0 {
+		if d, err := openSockDiag(); err == nil {
+			diag = d
 		}
 	}
 	tables := make(map[uint64]*nsTables, len(nsDir))
 	sockets := &snap.Sockets
 	sockets.TCPStates = map[string]int{}
 	for ns, dir := range nsDir {
-		t, err := s.tables.readNS(dir)
+		d := diag
+		if ns != hostNS {
+			d = nil
+		}
+		t, err := s.tables.readNSDiag(dir, d, nsSocks[ns])
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -147,6 +221,29 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot) error {
 	return errors.Join(errs...)
 }
 
+// run reads chunks of pids until none are left or ctx is done.
+func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64, hostNS uint64) {
+	s := w.s
+	for ctx.Err() == nil {
+		lo := int(next.Add(walkChunk)) - walkChunk
+		if lo >= len(s.pids) {
+			return
+		}
+		for i := lo; i < min(lo+walkChunk, len(s.pids)); i++ {
+			p, err := w.readProc(procfd, s.pids[i])
+			p.worker = id
+			if err == nil && p.inoN > 0 {
+				w.path = append(strconv.AppendInt(w.path[:0], int64(p.pid), 10), "/ns/net\x00"...)
+				p.netns = readNSInode(procfd, w.path, w.linkbuf)
+				if p.netns == 0 { // unreadable: assume the host's
+					p.netns = hostNS
+				}
+			}
+			s.procs[i], s.errs[i] = p, err
+		}
+	}
+}
+
 func addCounts(dst *snapshot.SocketCounts, a snapshot.SocketCounts) {
 	dst.TCP += a.TCP
 	dst.UDP += a.UDP
@@ -157,86 +254,156 @@ func addCounts(dst *snapshot.SocketCounts, a snapshot.SocketCounts) {
 	dst.Other += a.Other
 }
 
-func (s *procScanner) listPids() ([]int, error) {
-	d, err := os.Open(s.c.proc)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if pid, ok := parseDec([]byte(n)); ok && pid > 0 && pid <= math.MaxInt32 {
-			pids = append(pids, int(pid))
+// listPids reads the numeric entries of /proc with getdents on procfd (the
+// *at calls that use procfd later do not care about its offset), without a
+// string per entry.
+func (s *procScanner) listPids(procfd int) ([]int, error) {
+	pids := s.pids[:0]
+	for {
+		n, err := unix.Getdents(procfd, s.dirbuf)
+		if err == unix.EINTR {
+			continue
 		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+		eachDirent(s.dirbuf[:n], func(name []byte) {
+			if pid, ok := parseDec(name); ok && pid > 0 && pid <= math.MaxInt32 {
+				pids = append(pids, int(pid))
+			}
+		})
 	}
 	sort.Ints(pids)
 	return pids, nil
 }
 
+// eachDirent calls fn with the name of each struct linux_dirent64 in b
+// (ino u64, off i64, reclen u16, type u8, then the NUL-terminated name).
+func eachDirent(b []byte, fn func(name []byte)) {
+	for len(b) >= 19 {
+		reclen := int(b[16]) | int(b[17])<<8
+		if reclen < 20 || reclen > len(b) {
+			return
+		}
+		name := b[19:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		fn(name)
+		b = b[reclen:]
+	}
+}
+
 // readProc reads one process. Files that vanish (ENOENT, ESRCH) mean the
 // process exited: errVanished.
-func (s *procScanner) readProc(procfd, pid int) (procInfo, error) {
+func (w *procWorker) readProc(procfd, pid int) (procInfo, error) {
+	c := w.s.c
 	p := procInfo{pid: pid}
-	ps := strconv.Itoa(pid)
-	n, err := readAt(procfd, ps+"/stat", s.buf)
+	base := len(strconv.AppendInt(w.path[:0], int64(pid), 10))
+	w.path = append(w.path[:base], "/stat\x00"...)
+	fd, err := openat(procfd, w.path, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
-		return p, vanished(err, s.c.proc, ps+"/stat")
+		return p, vanished(err, c.proc, pid, "stat")
 	}
-	if err := parseStat(s.buf[:n], &p); err != nil {
-		return p, fmt.Errorf("%s: %w", filepath.Join(s.c.proc, ps, "stat"), err)
-	}
-
-	// The owner of /proc/PID is the process's effective uid, except for
-	// non-dumpable processes (those that changed uid, such as an imapd that
-	// dropped root), whose /proc/PID the kernel gives to root
-	// (task_dump_owner). So a non-root owner is trusted and a root one is
-	// confirmed from status. In a fixture tree ownership means nothing:
-	// status is always read.
+	n, err := readFD(fd, w.buf)
+	// The owner of /proc/PID (and of every file in it) is the process's
+	// effective uid, except for non-dumpable processes (those that changed
+	// uid, such as an imapd that dropped root), whose /proc/PID the kernel
+	// gives to root (task_dump_owner). So a non-root owner is trusted and a
+	// root one is confirmed from status. fstat of the open stat file is the
+	// cheapest way to ask: no path walk. In a fixture tree ownership means
+	// nothing: status is always read.
 	needStatus := true
-	if s.c.live {
+	if err == nil && c.live {
 		var st unix.Stat_t
-		if err := unix.Fstatat(procfd, ps, &st, 0); err != nil {
-			return p, vanished(err, s.c.proc, ps)
-		}
-		if st.Uid != 0 {
+		if err = unix.Fstat(fd, &st); err == nil && st.Uid != 0 {
 			p.uid, needStatus = st.Uid, false
 		}
 	}
+	unix.Close(fd)
+	if err != nil {
+		return p, vanished(err, c.proc, pid, "stat")
+	}
+	if err := parseStat(w.buf[:n], &p); err != nil {
+		return p, fmt.Errorf("%s: %w", filepath.Join(c.proc, strconv.Itoa(pid), "stat"), err)
+	}
 	if needStatus {
-		n, err := readAt(procfd, ps+"/status", s.buf)
+		w.path = append(w.path[:base], "/status\x00"...)
+		n, err := readAt(procfd, w.path, w.buf)
 		if err != nil {
-			return p, vanished(err, s.c.proc, ps+"/status")
+			return p, vanished(err, c.proc, pid, "status")
 		}
-		uid, err := parseStatusUID(s.buf[:n])
+		uid, err := parseStatusUID(w.buf[:n])
 		if err != nil {
-			return p, fmt.Errorf("%s: %w", filepath.Join(s.c.proc, ps, "status"), err)
+			return p, fmt.Errorf("%s: %w", filepath.Join(c.proc, strconv.Itoa(pid), "status"), err)
 		}
 		p.uid = uid
 	}
-	p.inoLo = len(s.socks)
-	p.fds = s.readFDs(procfd, ps)
-	p.inoN = len(s.socks) - p.inoLo
+	// A kernel thread has no files: its fd/ is empty, so root need not open
+	// it (on a big host there are hundreds of them). Without root it is
+	// unreadable and still tried, so that it is counted as such.
+	if c.live && w.s.root && p.flags&pfKthread != 0 {
+		return p, nil
+	}
+	p.inoLo = len(w.socks)
+	w.path = append(w.path[:base], "/fd\x00"...)
+	p.fds = w.readFDs(procfd, w.path)
+	p.inoN = len(w.socks) - p.inoLo
 	return p, nil
 }
 
-func vanished(err error, proc, rel string) error {
+func vanished(err error, proc string, pid int, file string) error {
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
 		return errVanished
 	}
-	return fmt.Errorf("read %s: %w", filepath.Join(proc, rel), err)
+	return fmt.Errorf("read %s: %w", filepath.Join(proc, strconv.Itoa(pid), file), err)
 }
 
-// readAt reads a whole small file relative to dirfd into buf.
-func readAt(dirfd int, rel string, buf []byte) (int, error) {
-	fd, err := unix.Openat(dirfd, rel, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// openat is openat(2) on a NUL-terminated path held in a reused buffer:
+// x/sys/unix.Openat would copy a string into a new one on every call.
+func openat(dirfd int, path []byte, flags int) (int, error) {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])), uintptr(flags), 0, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1, e
+		}
+		return int(r), nil
+	}
+}
+
+// readlinkat is readlinkat(2) on a NUL-terminated name (a dirent's, in
+// place), for the same reason.
+func readlinkat(dirfd int, path *byte, buf []byte) (int, error) {
+	r, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// readAt reads a whole small file relative to dirfd into buf; path is
+// NUL-terminated.
+func readAt(dirfd int, path []byte, buf []byte) (int, error) {
+	fd, err := openat(dirfd, path, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
 		return 0, err
 	}
 	defer unix.Close(fd)
+	return readFD(fd, buf)
+}
+
+// readFD reads a small /proc file from fd into buf. stat and status are
+// single-record seq_files: the kernel formats the whole file and hands all
+// of it to the first read that has room, so a read that ends in a newline
+// with room to spare is the whole file, and the read that would return 0 is
+// skipped (one syscall less per file, per process).
+func readFD(fd int, buf []byte) (int, error) {
 	total := 0
 	for total < len(buf) {
 		n, err := unix.Read(fd, buf[total:])
@@ -250,22 +417,25 @@ func readAt(dirfd int, rel string, buf []byte) (int, error) {
 			break
 		}
 		total += n
+		if total < len(buf) && buf[total-1] == '\n' {
+			break
+		}
 	}
 	return total, nil
 }
 
 // readFDs counts a process's fds and appends the inodes of its sockets to
-// s.socks. It returns -1 when fd/ cannot be read (another user's process
-// without CAP_SYS_PTRACE).
-func (s *procScanner) readFDs(procfd int, ps string) int {
-	dfd, err := unix.Openat(procfd, ps+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// w.socks. path is "PID/fd" NUL-terminated. It returns -1 when fd/ cannot be
+// read (another user's process without CAP_SYS_PTRACE).
+func (w *procWorker) readFDs(procfd int, path []byte) int {
+	dfd, err := openat(procfd, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	if err != nil {
 		return -1
 	}
 	defer unix.Close(dfd)
 	count := 0
 	for {
-		n, err := unix.Getdents(dfd, s.dirbuf)
+		n, err := unix.Getdents(dfd, w.dirbuf)
 		if err == unix.EINTR {
 			continue
 		}
@@ -278,33 +448,33 @@ func (s *procScanner) readFDs(procfd int, ps string) int {
 		if n == 0 {
 			return count
 		}
-		b := s.dirbuf[:n]
-		for len(b) > 0 {
-			// struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name
+		b := w.dirbuf[:n]
+		for len(b) >= 19 {
+			// struct linux_dirent64: ino u64, off i64, reclen u16, type u8,
+			// then the name, NUL-terminated: readlinkat takes it in place.
 			reclen := int(b[16]) | int(b[17])<<8
-			if reclen == 0 || reclen > len(b) {
+			if reclen < 20 || reclen > len(b) {
 				break
 			}
 			name := b[19:reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
+			i := bytes.IndexByte(name, 0)
 			b = b[reclen:]
-			if len(name) == 0 || name[0] == '.' {
+			if i <= 0 || name[0] == '.' {
 				continue
 			}
+			name = name[:i]
 			count++
-			ln, err := unix.Readlinkat(dfd, string(name), s.linkbuf)
+			ln, err := readlinkat(dfd, &name[0], w.linkbuf)
 			if err != nil {
 				continue // closed since getdents
 			}
 			// "socket:[12345]"
-			l := s.linkbuf[:ln]
+			l := w.linkbuf[:ln]
 			if len(l) > 9 && string(l[:8]) == "socket:[" && l[len(l)-1] == ']' {
 				ino, ok := parseDec(l[8 : len(l)-1])
 				fd, fdok := parseDec(name)
 				if ok && fdok && fd <= math.MaxInt32 {
-					s.socks = append(s.socks, sockRef{ino, int32(fd)})
+					w.socks = append(w.socks, sockRef{ino, int32(fd)})
 				}
 			}
 		}
@@ -352,11 +522,11 @@ func kindOfProto(name string) sockKind {
 	return kindOther
 }
 
-// readNSInode reads a namespace link ("net:[4026531840]") and returns its
-// inode, or 0 when it cannot be read.
-func readNSInode(procfd int, rel string, buf []byte) uint64 {
-	n, err := unix.Readlinkat(procfd, rel, buf)
-	if err != nil {
+// readNSInode reads a namespace link ("net:[4026531840]"; path is
+// NUL-terminated) and returns its inode, or 0 when it cannot be read.
+func readNSInode(procfd int, path []byte, buf []byte) uint64 {
+	n, err := readlinkat(procfd, &path[0], buf)
+	if err != nil || n == 0 {
 		return 0
 	}
 	l := buf[:n]
@@ -523,7 +693,7 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 		t := tables[p.netns]
 		h := snapshot.Holder{PID: p.pid, User: name, UID: p.uid, Comm: p.comm, FDs: p.fds}
 		hc := (*snapshotCounts)(&h.SocketCounts)
-		for _, sr := range s.socks[p.inoLo : p.inoLo+p.inoN] {
+		for _, sr := range s.workers[p.worker].socks[p.inoLo : p.inoLo+p.inoN] {
 			kind := kindUnknown
 			if t != nil {
 				kind = t.kinds[sr.ino]

@@ -82,9 +82,34 @@ type tableReader struct {
 // for another namespace). A table that does not exist (IPv6 off, no packet
 // module) is skipped.
 func (r *tableReader) readNS(dir string) (*nsTables, error) {
-	t := &nsTables{kinds: make(map[uint64]sockKind, 1024)}
+	return r.readNSDiag(dir, nil, 0)
+}
+
+// readNSDiag is readNS with the tables that have a sock_diag twin (see
+// sockdiag.go) dumped through diag when diag is not nil; dir must then be
+// picket's own namespace's. It closes diag once the dumps are done, before
+// the text tables are read, so that picket's own netlink socket is not
+// counted in /proc/net/netlink. hint is how many sockets the namespace is
+// expected to have (its holders' socket fds), to size the inode map once.
+func (r *tableReader) readNSDiag(dir string, diag *sockDiag, hint int) (*nsTables, error) {
+	t := &nsTables{kinds: make(map[uint64]sockKind, max(hint+hint/4, 1024))}
+	var dumped map[string]bool
+	if diag != nil {
+		dumped = make(map[string]bool, len(diagRequests))
+		for _, nt := range netTables {
+			if req, ok := diagRequests[nt.file]; ok {
+				// A dump that fails is replaced by its file, which says
+				// the same (see sockdiag.go).
+				dumped[nt.file] = diag.dump(req, nt.kind, t) == nil
+			}
+		}
+		diag.close()
+	}
 	var errs []error
 	for _, nt := range netTables {
+		if dumped[nt.file] {
+			continue
+		}
 		if err := r.readTable(filepath.Join(dir, nt.file), nt, t); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
@@ -260,3 +285,23 @@ func (c *snapshotCounts) add(k sockKind) {
 }
 
 type snapshotCounts snapshot.SocketCounts
+
+// addKind adds n sockets of kind k to c.
+func addKind(c *snapshot.SocketCounts, k sockKind, n int) {
+	switch k {
+	case kindTCP:
+		c.TCP += n
+	case kindUDP:
+		c.UDP += n
+	case kindUnix:
+		c.Unix += n
+	case kindRaw:
+		c.Raw += n
+	case kindNetlink:
+		c.Netlink += n
+	case kindPacket:
+		c.Packet += n
+	default:
+		c.Other += n
+	}
+}

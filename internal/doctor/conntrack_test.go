@@ -1,0 +1,41 @@
+package doctor
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+func TestConntrack(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ct   *snapshot.Conntrack
+		errs []string
+		want Severity
+		fix  string
+	}{
+		{"not loaded is ok", nil, nil, OK, ""},
+		{"not loaded, other limits unreadable", nil, []string{"limits: /proc/sys/kernel/pid_max:1: field 1: invalid syntax"}, OK, ""},
+		{"loaded but unreadable", nil, []string{"limits: /proc/sys/net/netfilter/nf_conntrack_max:1: field 1: invalid syntax"}, Unknown, ""},
+		{"quiet", &snapshot.Conntrack{Count: 1200, Max: 262144}, nil, OK, ""},
+		{"80%", &snapshot.Conntrack{Count: 209716, Max: 262144}, nil, Warning, "sysctl -w net.netfilter.nf_conntrack_max=420000"},
+		{"full", &snapshot.Conntrack{Count: 262144, Max: 262144}, nil, Critical, "/etc/sysctl.d/60-conntrack.conf"},
+		{"max 0", &snapshot.Conntrack{Count: 5, Max: 0}, nil, Unknown, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := healthy()
+			s.Kernel.Conntrack = tc.ct
+			s.Errors = tc.errs
+			f := run(t, Conntrack{}, nil, s)
+			wantSeverity(t, f, tc.want)
+			loaded, _ := f.Evidence.Get("loaded")
+			if (tc.ct != nil || tc.want == Unknown) != (loaded == true) {
+				t.Errorf("loaded = %v", loaded)
+			}
+			if tc.fix != "" && !strings.Contains(strings.Join(f.Fix, "\n"), tc.fix) {
+				t.Errorf("fix lacks %q: %q", tc.fix, f.Fix)
+			}
+		})
+	}
+}

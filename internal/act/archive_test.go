@@ -1,0 +1,124 @@
+package act
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestArchive(t *testing.T) {
+	base := t.TempDir()
+	mail := filepath.Join(base, "mail")
+	arc := filepath.Join(mail, "arc")
+	os.MkdirAll(arc, 0o755)
+	src := filepath.Join(mail, "alice")
+	if err := os.WriteFile(src, []byte("From alice\n\nhello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(src, 0o620)
+	if os.Geteuid() == 0 {
+		os.Chown(src, 65534, 8)
+	}
+	mtime := time.Date(2000, 4, 28, 10, 0, 0, 123456789, time.UTC)
+	atime := time.Date(2000, 4, 29, 11, 0, 0, 0, time.UTC)
+	os.Chtimes(src, atime, mtime)
+
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	state := t.TempDir()
+	r := newRunner(t, Options{StateDir: state, Now: func() time.Time { return now }})
+	spec := &ArchiveSpec{Path: src, To: arc, Roots: []string{mail}}
+	do := func(s *ArchiveSpec, dry bool) Result {
+		return r.Do(t.Context(), Request{Spec: s, Rule: "ProcNumChkRed", DryRun: dry})
+	}
+
+	if res := do(spec, true); !strings.HasPrefix(res.Result, "would copy") || res.ID != "" {
+		t.Errorf("dry run: %+v", res)
+	}
+	if ents, _ := os.ReadDir(arc); len(ents) != 0 {
+		t.Fatalf("dry run wrote %v", ents)
+	}
+
+	var s0, s1 syscall.Stat_t
+	syscall.Stat(src, &s0)
+	res := do(spec, false)
+	if res.Error != "" {
+		t.Fatalf("archive: %+v", res)
+	}
+	dst := filepath.Join(arc, "alice.20260102T030405Z")
+	if len(res.Targets) != 2 || res.Targets[1] != dst {
+		t.Errorf("targets %v, want [%s %s]", res.Targets, src, dst)
+	}
+	if err := syscall.Stat(dst, &s1); err != nil {
+		t.Fatal(err)
+	}
+	if s1.Mode != s0.Mode || s1.Uid != s0.Uid || s1.Gid != s0.Gid || s1.Mtim != s0.Mtim || s1.Atim != s0.Atim {
+		t.Errorf("not preserved: src mode %o %d:%d mtime %v atime %v; copy mode %o %d:%d mtime %v atime %v",
+			s0.Mode, s0.Uid, s0.Gid, s0.Mtim, s0.Atim, s1.Mode, s1.Uid, s1.Gid, s1.Mtim, s1.Atim)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "From alice\n\nhello\n" {
+		t.Errorf("content %q", b)
+	}
+	var s2 syscall.Stat_t
+	if syscall.Stat(src, &s2); os.Geteuid() == 0 && s2.Atim != s0.Atim {
+		t.Errorf("archiving changed the spool's atime (mail readers take it for read): %v -> %v", s0.Atim, s2.Atim)
+	}
+	if got := phases(journalOf(t, state), res.ID); strings.Join(got, ",") != "intent,result" {
+		t.Errorf("journal phases %v", got)
+	}
+
+	// Same second again: a new name, the first copy untouched.
+	os.WriteFile(src, []byte("changed"), 0o600)
+	res = do(spec, false)
+	if res.Error != "" || res.Targets[1] != dst+"-1" {
+		t.Errorf("second archive: %+v", res)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "From alice\n\nhello\n" {
+		t.Errorf("the first copy was overwritten: %q", b)
+	}
+	// No temporary file is left behind.
+	ents, _ := os.ReadDir(arc)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "picket-tmp") {
+			t.Errorf("left %s", e.Name())
+		}
+	}
+
+	outside := filepath.Join(base, "outside")
+	os.WriteFile(outside, []byte("secret"), 0o600)
+	os.Symlink(outside, filepath.Join(mail, "evil"))
+	os.Symlink(base, filepath.Join(mail, "arclink"))
+	syscall.Mkfifo(filepath.Join(mail, "fifo"), 0o600)
+	refused := []*ArchiveSpec{
+		{Path: filepath.Join(mail, "evil"), To: arc, Roots: []string{mail}},                 // a symlink
+		{Path: mail + "/../outside", To: arc, Roots: []string{mail}},                        // user "../outside"
+		{Path: mail + "/../../" + outside, To: arc, Roots: []string{mail}},                  // deeper
+		{Path: outside, To: arc, Roots: []string{mail}},                                     // outside the roots
+		{Path: src, To: filepath.Join(mail, "arclink"), Roots: []string{mail}},              // archive dir through a symlink
+		{Path: src, To: base, Roots: []string{mail}},                                        // archive dir outside
+		{Path: filepath.Join(mail, "fifo"), To: arc, Roots: []string{mail}, IfExists: true}, // not a regular file (and no hang)
+	}
+	for _, s := range refused {
+		res := do(s, false)
+		if !strings.HasPrefix(res.Result, "refused") || res.ID != "" {
+			t.Errorf("%s -> %s: %+v", s.Path, s.To, res)
+		}
+	}
+	if ents2, _ := os.ReadDir(arc); len(ents2) != len(ents) {
+		t.Errorf("a refused archive wrote something: %d entries, had %d", len(ents2), len(ents))
+	}
+	if ents, _ := os.ReadDir(base); len(ents) != 2 { // mail and outside
+		t.Errorf("something was written outside the root: %v", ents)
+	}
+
+	res = do(&ArchiveSpec{Path: filepath.Join(mail, ".bob.pop"), To: arc, Roots: []string{mail}, IfExists: true}, false)
+	if !strings.HasPrefix(res.Result, "nothing to archive") || res.Error != "" {
+		t.Errorf("if_exists on a missing file: %+v", res)
+	}
+	res = do(&ArchiveSpec{Path: filepath.Join(mail, ".bob.pop"), To: arc, Roots: []string{mail}}, false)
+	if res.Error == "" {
+		t.Errorf("a missing file without if_exists: %+v", res)
+	}
+}

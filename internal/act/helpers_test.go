@@ -1,0 +1,244 @@
+package act
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain doubles as the helper processes some tests need: a parent that
+// respawns its children, a process that ignores SIGTERM, and a picket that
+// throttles and is then killed with -9.
+func TestMain(m *testing.M) {
+	switch os.Getenv("PICKET_ACT_HELPER") {
+	case "respawn":
+		respawnHelper()
+		return
+	case "ignoreterm":
+		ignoreTermHelper()
+		return
+	case "throttle":
+		throttleHelper()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("needs root (%s); CI runs as root", why)
+	}
+}
+
+func newRunner(t *testing.T, opts Options) *Runner {
+	t.Helper()
+	if opts.StateDir == "" && !opts.DryRun {
+		opts.StateDir = t.TempDir()
+	}
+	r, err := NewRunner(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// binDir makes a world-readable directory of symlinks to sleep, one per
+// name: a process exec'd through one has that name as its comm.
+func binDir(t *testing.T, names ...string) string {
+	t.Helper()
+	sleepPath, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep binary")
+	}
+	d, err := os.MkdirTemp("", "pkt-act-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if err := os.Symlink(sleepPath, filepath.Join(d, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// child is a process a test started; done closes once it was reaped.
+type child struct {
+	cmd  *exec.Cmd
+	pid  int
+	done chan struct{}
+}
+
+func (c *child) alive() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (c *child) waitExit(d time.Duration) bool {
+	select {
+	case <-c.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// spawn starts path with args, as uid (and gid) when uid >= 0, in a
+// process group of its own; the test's cleanup kills the group.
+func spawn(t *testing.T, uid int, env []string, path string, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if uid >= 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	c := &child{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-c.pid, syscall.SIGKILL)
+		c.waitExit(5 * time.Second)
+	})
+	return c
+}
+
+func pidsOf(cs ...[]*child) []int {
+	var out []int
+	for _, l := range cs {
+		for _, c := range l {
+			out = append(out, c.pid)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+func anyInts(xs []any) []int {
+	out := make([]int, 0, len(xs))
+	for _, x := range xs {
+		switch v := x.(type) {
+		case int:
+			out = append(out, v)
+		case float64:
+			out = append(out, int(v))
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// waitFor polls cond every 20ms for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+func journalOf(t *testing.T, dir string) []Entry {
+	t.Helper()
+	es, err := ReadJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func phases(es []Entry, id string) []string {
+	var out []string
+	for _, e := range es {
+		if e.ID == id {
+			out = append(out, e.Phase)
+		}
+	}
+	return out
+}
+
+// respawnHelper keeps PICKET_ACT_KEEP children of PICKET_ACT_CHILD alive,
+// starting a new one whenever one exits, PICKET_ACT_CAP children in all
+// (0: forever): an inetd spawning imapds.
+func respawnHelper() {
+	path := os.Getenv("PICKET_ACT_CHILD")
+	keep, _ := strconv.Atoi(os.Getenv("PICKET_ACT_KEEP"))
+	limit, _ := strconv.Atoi(os.Getenv("PICKET_ACT_CAP"))
+	exited := make(chan struct{}, 1024)
+	spawned := 0
+	start := func() {
+		cmd := exec.Command(path, "600")
+		if cmd.Start() != nil {
+			return
+		}
+		spawned++
+		go func() { cmd.Wait(); exited <- struct{}{} }()
+	}
+	for i := 0; i < keep; i++ {
+		start()
+	}
+	fmt.Println("ready")
+	for range exited {
+		if limit == 0 || spawned < limit {
+			start()
+		}
+	}
+}
+
+// ignoreTermHelper becomes PICKET_ACT_CHILD as PICKET_ACT_UID with SIGTERM
+// ignored (an ignored disposition survives exec): a process that only
+// SIGKILL ends.
+func ignoreTermHelper() {
+	signal.Ignore(syscall.SIGTERM)
+	uid, _ := strconv.Atoi(os.Getenv("PICKET_ACT_UID"))
+	if err := syscall.Setgid(uid); err != nil {
+		os.Exit(3)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		os.Exit(3)
+	}
+	path := os.Getenv("PICKET_ACT_CHILD")
+	syscall.Exec(path, []string{path, "600"}, nil)
+	os.Exit(4)
+}
+
+// throttleHelper is a picket that throttles a port in a namespace, says
+// its journal id, and waits to be killed with -9.
+func throttleHelper() {
+	port, _ := strconv.Atoi(os.Getenv("PICKET_ACT_PORT"))
+	d, _ := time.ParseDuration(os.Getenv("PICKET_ACT_FOR"))
+	r, err := NewRunner(Options{StateDir: os.Getenv("PICKET_ACT_STATE"), NetNS: os.Getenv("PICKET_ACT_NETNS")})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	res := r.Do(context.Background(), Request{Spec: &ThrottleSpec{Port: port, For: d}, Rule: "helper"})
+	if res.Error != "" {
+		fmt.Println("error", res.Error)
+		os.Exit(1)
+	}
+	fmt.Println("id", res.ID)
+	select {}
+}

@@ -1,0 +1,239 @@
+package act
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// The nftables objects picket owns: `table inet picket { chain input { type
+// filter hook input priority -10; policy accept; } }`. Each throttle is one
+// rule in it whose comment is "picket:ID" (its journal id), so `nft list
+// ruleset` shows who put it there and Recover can tell its rules apart.
+const (
+	nftTable   = "picket"
+	nftChain   = "input"
+	nftComment = "picket:"
+)
+
+func pktTable() *nftables.Table {
+	return &nftables.Table{Name: nftTable, Family: nftables.TableFamilyINet}
+}
+
+func pktChain(t *nftables.Table) *nftables.Chain {
+	accept := nftables.ChainPolicyAccept
+	return &nftables.Chain{
+		Name: nftChain, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(-10), Policy: &accept,
+	}
+}
+
+// nft opens a netlink connection to nftables in netns ("" for picket's own).
+func nft(netns string) (*nftables.Conn, func(), error) {
+	if netns == "" {
+		c, err := nftables.New()
+		return c, func() {}, err
+	}
+	f, err := os.Open(netns)
+	if err != nil {
+		return nil, nil, fmt.Errorf("network namespace: %w", err)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return c, func() { f.Close() }, nil
+}
+
+// throttle is seed 004's `iptables -A INPUT -p tcp --dport 80 -j DROP`, but
+// for new connections only (ct state new), so established ones keep working,
+// and for a duration: it ends by itself, on Close, or at the next start.
+func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {
+	key := fmt.Sprintf("%s/%d", s.proto(), s.Port)
+	o.res.Targets = []any{key}
+	what := "drop new " + key + " connections"
+	if s.mode() == "rate" {
+		what = "rate-limit new " + key + " connections to " + s.Rate
+	}
+	if o.dry() {
+		o.res.Result = fmt.Sprintf("would %s for %v", what, s.For)
+		return
+	}
+	if a, ok := r.activeThrottle(s.proto(), s.Port); ok {
+		o.res.Result = fmt.Sprintf("already throttled by %s until %s", a.ID, a.Until.Format("15:04:05"))
+		return
+	}
+	until := r.opts.Now().Add(s.For)
+	undo := &Undo{NetNS: r.opts.NetNS, Proto: s.proto(), Port: s.Port}
+	if !o.intent([]any{key}, undo, until) {
+		return
+	}
+	if err := r.addThrottle(o.id, s, undo); err != nil {
+		o.finish("failed", err, "") // one netlink batch: nothing was applied
+		return
+	}
+	o.finish(fmt.Sprintf("%s until %s", strings.Replace(what, "drop", "dropping", 1), until.Format("15:04:05")), nil, "")
+	r.arm(o.id, until)
+}
+
+// activeThrottle finds a throttle of the same port still in force.
+func (r *Runner) activeThrottle(proto string, port int) (Action, bool) {
+	entries, _ := ReadJournal(r.opts.StateDir)
+	for _, a := range Actions(entries, r.opts.Now()) {
+		if a.Type == "throttle" && a.State == StateActive && a.Undo != nil &&
+			a.Undo.Proto == proto && a.Undo.Port == port && a.Undo.NetNS == r.opts.NetNS {
+			return a, true
+		}
+	}
+	return Action{}, false
+}
+
+func (r *Runner) addThrottle(id string, s *ThrottleSpec, u *Undo) error {
+	r.nftMu.Lock()
+	defer r.nftMu.Unlock()
+	c, done, err := nft(u.NetNS)
+	if err != nil {
+		return err
+	}
+	defer done()
+	t := c.AddTable(pktTable())
+	ch := c.AddChain(pktChain(t))
+	proto := byte(unix.IPPROTO_TCP)
+	if u.Proto == "udp" {
+		proto = unix.IPPROTO_UDP
+	}
+	exprs := []expr.Any{
+		// meta l4proto tcp
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		// th dport PORT
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(u.Port))},
+		// ct state new
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
+	if u.Proto == "tcp" {
+		// tcp flags & (fin|syn|rst|ack) == syn. Where conntrack was not
+		// running before this rule (a host without a stateful firewall), it
+		// picks up established connections mid-stream and calls their next
+		// packet "new": without this, the throttle would cut them.
+		exprs = append(exprs,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x17}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+		)
+	}
+	if s.mode() == "rate" {
+		rate, unit, _ := parseRate(s.Rate)
+		burst := uint32(5)
+		if s.Burst > 0 {
+			burst = uint32(s.Burst)
+		}
+		// limit rate over N/unit: only what exceeds the rate reaches the drop.
+		exprs = append(exprs, &expr.Limit{Type: expr.LimitTypePkts, Rate: rate, Unit: expr.LimitTime(unit), Over: true, Burst: burst})
+	}
+	exprs = append(exprs, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs,
+		UserData: userdata.AppendString(nil, userdata.TypeComment, nftComment+id)})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
+}
+
+// throttleRules lists picket's rules in netns by journal id; none when the
+// table does not exist.
+func throttleRules(c *nftables.Conn) (map[string]*nftables.Rule, int, error) {
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, 0, fmt.Errorf("nftables: %w", err)
+	}
+	found := false
+	for _, t := range tables {
+		found = found || t.Name == nftTable
+	}
+	if !found {
+		return nil, 0, nil
+	}
+	t := pktTable()
+	rules, err := c.GetRules(t, pktChain(t))
+	if err != nil {
+		return nil, 0, fmt.Errorf("nftables: %w", err)
+	}
+	out := map[string]*nftables.Rule{}
+	for _, rl := range rules {
+		if c, ok := userdata.GetString(rl.UserData, userdata.TypeComment); ok && strings.HasPrefix(c, nftComment) {
+			out[strings.TrimPrefix(c, nftComment)] = rl
+		} else {
+			out["?"+fmt.Sprint(rl.Handle)] = rl // not ours by its comment: still in picket's table
+		}
+	}
+	return out, len(rules), nil
+}
+
+// removeThrottles deletes the rules of ids (all of picket's rules when keep
+// is given: every rule whose id keep does not hold), and the table once it
+// is empty. It reports what it removed, with the packets each dropped.
+func (r *Runner) removeThrottles(netns string, ids []string, keep map[string]bool) (string, error) {
+	r.nftMu.Lock()
+	defer r.nftMu.Unlock()
+	c, done, err := nft(netns)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	rules, total, err := throttleRules(c)
+	if err != nil || total == 0 {
+		return "", err
+	}
+	del := map[string]*nftables.Rule{}
+	if keep != nil {
+		for id, rl := range rules {
+			if !keep[id] {
+				del[id] = rl
+			}
+		}
+	}
+	for _, id := range ids {
+		if rl, ok := rules[id]; ok {
+			del[id] = rl
+		}
+	}
+	if len(del) == 0 {
+		return "", nil
+	}
+	var notes []string
+	for id, rl := range del {
+		if err := c.DelRule(rl); err != nil {
+			return "", fmt.Errorf("nftables: %w", err)
+		}
+		notes = append(notes, fmt.Sprintf("%s dropped %d packets", id, droppedPackets(rl)))
+	}
+	if len(del) == total {
+		c.DelTable(pktTable())
+	}
+	if err := c.Flush(); err != nil {
+		return "", fmt.Errorf("nftables: %w", err)
+	}
+	return "removed the rule (" + strings.Join(notes, ", ") + ")", nil
+}
+
+func droppedPackets(rl *nftables.Rule) uint64 {
+	for _, e := range rl.Exprs {
+		if c, ok := e.(*expr.Counter); ok {
+			return c.Packets
+		}
+	}
+	return 0
+}

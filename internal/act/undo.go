@@ -1,0 +1,192 @@
+package act
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Undo reverts action id (a throttle, freeze or sysctl) and journals it.
+// Kills, archives and execs cannot be undone.
+func (r *Runner) Undo(ctx context.Context, id string) (Result, error) {
+	if r.journal == nil {
+		return Result{ID: id}, errors.New("undo: the runner is in dry-run mode")
+	}
+	a, err := r.action(id)
+	if err != nil {
+		return Result{ID: id}, err
+	}
+	res := Result{ID: id, Type: a.Type, Targets: a.Targets}
+	switch {
+	case !Undoable(a.Type):
+		err = fmt.Errorf("undo %s: a %s cannot be undone", id, a.Type)
+	case a.State == StateReverted:
+		err = fmt.Errorf("undo %s: already reverted at %s (%s)", id, a.Reverted.Local().Format(time.DateTime), a.RevertResult)
+	case a.State == StateFailed || a.State == StateRefused || a.Undo == nil:
+		err = fmt.Errorf("undo %s: it %s; nothing to revert", id, a.State)
+	}
+	if err != nil {
+		res.Result, res.Error = "refused: "+err.Error(), err.Error()
+		return res, err
+	}
+	r.disarm(id)
+	res.Result, err = r.revert(a, "undone")
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res, err
+}
+
+// Recover runs once at start, before any action. It settles what the
+// journal shows unfinished: an action interrupted mid-way is reverted (a
+// throttle, freeze or sysctl) or closed with an "interrupted" result (and an
+// archive's temporary file removed); a throttle or freeze whose time is up
+// is reverted, one still running is re-armed to end at its time; and any
+// rule in picket's nftables table that no active throttle accounts for is
+// removed.
+func (r *Runner) Recover(ctx context.Context) error {
+	if r.journal == nil {
+		return nil
+	}
+	entries, jerr := ReadJournal(r.opts.StateDir)
+	var errs []error
+	if jerr != nil {
+		errs = append(errs, jerr)
+	}
+	now := r.opts.Now()
+	keep := map[string]map[string]bool{r.opts.NetNS: {}} // netns -> throttle ids still in force
+	for _, a := range Actions(entries, now) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case a.State == StateInFlight && Undoable(a.Type) && a.Undo != nil:
+			_, err := r.revert(a, "interrupted: picket stopped mid-action; reverted at restart")
+			errs = append(errs, err)
+		case a.State == StateInFlight:
+			msg := "interrupted: picket stopped before the result was written"
+			if a.Undo != nil && a.Undo.Temp != "" {
+				if err := os.Remove(a.Undo.Temp); err == nil {
+					msg += "; removed " + a.Undo.Temp
+				}
+			}
+			e := Entry{ID: a.ID, Time: now.UTC(), Phase: PhaseResult, Type: a.Type, Host: a.Host, Rule: a.Rule, Case: a.Case, Result: msg, Error: "interrupted"}
+			errs = append(errs, r.journal.Append(e))
+		case a.State == StateExpired:
+			_, err := r.revert(a, "ended while picket was not running; reverted at restart")
+			errs = append(errs, err)
+		case a.State == StateActive && !a.Until.IsZero():
+			if a.Type == "throttle" {
+				if keep[a.Undo.NetNS] == nil {
+					keep[a.Undo.NetNS] = map[string]bool{}
+				}
+				keep[a.Undo.NetNS][a.ID] = true
+			}
+			r.arm(a.ID, a.Until)
+		}
+	}
+	for netns, ids := range keep {
+		if msg, err := r.removeThrottles(netns, nil, ids); err != nil {
+			errs = append(errs, fmt.Errorf("clean picket's nftables table: %w", err))
+		} else if msg != "" {
+			r.log.Warn("removed throttles no journal entry accounts for", "netns", netns, "result", msg)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// action finds id in the journal.
+func (r *Runner) action(id string) (Action, error) {
+	entries, err := ReadJournal(r.opts.StateDir)
+	for _, a := range Actions(entries, r.opts.Now()) {
+		if a.ID == id {
+			return a, nil
+		}
+	}
+	if err != nil {
+		return Action{}, err
+	}
+	return Action{}, fmt.Errorf("no action %q in the journal %s", id, r.opts.StateDir)
+}
+
+// revert takes back a throttle, freeze or sysctl, and journals it.
+func (r *Runner) revert(a Action, why string) (string, error) {
+	var msg string
+	var err error
+	switch a.Type {
+	case "throttle":
+		msg, err = r.removeThrottles(a.Undo.NetNS, []string{a.ID}, nil)
+		if msg == "" && err == nil {
+			msg = "no rule left to remove"
+		}
+	case "freeze":
+		msg, err = r.thaw(a.Undo)
+	case "sysctl":
+		msg, err = r.restoreSysctl(a.Undo)
+	default:
+		return "", fmt.Errorf("a %s cannot be reverted", a.Type)
+	}
+	msg = why + ": " + msg
+	e := Entry{ID: a.ID, Time: r.opts.Now().UTC(), Phase: PhaseRevert, Type: a.Type, Host: a.Host, Rule: a.Rule, Case: a.Case, Result: msg}
+	if err != nil {
+		e.Error = err.Error()
+	}
+	if jerr := r.journal.Append(e); jerr != nil {
+		err = errors.Join(err, jerr)
+	}
+	r.log.Info("reverted", "id", a.ID, "type", a.Type, "result", msg, "err", err)
+	return msg, err
+}
+
+// arm makes this Runner end action id at until.
+func (r *Runner) arm(id string, until time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	d := until.Sub(r.opts.Now())
+	r.timers[id] = time.AfterFunc(max(d, 0), func() {
+		r.mu.Lock()
+		_, mine := r.timers[id]
+		delete(r.timers, id)
+		if mine {
+			r.wg.Add(1)
+		}
+		r.mu.Unlock()
+		if !mine {
+			return // Close or Undo took it
+		}
+		defer r.wg.Done()
+		if err := r.revertID(context.Background(), id, "ended"); err != nil {
+			r.log.Error("revert at end of duration", "id", id, "err", err)
+		}
+	})
+}
+
+func (r *Runner) disarm(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.timers[id]; ok {
+		t.Stop()
+		delete(r.timers, id)
+	}
+}
+
+// revertID reverts id unless someone (picket undo) did already.
+func (r *Runner) revertID(ctx context.Context, id, why string) error {
+	a, err := r.action(id)
+	if err != nil {
+		return err
+	}
+	if a.State != StateActive && a.State != StateExpired {
+		return nil
+	}
+	if !a.Until.IsZero() && why == "ended" {
+		why = fmt.Sprintf("ended after %v", a.Until.Sub(a.Time).Round(time.Second))
+	}
+	_, err = r.revert(a, why)
+	return err
+}

@@ -184,9 +184,9 @@ func childAttr(uid, gid uint32) *syscall.SysProcAttr {
 	return a
 }
 
-func startLoad(ctx context.Context, procs, holders int, spec holdSpec, maxTime time.Duration) (*load, error) {
+func startLoad(ctx context.Context, tmpdir string, procs, holders int, spec holdSpec, maxTime time.Duration) (*load, error) {
 	l := &load{}
-	dir, err := os.MkdirTemp("", "picket-bench-")
+	dir, err := os.MkdirTemp(tmpdir, "load-")
 	if err != nil {
 		return l, err
 	}
@@ -332,6 +332,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float
 func run(args []string) int {
 	fs := flag.NewFlagSet("benchsnapshot", flag.ContinueOnError)
 	picket := fs.String("picket", "", "the picket binary to time (built with CGO_ENABLED=0)")
+	tmpdir := fs.String("tmpdir", "", "where the load's symlinks go (default: $TMPDIR)")
 	procs := fs.Int("procs", 3000, "sleeping processes to start (three user × comm groups)")
 	holders := fs.Int("holders", 6, "socket-holding processes")
 	unixPairs := fs.Int("unix-pairs", 1000, "unix socketpairs per holder (2 sockets each)")
@@ -362,7 +363,7 @@ func run(args []string) int {
 	defer cancel()
 
 	t0 := time.Now()
-	l, err := startLoad(ctx, *procs, *holders, spec, *maxTime)
+	l, err := startLoad(ctx, *tmpdir, *procs, *holders, spec, *maxTime)
 	defer l.stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchsnapshot: load:", err)

@@ -132,6 +132,11 @@ func (Beancounters) Run(in Input) Finding {
 		}
 		ev.Add("non_tcp_sockets", s.Sockets.Totals.NonTCP())
 		ev.Add("top_non_tcp_holders", hr)
+		groups := holderGroups(s.Sockets.Processes, n)
+		for _, g := range groups {
+			holderComms = append(holderComms, g.Comm)
+		}
+		ev.Add("non_tcp_by_group", groups)
 	}
 	if resources["numtcpsock"] || resources["tcpsndbuf"] || resources["tcprcvbuf"] {
 		top := topHolders(s.Sockets.Processes, n, func(h snapshot.Holder) int { return h.TCP })

@@ -358,3 +358,32 @@ func (r UserRows) Cells() [][]string {
 	}
 	return out
 }
+
+// HolderGroupRow is the sockets of one user × command group together: ten
+// smtpd workers with 8 unix sockets each read as one line of 80, which is
+// what lowering the service's process limit changes.
+type HolderGroupRow struct {
+	User      string `json:"user"`
+	UID       uint32 `json:"uid"`
+	Comm      string `json:"comm"`
+	Processes int    `json:"processes"`
+	NonTCP    int    `json:"non_tcp"`
+	Unix      int    `json:"unix"`
+	UDP       int    `json:"udp"`
+	TCP       int    `json:"tcp"`
+}
+
+// HolderGroupRows is a table of socket-holding groups.
+type HolderGroupRows []HolderGroupRow
+
+func (HolderGroupRows) Columns() []string {
+	return []string{"PROCESSES", "NON-TCP", "UNIX", "UDP", "TCP", "USER", "COMMAND"}
+}
+
+func (r HolderGroupRows) Cells() [][]string {
+	out := make([][]string, len(r))
+	for i, g := range r {
+		out[i] = []string{itoa(g.Processes), itoa(g.NonTCP), itoa(g.Unix), itoa(g.UDP), itoa(g.TCP), g.User, g.Comm}
+	}
+	return out
+}

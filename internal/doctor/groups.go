@@ -59,9 +59,10 @@ func groupDetails(s *snapshot.Snapshot, keys []groupKey) map[groupKey]*groupDeta
 				best, n = ppid, c
 			}
 		}
-		// A parent "stands out" when it forked at least half the group:
-		// xinetd for imapd, Postfix's master for smtpd, Apache's parent.
-		if best > 0 && n*2 >= d.members {
+		// A parent "stands out" when it forked at least half of a group of
+		// several: xinetd for imapd, Postfix's master for smtpd, Apache's
+		// parent. A lone process's parent says nothing.
+		if best > 0 && d.members >= 2 && n*2 >= d.members {
 			d.parentPID, d.fromParent, d.parentComm = best, n, comm[best]
 		}
 		if d.members == 0 {
@@ -162,4 +163,34 @@ func appendNew(fix []string, lines ...string) []string {
 		}
 	}
 	return fix
+}
+
+// holderGroups adds the socket holders up by user × command, heaviest in
+// non-TCP sockets first, at most n.
+func holderGroups(hs []snapshot.Holder, n int) HolderGroupRows {
+	idx := map[groupKey]int{}
+	out := HolderGroupRows{}
+	for _, h := range hs {
+		if h.NonTCP() == 0 {
+			continue
+		}
+		k := groupKey{h.UID, h.Comm}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, HolderGroupRow{User: h.User, UID: h.UID, Comm: h.Comm})
+		}
+		g := &out[i]
+		g.Processes++
+		g.NonTCP += h.NonTCP()
+		g.Unix += h.Unix
+		g.UDP += h.UDP
+		g.TCP += h.TCP
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].NonTCP > out[j].NonTCP })
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
 }

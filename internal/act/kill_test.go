@@ -1,0 +1,280 @@
+package act
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/picket-guard/picket/internal/collect"
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+const nobody = 65534
+
+func liveSnapshot(t *testing.T) *snapshot.Snapshot {
+	t.Helper()
+	c, err := collect.New(collect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := c.Collect(t.Context())
+	if snap == nil {
+		t.Fatal("no snapshot")
+	}
+	return snap
+}
+
+// TestKillStorm is seed 001's imapd storm: 200 pkt-imapd under nobody (20
+// of them ignoring SIGTERM), bystanders with the same name under another
+// user and other names under nobody, and a protected pkt-imapd. The dry run
+// names exactly the 200; the kill leaves every bystander alive.
+func TestKillStorm(t *testing.T) {
+	needRoot(t, "starts processes as other users and signals them")
+	bin := binDir(t, "pkt-imapd", "pkt-other")
+	imapd := filepath.Join(bin, "pkt-imapd")
+	var targets, bystanders []*child
+	for i := 0; i < 180; i++ {
+		targets = append(targets, spawn(t, nobody, nil, imapd, "600"))
+	}
+	for i := 0; i < 20; i++ { // only SIGKILL ends these
+		targets = append(targets, spawn(t, -1, []string{"PICKET_ACT_HELPER=ignoreterm", "PICKET_ACT_UID=65534", "PICKET_ACT_CHILD=" + imapd}, os.Args[0]))
+	}
+	for i := 0; i < 5; i++ {
+		bystanders = append(bystanders, spawn(t, nobody-1, nil, imapd, "600"))
+		bystanders = append(bystanders, spawn(t, nobody, nil, filepath.Join(bin, "pkt-other"), "600"))
+	}
+	protected := spawn(t, nobody, nil, imapd, "600")
+	bystanders = append(bystanders, protected)
+	r := newRunner(t, Options{DryRun: true})
+	if !waitFor(5*time.Second, func() bool { // the helpers have exec'd
+		for _, c := range targets {
+			if p, err := r.procs.read(c.pid); err != nil || p.comm != "pkt-imapd" || p.uid != nobody {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("targets did not start")
+	}
+
+	state := t.TempDir()
+	r = newRunner(t, Options{StateDir: state, Protected: Protected{PIDs: []int{protected.pid}}})
+	spec := &KillSpec{User: "nobody", Comm: "pkt-imapd", Signal: "TERM", Grace: time.Second, Then: "KILL"}
+	snap := liveSnapshot(t)
+	req := Request{Spec: spec, Rule: "ProcNumChkRed", Case: "imapd", Snapshot: snap, DryRun: true}
+	dry := r.Do(t.Context(), req)
+	if got, want := anyInts(dry.Targets), pidsOf(targets); !reflect.DeepEqual(got, want) {
+		t.Fatalf("dry-run targets: %d pids, want the %d targets exactly\n%s", len(got), len(want), dry.Result)
+	}
+	if dry.ID != "" || !strings.HasPrefix(dry.Result, "would send TERM, then KILL after 1s to what is left to 200 processes") ||
+		!strings.Contains(dry.Result, "protected pid") {
+		t.Errorf("dry run: %+v", dry)
+	}
+	if es := journalOf(t, state); len(es) != 0 {
+		t.Errorf("the dry run was journaled: %v", es)
+	}
+	for _, c := range targets {
+		if !c.alive() {
+			t.Fatal("the dry run killed something")
+		}
+	}
+
+	req.DryRun = false
+	start := time.Now()
+	res := r.Do(t.Context(), req)
+	t.Logf("%s in %v", res.Result, time.Since(start).Round(time.Millisecond))
+	if res.Error != "" || !strings.HasPrefix(res.Result, "killed 200 (TERM, KILL to 20 after 1s)") {
+		t.Errorf("kill: %+v", res)
+	}
+	if got, want := anyInts(res.Targets), pidsOf(targets); !reflect.DeepEqual(got, want) {
+		t.Errorf("targets: %d pids, want %d", len(got), len(want))
+	}
+	for _, c := range targets {
+		if !c.waitExit(5 * time.Second) {
+			t.Fatalf("target %d still running", c.pid)
+		}
+	}
+	for _, c := range bystanders {
+		if !c.alive() {
+			t.Errorf("bystander %d was killed", c.pid)
+		}
+	}
+	if got := phases(journalOf(t, state), res.ID); strings.Join(got, ",") != "intent,result" {
+		t.Errorf("journal: %v", got)
+	}
+}
+
+// TestKillUntilRespawning is the seed's loop (kill, ps again, until none
+// remain) against a parent that respawns its children: 5 at a time, 15 in
+// all, then it gives up; and against one that never gives up, where the
+// loop must stop by itself.
+func TestKillUntilRespawning(t *testing.T) {
+	needRoot(t, "the respawning parent is a helper process")
+	bin := binDir(t, "pkt-child")
+	childPath := filepath.Join(bin, "pkt-child")
+	parent := func(limit int) *child {
+		c := spawn(t, -1, []string{"PICKET_ACT_HELPER=respawn", "PICKET_ACT_CHILD=" + childPath, "PICKET_ACT_KEEP=5", "PICKET_ACT_CAP=" + strconv.Itoa(limit)}, os.Args[0])
+		return c
+	}
+	r := newRunner(t, Options{})
+	count := func() int {
+		n := 0
+		all, _ := r.procs.all()
+		for _, p := range all {
+			if p.comm == "pkt-child" && !p.gone() {
+				n++
+			}
+		}
+		return n
+	}
+
+	p := parent(15)
+	if !waitFor(5*time.Second, func() bool { return count() == 5 }) {
+		t.Fatalf("%d children, want 5", count())
+	}
+	spec := &KillSpec{Comm: "pkt-child", Signal: "KILL", Until: &Until{Below: 1}, MaxTries: 10, MaxTime: 20 * time.Second}
+	res := r.Do(t.Context(), Request{Spec: spec, Rule: "respawn"})
+	t.Logf("%s", res.Result)
+	if res.Error != "" || !strings.Contains(res.Result, "none remain") || len(res.Targets) != 15 {
+		t.Errorf("finite respawn: %+v (%d targets)", res, len(res.Targets))
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d children left", n)
+	}
+	if !p.alive() {
+		t.Error("the parent was killed: it does not match the selector")
+	}
+
+	parent(0)
+	if !waitFor(5*time.Second, func() bool { return count() == 5 }) {
+		t.Fatalf("%d children, want 5", count())
+	}
+	spec = &KillSpec{Comm: "pkt-child", Signal: "KILL", Until: &Until{Below: 1}, MaxTries: 3, MaxTime: 10 * time.Second}
+	start := time.Now()
+	res = r.Do(t.Context(), Request{Spec: spec, Rule: "respawn-forever"})
+	t.Logf("%s", res.Result)
+	if res.Error == "" || !strings.HasPrefix(res.Result, "gave up after 3 rounds") || time.Since(start) > 10*time.Second {
+		t.Errorf("endless respawn: %+v after %v", res, time.Since(start))
+	}
+}
+
+// TestKillScopeGroup: scope group takes the whole process group; a group
+// that holds a protected process is refused whole.
+func TestKillScopeGroup(t *testing.T) {
+	needRoot(t, "signals a process group of helpers")
+	bin := binDir(t, "pkt-leader", "pkt-mate")
+	script := "exec_mate() { \"$1\" 600 & }; exec_mate " + filepath.Join(bin, "pkt-mate") + "; exec " + filepath.Join(bin, "pkt-leader") + " 600"
+	start := func() (*child, int) {
+		c := spawn(t, -1, nil, "/bin/sh", "-c", script)
+		var mate int
+		r := newRunner(t, Options{DryRun: true})
+		waitFor(5*time.Second, func() bool {
+			all, _ := r.procs.all()
+			for _, p := range all {
+				if p.comm == "pkt-mate" && p.pgrp == c.pid {
+					mate = p.pid
+				}
+			}
+			lead, err := r.procs.read(c.pid)
+			return mate != 0 && err == nil && lead.comm == "pkt-leader"
+		})
+		if mate == 0 {
+			t.Fatal("group did not start")
+		}
+		return c, mate
+	}
+	lead, mate := start()
+	r := newRunner(t, Options{})
+	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-leader", Scope: "group", Signal: "KILL"}})
+	if got := anyInts(res.Targets); !reflect.DeepEqual(got, []int{lead.pid, mate}) || res.Error != "" {
+		t.Errorf("group kill: %+v, want pids %d and %d", res, lead.pid, mate)
+	}
+	if !lead.waitExit(5*time.Second) || !waitFor(5*time.Second, func() bool { return !r.alive(proc{pid: mate}) && syscall.Kill(mate, 0) != nil }) {
+		t.Error("the group is not gone")
+	}
+
+	lead, mate = start()
+	r = newRunner(t, Options{Protected: Protected{PIDs: []int{mate}}})
+	res = r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-leader", Scope: "group", Signal: "KILL"}})
+	if len(res.Targets) != 0 || !strings.Contains(res.Result, "its group holds pid") {
+		t.Errorf("group with a protected member: %+v", res)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if !lead.alive() || syscall.Kill(mate, 0) != nil {
+		t.Error("a group with a protected member was signalled")
+	}
+}
+
+// TestKillSnapshotAnchor: the first selection starts from the rule's
+// snapshot, so a process started after it is not in the first round, and
+// a fixture root signals nothing.
+func TestKillSnapshotAnchor(t *testing.T) {
+	bin := binDir(t, "pkt-late")
+	early := spawn(t, -1, nil, filepath.Join(bin, "pkt-late"), "600")
+	r := newRunner(t, Options{DryRun: true})
+	waitFor(5*time.Second, func() bool { p, err := r.procs.read(early.pid); return err == nil && p.comm == "pkt-late" })
+	snap := liveSnapshot(t)
+	late := spawn(t, -1, nil, filepath.Join(bin, "pkt-late"), "600")
+	waitFor(5*time.Second, func() bool { p, err := r.procs.read(late.pid); return err == nil && p.comm == "pkt-late" })
+	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-late"}, Snapshot: snap})
+	if got := anyInts(res.Targets); !reflect.DeepEqual(got, []int{early.pid}) {
+		t.Errorf("targets %v, want only %d (the one the rule saw)", got, early.pid)
+	}
+	res = r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-late"}})
+	if got := anyInts(res.Targets); !reflect.DeepEqual(got, []int{early.pid, late.pid}) {
+		t.Errorf("without a snapshot: %v", got)
+	}
+	res = r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-late", Youngest: 1}})
+	if got := anyInts(res.Targets); !reflect.DeepEqual(got, []int{late.pid}) {
+		t.Errorf("youngest 1: %v, want %d", got, late.pid)
+	}
+	res = r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-late", OlderThan: time.Hour}})
+	if len(res.Targets) != 0 {
+		t.Errorf("older_than 1h: %v", res.Targets)
+	}
+	sleepPath, _ := exec.LookPath("sleep")
+	sleepExe, _ := filepath.EvalSymlinks(sleepPath)
+	res = r.Do(t.Context(), Request{Spec: &KillSpec{PID: strconv.Itoa(late.pid) + " " + strconv.Itoa(early.pid), Cmdline: "pkt-late 600$", Exe: sleepExe, PPID: strconv.Itoa(os.Getpid())}})
+	if got := anyInts(res.Targets); !reflect.DeepEqual(got, []int{early.pid, late.pid}) {
+		t.Errorf("pid+cmdline+exe+ppid: %v (%s)", got, res.Result)
+	}
+	res = r.Do(t.Context(), Request{Spec: &KillSpec{PID: strconv.Itoa(late.pid), Exe: "/usr/bin/other"}})
+	if len(res.Targets) != 0 {
+		t.Errorf("another exe matched: %v", res.Targets)
+	}
+	fr := newRunner(t, Options{Root: fixtureRoot(t)})
+	if res := fr.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-late"}}); res.ID != "" || len(res.Targets) != 0 {
+		t.Errorf("fixture root: %+v", res)
+	}
+	if !early.alive() || !late.alive() {
+		t.Error("a dry run killed")
+	}
+}
+
+// TestKillWarnHook: warn calls the hook with the targets, waits, selects
+// again: a target that exited meanwhile is not counted.
+func TestKillWarnHook(t *testing.T) {
+	bin := binDir(t, "pkt-warned")
+	a := spawn(t, -1, nil, filepath.Join(bin, "pkt-warned"), "600")
+	b := spawn(t, -1, nil, filepath.Join(bin, "pkt-warned"), "600")
+	var warned []int
+	r := newRunner(t, Options{Warn: func(ctx context.Context, req Request, pids []int) {
+		warned = pids
+		syscall.Kill(b.pid, syscall.SIGKILL) // b takes the hint
+	}})
+	waitFor(5*time.Second, func() bool { p, err := r.procs.read(b.pid); return err == nil && p.comm == "pkt-warned" })
+	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-warned", Warn: 100 * time.Millisecond}})
+	if !reflect.DeepEqual(warned, []int{a.pid, b.pid}) && !reflect.DeepEqual(warned, []int{b.pid, a.pid}) {
+		t.Errorf("warned %v", warned)
+	}
+	if got := anyInts(res.Targets); !reflect.DeepEqual(got, []int{a.pid}) || !a.waitExit(5*time.Second) {
+		t.Errorf("after the warning: %+v", res)
+	}
+}

@@ -1,0 +1,336 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/picket-guard/picket/internal/alarm"
+)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeNotifier records the rules of the batches it delivered; while down it
+// fails every attempt.
+type fakeNotifier struct {
+	name string
+
+	mu        sync.Mutex
+	down      bool
+	permanent bool
+	panics    bool
+	attempts  int
+	delivered []string
+}
+
+func (f *fakeNotifier) Name() string { return f.name }
+
+func (f *fakeNotifier) Notify(ctx context.Context, b alarm.Batch) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts++
+	switch {
+	case f.panics:
+		panic("boom")
+	case f.permanent:
+		return Permanent(errors.New("refused for good"))
+	case f.down:
+		return errors.New("connection refused")
+	}
+	f.delivered = append(f.delivered, b.Rule)
+	return nil
+}
+
+func (f *fakeNotifier) set(fn func(f *fakeNotifier)) { f.mu.Lock(); fn(f); f.mu.Unlock() }
+func (f *fakeNotifier) got() (int, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attempts, append([]string(nil), f.delivered...)
+}
+
+func ruleBatch(rule string) alarm.Batch {
+	b := procBatch(alarm.Firing, procRow("alice", "imapd", 93))
+	b.Rule = rule
+	for i := range b.Alarms {
+		b.Alarms[i].Rule = rule
+	}
+	return b
+}
+
+func newTestDispatcher(t *testing.T, dir string, clock *fakeClock, outputs map[string]Notifier) *Dispatcher {
+	t.Helper()
+	env := Env{Hostname: "moscow", Now: clock.Now, Logger: testSlog(t), StateDir: dir}
+	d, err := NewDispatcher(DispatcherOptions{Env: env, Outputs: outputs, MaxAge: time.Hour, MinBackoff: 10 * time.Second, MaxBackoff: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// Batches of one output arrive in the order they were sent, even when the
+// first ones waited in the spool: a resolve never overtakes its alarm.
+func TestDispatcherKeepsOrderPerOutput(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	f := &fakeNotifier{name: "ops", down: true}
+	d := newTestDispatcher(t, t.TempDir(), clock, map[string]Notifier{"ops": f})
+	ctx := context.Background()
+	if err := d.Send(ctx, f, ruleBatch("first")); !errors.Is(err, ErrSpooled) {
+		t.Fatalf("Send = %v", err)
+	}
+	f.set(func(f *fakeNotifier) { f.down = false })
+	clock.Advance(time.Second)
+	// The output has a batch waiting: this one queues behind without trying.
+	if err := d.Send(ctx, f, ruleBatch("second")); !errors.Is(err, ErrSpooled) {
+		t.Fatalf("Send behind a pending batch = %v", err)
+	}
+	if attempts, _ := f.got(); attempts != 1 {
+		t.Fatalf("%d attempts, want 1 (the second batch must wait its turn)", attempts)
+	}
+	if d.Pending() != 2 {
+		t.Fatalf("Pending = %d", d.Pending())
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := f.got(); strings.Join(got, ",") != "first,second" {
+		t.Fatalf("delivered %v", got)
+	}
+	// Once the queue is empty, Send delivers directly again.
+	if err := d.Send(ctx, f, ruleBatch("third")); err != nil || d.Pending() != 0 {
+		t.Fatalf("Send = %v, pending %d", err, d.Pending())
+	}
+}
+
+// Run's passes honour the backoff; Flush does not.
+func TestDispatcherBackoff(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	f := &fakeNotifier{name: "ops", down: true}
+	d := newTestDispatcher(t, t.TempDir(), clock, map[string]Notifier{"ops": f})
+	ctx := context.Background()
+	_ = d.Send(ctx, f, ruleBatch("r")) // attempt 1 fails: next in 10s
+	tries := func() int { n, _ := f.got(); return n }
+
+	clock.Advance(5 * time.Second)
+	_ = d.pass(ctx, true)
+	if tries() != 1 {
+		t.Fatalf("retried before the backoff passed (%d attempts)", tries())
+	}
+	clock.Advance(6 * time.Second) // 11s
+	_ = d.pass(ctx, true)
+	if tries() != 2 {
+		t.Fatalf("%d attempts at 11s, want 2", tries())
+	}
+	clock.Advance(15 * time.Second) // next was 11s+20s
+	_ = d.pass(ctx, true)
+	if tries() != 2 {
+		t.Fatalf("the second backoff did not double (%d attempts)", tries())
+	}
+	if next, ok := d.nextDue(); !ok || !next.Equal(testNow.Add(31*time.Second)) {
+		t.Fatalf("nextDue = %v, want +31s", next.Sub(testNow))
+	}
+	_ = d.Flush(ctx)
+	if tries() != 3 {
+		t.Fatalf("Flush did not try now (%d attempts)", tries())
+	}
+}
+
+func TestDispatcherExpires(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	f := &fakeNotifier{name: "ops", down: true}
+	dir := t.TempDir()
+	d := newTestDispatcher(t, dir, clock, map[string]Notifier{"ops": f})
+	ctx := context.Background()
+	_ = d.Send(ctx, f, ruleBatch("r"))
+	clock.Advance(2 * time.Hour)
+	f.set(func(f *fakeNotifier) { f.down = false })
+	_ = d.Flush(ctx)
+	if _, got := f.got(); len(got) != 0 || d.Pending() != 0 {
+		t.Fatalf("expired batch delivered %v, pending %d", got, d.Pending())
+	}
+	if files := spoolFiles(t, filepath.Join(dir, "spool")); len(files) != 0 {
+		t.Fatalf("spool holds %v", files)
+	}
+}
+
+func TestDispatcherPermanentAndPanic(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	f := &fakeNotifier{name: "ops", permanent: true}
+	d := newTestDispatcher(t, t.TempDir(), clock, map[string]Notifier{"ops": f})
+	ctx := context.Background()
+	err := d.Send(ctx, f, ruleBatch("r"))
+	if err == nil || errors.Is(err, ErrSpooled) || !IsPermanent(err) || d.Pending() != 0 {
+		t.Fatalf("permanent failure: err %v, pending %d", err, d.Pending())
+	}
+	f.set(func(f *fakeNotifier) { f.permanent, f.panics = false, true })
+	if err := d.Send(ctx, f, ruleBatch("r")); !errors.Is(err, ErrSpooled) || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("panicking notifier: %v", err)
+	}
+	f.set(func(f *fakeNotifier) { f.panics = false })
+	if err := d.Flush(ctx); err != nil || d.Pending() != 0 {
+		t.Fatalf("Flush = %v, pending %d", err, d.Pending())
+	}
+}
+
+// A batch for an output removed from the configuration waits (with a
+// warning) until the output comes back or the batch expires.
+func TestDispatcherMissingOutputWaits(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	dir := t.TempDir()
+	f := &fakeNotifier{name: "ops", down: true}
+	d1 := newTestDispatcher(t, dir, clock, map[string]Notifier{"ops": f})
+	_ = d1.Send(context.Background(), f, ruleBatch("r"))
+	d1.Close()
+
+	d2 := newTestDispatcher(t, dir, clock, nil)
+	if d2.Pending() != 1 {
+		t.Fatalf("Pending = %d", d2.Pending())
+	}
+	if err := d2.Flush(context.Background()); err == nil || !strings.Contains(err.Error(), `no output named "ops"`) {
+		t.Fatalf("Flush = %v", err)
+	}
+	if d2.Pending() != 1 {
+		t.Fatalf("the batch of a missing output was dropped")
+	}
+	f2 := &fakeNotifier{name: "ops"}
+	d2.SetOutputs(map[string]Notifier{"ops": f2})
+	if err := d2.Flush(context.Background()); err != nil || d2.Pending() != 0 {
+		t.Fatalf("Flush = %v, pending %d", err, d2.Pending())
+	}
+	if _, got := f2.got(); len(got) != 1 {
+		t.Fatalf("delivered %v", got)
+	}
+}
+
+// An output the configuration does not name (inline in a rule) is rebuilt
+// from the spec spooled with it.
+func TestDispatcherRebuildsInlineOutput(t *testing.T) {
+	h := newHookServer(t, 503, 200)
+	clock := &fakeClock{now: testNow}
+	dir := t.TempDir()
+	env := Env{Now: clock.Now, Logger: testSlog(t)}
+	n, err := New("ProcNumChkRed/imapd#0", &WebhookSpec{URL: h.URL, Retries: intp(0), Timeout: 5 * time.Second}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := newTestDispatcher(t, dir, clock, nil)
+	if err := d1.Send(context.Background(), n, stormBatch()); !errors.Is(err, ErrSpooled) {
+		t.Fatalf("Send = %v", err)
+	}
+	d1.Close()
+	d2 := newTestDispatcher(t, dir, clock, nil)
+	if err := d2.Flush(context.Background()); err != nil || d2.Pending() != 0 {
+		t.Fatalf("Flush = %v, pending %d", err, d2.Pending())
+	}
+	if h.requests() != 2 {
+		t.Fatalf("%d requests, want 2", h.requests())
+	}
+}
+
+func TestSpoolSetsAsideBadFilesAndCleansTemp(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	dir := t.TempDir()
+	sp := filepath.Join(dir, "spool")
+	if err := os.MkdirAll(sp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(sp, "00000000000000000001-aaaa.json"), []byte("{not json"), 0o600)
+	os.WriteFile(filepath.Join(sp, ".tmp.00000000000000000002-bbbb.json"), []byte(`{"version":1`), 0o600)
+	d := newTestDispatcher(t, dir, clock, nil)
+	if d.Pending() != 0 {
+		t.Fatalf("Pending = %d", d.Pending())
+	}
+	files := spoolFiles(t, sp)
+	if len(files) != 1 || files[0] != "00000000000000000001-aaaa.json.bad" {
+		t.Fatalf("spool holds %v", files)
+	}
+	st, err := os.Stat(sp)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("spool dir mode %v (%v)", st.Mode().Perm(), err)
+	}
+}
+
+// A log output is not written to the spool first, only when it fails.
+func TestDispatcherLocalOutputSpoolsOnlyOnFailure(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	dir := t.TempDir()
+	env := Env{Now: clock.Now, Logger: testSlog(t)}
+	blocker := filepath.Join(dir, "not-a-dir")
+	os.WriteFile(blocker, nil, 0o600)
+	bad, err := New("diag", &LogSpec{Path: filepath.Join(blocker, "x.log")}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := New("good", &LogSpec{Path: filepath.Join(dir, "good.log")}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTestDispatcher(t, dir, clock, map[string]Notifier{"diag": bad, "good": good})
+	if err := d.Send(context.Background(), good, stormBatch()); err != nil || d.Pending() != 0 {
+		t.Fatalf("Send = %v, pending %d", err, d.Pending())
+	}
+	if err := d.Send(context.Background(), bad, stormBatch()); !errors.Is(err, ErrSpooled) || d.Pending() != 1 {
+		t.Fatalf("Send = %v, pending %d", err, d.Pending())
+	}
+}
+
+// Many rules at once, an output that comes and goes: every batch arrives
+// exactly once.
+func TestDispatcherConcurrentSends(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	f := &fakeNotifier{name: "ops"}
+	d := newTestDispatcher(t, t.TempDir(), clock, map[string]Notifier{"ops": f})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runDone := make(chan struct{})
+	go func() { d.Run(ctx); close(runDone) }()
+	var wg sync.WaitGroup
+	const senders, each = 8, 25
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if i%10 == 3 {
+					f.set(func(f *fakeNotifier) { f.down = !f.down })
+				}
+				err := d.Send(ctx, f, ruleBatch(fmt.Sprintf("r%d-%d", s, i)))
+				if err != nil && !errors.Is(err, ErrSpooled) {
+					t.Errorf("Send: %v", err)
+				}
+				clock.Advance(time.Second)
+			}
+		}()
+	}
+	wg.Wait()
+	f.set(func(f *fakeNotifier) { f.down = false })
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-runDone
+	_, got := f.got()
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[r]++
+	}
+	if len(got) != senders*each || len(seen) != senders*each || d.Pending() != 0 {
+		t.Fatalf("delivered %d (%d distinct), want %d; pending %d", len(got), len(seen), senders*each, d.Pending())
+	}
+}

@@ -2,13 +2,160 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/collect"
+	"github.com/picket-guard/picket/internal/doctor"
+	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/term"
 )
 
+const doctorSynopsis = `Name the exhaustion, show the kernel's evidence, give the fix.
+
+Takes two snapshots --interval apart (rates need both) and runs every check:
+tcp-orphans, tcp-memory, beancounters, other-sockets, process-storm,
+memory-thrashing, fd-exhaustion, conntrack (see docs/checks.md).
+
+Exit status, as a Nagios plugin: 0 ok, 1 warning, 2 critical, 3 unknown
+(the worst finding wins; unknown only when nothing else is wrong). Bad flags
+and a root that cannot be read are unknown (3) too.`
+
+// doctorUnknown is the Nagios status for "could not check".
+const doctorUnknown = 3
+
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("doctor", "Not yet built (issue 3).", stdout, stderr)
+	fs := newFlags("doctor", doctorSynopsis, stdout, stderr)
+	root := fs.String("root", "/", "read `DIR`/proc and DIR/etc as if DIR were / (a fixture tree); the live system is not touched")
+	asJSON := fs.Bool("json", false, `print {"status", "findings": [{"id", "severity", "title", "evidence", "explanation", "fix"}]}`)
+	interval := fs.Duration("interval", time.Second, "time between the two snapshots rates are measured over; 0 takes one snapshot (rate checks then rely on PSI or say unknown)")
+	verbose := fs.Bool("verbose", false, "print evidence and explanation of ok findings too")
+	color := fs.String("color", "auto", "colour the verdicts: auto (only on a terminal, unless NO_COLOR is set), always, never")
+	th := doctor.DefaultThresholds()
+	thresholdFlags(fs, &th)
 	if st, stop := parseFlags(fs, args); stop {
-		return st
+		if st == 0 {
+			return 0
+		}
+		return doctorUnknown
 	}
-	return 3
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "picket doctor: "+format+"\n", a...)
+		return doctorUnknown
+	}
+	if err := th.Validate(); err != nil {
+		return fail("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if *interval < 0 {
+		return fail("--interval %s: want 0 or more", *interval)
+	}
+	useColor, err := wantColor(*color, stdout)
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	c, err := collect.New(collect.Options{Root: *root})
+	if err != nil {
+		return fail("%s", term.Escape(err.Error()))
+	}
+	// A partial snapshot is still worth diagnosing: the checks whose files
+	// failed say unknown, the rest still speak.
+	collectOne := func() (*snapshot.Snapshot, bool) {
+		s, err := c.Collect(ctx)
+		if s == nil || ctx.Err() != nil {
+			if err == nil {
+				err = ctx.Err()
+			}
+			fail("%s", term.Escape(err.Error()))
+			return nil, false
+		}
+		return s, true
+	}
+	in := doctor.Input{Interval: *interval, Thresholds: th}
+	if *interval > 0 {
+		prev, ok := collectOne()
+		if !ok {
+			return doctorUnknown
+		}
+		in.Prev = prev
+		t := time.NewTimer(*interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fail("interrupted")
+		case <-t.C:
+		}
+	}
+	cur, ok := collectOne()
+	if !ok {
+		return doctorUnknown
+	}
+	in.Cur = cur
+	rep := doctor.Run(in, doctor.Checks())
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return fail("%v", err)
+		}
+	} else {
+		if err := doctor.WriteText(stdout, rep, doctor.TextOptions{Color: useColor, Verbose: *verbose}); err != nil {
+			return fail("%v", err)
+		}
+	}
+	for _, e := range cur.Errors {
+		fmt.Fprintf(stderr, "picket doctor: could not read %s\n", term.Escape(e))
+	}
+	return rep.ExitCode()
+}
+
+// thresholdFlags binds every threshold to a flag whose default is the
+// documented one.
+func thresholdFlags(fs *flag.FlagSet, t *doctor.Thresholds) {
+	fs.Float64Var(&t.LimitWarnPercent, "warn-percent", t.LimitWarnPercent, "warning at this `PERCENT` of a kernel limit: file-max, pid_max, threads-max, RLIMIT_NPROC, RLIMIT_NOFILE, nf_conntrack_max")
+	fs.Float64Var(&t.LimitCritPercent, "crit-percent", t.LimitCritPercent, "critical at this `PERCENT` of a kernel limit")
+	fs.Float64Var(&t.BeancounterWarnPercent, "beancounter-percent", t.BeancounterWarnPercent, "warning when a beancounter is held at this `PERCENT` of its barrier (failcnt > 0 is always critical)")
+	fs.IntVar(&t.StormMinCount, "storm-min", t.StormMinCount, "a user × command group of at least `N` processes...")
+	fs.Float64Var(&t.StormMinPercent, "storm-percent", t.StormMinPercent, "...and at least this `PERCENT` of all processes is a storm")
+	fs.IntVar(&t.HolderMinSockets, "holder-min", t.HolderMinSockets, "a process holding at least `N` non-TCP sockets...")
+	fs.Float64Var(&t.HolderMinPercent, "holder-percent", t.HolderMinPercent, "...and this `PERCENT` of all of them is outsized")
+	fs.Float64Var(&t.PSISomeWarn, "psi-some-warn", t.PSISomeWarn, "warning at this memory PSI some avg10 `PERCENT`")
+	fs.Float64Var(&t.PSISomeCrit, "psi-some-crit", t.PSISomeCrit, "critical at this memory PSI some avg10 `PERCENT`")
+	fs.Float64Var(&t.PSIFullWarn, "psi-full-warn", t.PSIFullWarn, "warning at this memory PSI full avg10 `PERCENT`")
+	fs.Float64Var(&t.PSIFullCrit, "psi-full-crit", t.PSIFullCrit, "critical at this memory PSI full avg10 `PERCENT`")
+	fs.Float64Var(&t.SwapWarnPages, "swap-warn", t.SwapWarnPages, "warning when `PAGES` per second are swapped both in and out")
+	fs.Float64Var(&t.SwapCritPages, "swap-crit", t.SwapCritPages, "critical when `PAGES` per second are swapped both in and out")
+	fs.Float64Var(&t.MajfaultWarn, "majfault-warn", t.MajfaultWarn, "warning at `N` major faults per second (only without PSI)")
+	fs.Float64Var(&t.MajfaultCrit, "majfault-crit", t.MajfaultCrit, "critical at `N` major faults per second (only without PSI)")
+	fs.IntVar(&t.Top, "top", t.Top, "rows per evidence table")
+}
+
+// wantColor decides on colour: "auto" means stdout is a terminal and
+// NO_COLOR (no-color.org) is unset.
+func wantColor(mode string, stdout io.Writer) (bool, error) {
+	switch mode {
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	case "auto":
+		if os.Getenv("NO_COLOR") != "" {
+			return false, nil
+		}
+		f, ok := stdout.(*os.File)
+		if !ok {
+			return false, nil
+		}
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		return err == nil, nil
+	}
+	return false, fmt.Errorf("--color %q: want auto, always or never", mode)
 }

@@ -5,35 +5,66 @@
 package term
 
 import (
-	"strconv"
+	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
-// Escape returns s unchanged when it is printable UTF-8 without backslashes,
-// else Go-quoted without the surrounding quotes: control bytes become \n,
-// \x1b, \u202e (bidi overrides included), invalid UTF-8 becomes \xNN, and a
-// literal backslash becomes \\ so an escape cannot be forged.
+// Escape returns s unchanged when it is printable UTF-8 without
+// backslashes; otherwise control bytes become \n, \t, \x1b, format and
+// bidi characters \u202e, invalid UTF-8 \xNN, and a literal backslash \\
+// so an escape cannot be forged.
 func Escape(s string) string {
 	if safe(s) {
 		return s
 	}
-	q := strconv.QuoteToGraphic(s)
-	return q[1 : len(q)-1]
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case !printable(r):
+			if r > 0xffff {
+				fmt.Fprintf(&b, `\U%08x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func printable(r rune) bool {
+	return unicode.IsGraphic(r) && !unicode.Is(unicode.Bidi_Control, r)
 }
 
 func safe(s string) bool {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f || c == '\\' || c == '"' {
+			if c < 0x20 || c == 0x7f || c == '\\' {
 				return false
 			}
 			i++
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError || !unicode.IsGraphic(r) || unicode.Is(unicode.Bidi_Control, r) {
+		if r == utf8.RuneError || !printable(r) {
 			return false
 		}
 		i += size

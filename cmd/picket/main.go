@@ -28,6 +28,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"snapshot": {"print processes, sockets and the kernel's limits (--json for the full object)", runSnapshot},
 		"doctor":   {"name the exhaustion, show the kernel's evidence, give the fix (Nagios exit codes)", runDoctor},
+		"validate": {"check configuration files; --host NAME shows them as that host sees them", runValidate},
+		"check":    {"evaluate every rule once now and send/act (or --dry-run: say what would happen)", runCheck},
 		"version":  {"print picket's version", runVersion},
 	}
 }

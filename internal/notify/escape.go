@@ -51,11 +51,47 @@ func logfmtValue(s string) string {
 	if s == "" {
 		return `""`
 	}
-	e := term.Escape(s)
-	if e == s && !strings.ContainsAny(s, " =\"") && !strings.ContainsFunc(s, unicode.IsSpace) {
+	if !strings.ContainsAny(s, " =\"\\") && !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unsafeRune(r) }) {
 		return s
 	}
-	return `"` + e + `"`
+	return quoteValue(s)
+}
+
+// quoteValue Go-quotes s (strconv.Unquote reads it back byte for byte):
+// control bytes become \n, \x1b, non-graphic and bidi runes \u202e,
+// invalid UTF-8 \xNN; printable runes, accents included, stay as they are.
+func quoteValue(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unsafeRune(r) && r > 0xffff:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		case unsafeRune(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // logfmtKey makes a field name safe as a logfmt key: letters, digits and

@@ -52,7 +52,7 @@ func TestFreezeSigstop(t *testing.T) {
 	state := t.TempDir()
 	r := newRunner(t, Options{StateDir: state})
 	sh, pids := tree(t, r)
-	res := r.Do(t.Context(), Request{Spec: &FreezeSpec{PID: strconv.Itoa(sh.pid), Tree: true, For: 700 * time.Millisecond}})
+	res := r.Do(t.Context(), Request{Spec: &FreezeSpec{PID: strconv.Itoa(sh.pid), Tree: true, For: 1500 * time.Millisecond}})
 	if res.Error != "" || !strings.Contains(res.Result, "froze 3 processes (sigstop)") {
 		t.Fatalf("freeze: %+v", res)
 	}
@@ -65,8 +65,8 @@ func TestFreezeSigstop(t *testing.T) {
 	if !waitFor(3*time.Second, func() bool { return !strings.Contains(states(r, pids), "T") }) {
 		t.Errorf("not thawed: states %s", states(r, pids))
 	}
-	if got := phases(journalOf(t, state), res.ID); strings.Join(got, ",") != "intent,result,revert" {
-		t.Errorf("journal: %v", got)
+	if !waitFor(2*time.Second, func() bool { return strings.Join(phases(journalOf(t, state), res.ID), ",") == "intent,result,revert" }) {
+		t.Errorf("journal: %v", phases(journalOf(t, state), res.ID))
 	}
 }
 

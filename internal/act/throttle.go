@@ -59,9 +59,9 @@ func nft(netns string) (*nftables.Conn, func(), error) {
 func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {
 	key := fmt.Sprintf("%s/%d", s.proto(), s.Port)
 	o.res.Targets = []any{key}
-	what := "drop new " + key + " connections"
+	what, doing := "drop new "+key+" connections", "dropping new "+key+" connections"
 	if s.mode() == "rate" {
-		what = "rate-limit new " + key + " connections to " + s.Rate
+		what, doing = "rate-limit new "+key+" connections to "+s.Rate, "rate-limiting new "+key+" connections to "+s.Rate
 	}
 	if o.dry() {
 		o.res.Result = fmt.Sprintf("would %s for %v", what, s.For)
@@ -80,7 +80,7 @@ func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {
 		o.finish("failed", err, "") // one netlink batch: nothing was applied
 		return
 	}
-	o.finish(fmt.Sprintf("%s until %s", strings.Replace(what, "drop", "dropping", 1), until.Format("15:04:05")), nil, "")
+	o.finish(fmt.Sprintf("%s until %s", doing, until.Format("15:04:05")), nil, "")
 	r.arm(o.id, until)
 }
 

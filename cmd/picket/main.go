@@ -30,6 +30,8 @@ func commands() map[string]command {
 		"doctor":   {"name the exhaustion, show the kernel's evidence, give the fix (Nagios exit codes)", runDoctor},
 		"validate": {"check configuration files; --host NAME shows them as that host sees them", runValidate},
 		"check":    {"evaluate every rule once now and send/act (or --dry-run: say what would happen)", runCheck},
+		"journal":  {"list the actions picket took and whether they are still in force (--json)", runJournal},
+		"undo":     {"revert an action by its journal ID (throttle, freeze, sysctl)", runUndo},
 		"version":  {"print picket's version", runVersion},
 	}
 }

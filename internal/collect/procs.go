@@ -89,10 +89,12 @@ type procInfo struct {
 // of buffers.
 const maxWorkers = 8
 
-// walkChunk is how many pids a worker takes at a time: small enough that a
-// process with thousands of fds does not leave the other workers idle at
-// the end, large enough that the shared counter is not contended.
-const walkChunk = 16
+// walkChunk is how many pids a worker takes at a time. One: a process
+// costs tens of microseconds at least, so the shared counter is never the
+// bottleneck, and heavy fd holders are often consecutive pids (a server
+// forks its workers together), which a bigger chunk would hand to one
+// worker while the others go idle.
+const walkChunk = 1
 
 func newProcScanner(c *Collector) *procScanner {
 	return &procScanner{
@@ -152,7 +154,17 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.run(ctx, procfd, i, &next, hostNS)
+			// Each worker has its own fd of /proc: every *at call takes a
+			// reference on its dirfd's file, and one shared by all workers
+			// would be a cache line bounced between CPUs on every syscall.
+			wfd := procfd
+			if i > 0 {
+				if fd, err := unix.Open(c.proc, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+					wfd = fd
+					defer unix.Close(fd)
+				}
+			}
+			w.run(ctx, wfd, i, &next, hostNS)
 		}()
 	}
 	wg.Wait()

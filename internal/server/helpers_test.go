@@ -1,0 +1,200 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/picket-guard/picket/internal/alarm"
+	"github.com/picket-guard/picket/internal/doctor"
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+// fixtureTime is the moscow snapshot's time; tests' clocks start there.
+var fixtureTime = time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+
+// fakeSource is the daemon as the server sees it.
+type fakeSource struct {
+	mu        sync.Mutex
+	snap      *snapshot.Snapshot
+	report    *doctor.Report
+	alarms    []alarm.Alarm
+	journal   json.RawMessage
+	journalEr error
+	health    Health
+	limits    []int
+	// block, when set, holds Journal until it is closed (for the graceful
+	// shutdown test); entered is closed when Journal starts waiting.
+	block, entered chan struct{}
+}
+
+func (f *fakeSource) Snapshot() *snapshot.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+
+func (f *fakeSource) Findings() *doctor.Report {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.report
+}
+
+func (f *fakeSource) Alarms() []alarm.Alarm {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.alarms
+}
+
+func (f *fakeSource) Journal(limit int) (json.RawMessage, error) {
+	f.mu.Lock()
+	f.limits = append(f.limits, limit)
+	j, err, block, entered := f.journal, f.journalEr, f.block, f.entered
+	f.mu.Unlock()
+	if block != nil {
+		close(entered)
+		<-block
+	}
+	return j, err
+}
+
+func (f *fakeSource) Health() Health {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.health
+}
+
+// moscow decodes the fixture snapshot (testdata/snapshots/moscow.json, the
+// same numbers as the fixture tree) afresh, so a test may change it.
+func moscow(t testing.TB) *snapshot.Snapshot {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/snapshots/moscow.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s snapshot.Snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return &s
+}
+
+// loadedSource is a daemon after its first collection of moscow: doctor's
+// real report, two alarms (one firing, one resolved) and a journal.
+func loadedSource(t testing.TB) *fakeSource {
+	snap := moscow(t)
+	rep := doctor.Run(doctor.Input{Cur: snap}, doctor.Checks())
+	return &fakeSource{
+		snap:   snap,
+		report: &rep,
+		alarms: []alarm.Alarm{
+			{Host: "moscow", Rule: "tcp-orphans", Case: "critical", Level: alarm.Critical, Status: alarm.Firing, Table: "kernel", Key: "host", StartsAt: fixtureTime},
+			{Host: "moscow", Rule: "storm", Case: "warn", Level: alarm.Warning, Status: alarm.Resolved, Table: "process_groups", Key: "user=alice comm=imapd", StartsAt: fixtureTime.Add(-time.Hour), EndsAt: fixtureTime},
+		},
+		journal: json.RawMessage(`[{"id":"20261123T025900-3f9c2a","phase":"result","type":"throttle"}]`),
+		health:  Health{LastCollection: fixtureTime, LastDuration: 120 * time.Millisecond, Config: "built-in default"},
+	}
+}
+
+// fakeMutator records what it was asked.
+type fakeMutator struct {
+	mu       sync.Mutex
+	undone   []string
+	silenced map[string]time.Duration
+	undoErr  error
+}
+
+func (m *fakeMutator) Undo(_ context.Context, id string) (json.RawMessage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.undoErr != nil {
+		return nil, m.undoErr
+	}
+	m.undone = append(m.undone, id)
+	return json.RawMessage(`{"id":"` + id + `","type":"throttle","result":"undone"}`), nil
+}
+
+func (m *fakeMutator) Silence(_ context.Context, rule string, d time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rule == "no-such-rule" {
+		return &notFoundErr{rule}
+	}
+	if m.silenced == nil {
+		m.silenced = map[string]time.Duration{}
+	}
+	m.silenced[rule] = d
+	return nil
+}
+
+type notFoundErr struct{ rule string }
+
+func (e *notFoundErr) Error() string { return "no rule " + e.rule }
+func (e *notFoundErr) Unwrap() error { return ErrNotFound }
+
+const testToken = "s3cret-token-0123456789abcdef"
+
+// writeToken writes a token file with the mode given.
+func writeToken(t testing.TB, tok string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newServer(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.Now == nil {
+		o.Now = func() time.Time { return fixtureTime.Add(5 * time.Second) }
+	}
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// do sends one request through the handler, as from 127.0.0.1.
+func do(t testing.TB, h http.Handler, method, path string, body io.Reader, hdr ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, "http://127.0.0.1:9749"+path, body)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// jsonError checks a JSON error response and returns its message.
+func jsonError(t testing.TB, w *httptest.ResponseRecorder, status int) string {
+	t.Helper()
+	if w.Code != status {
+		t.Fatalf("status %d, want %d; body %s", w.Code, status, w.Body)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	dec := json.NewDecoder(strings.NewReader(w.Body.String()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil || e.Error == "" {
+		t.Fatalf("not a JSON error (%v): %s", err, w.Body)
+	}
+	return e.Error
+}

@@ -75,6 +75,7 @@ type Dispatcher struct {
 	locks   map[string]*sync.Mutex  // by output name: one delivery at a time, in order
 	warned  map[string]time.Time    // missing outputs already warned about
 	closed  bool
+	lastNS  int64 // the time part of the newest id: ids only grow, even if the clock steps back
 }
 
 type outputState struct {
@@ -126,6 +127,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 	}
 	for _, it := range items {
 		d.items[it.ID] = it
+		d.lastNS = max(d.lastNS, idNanos(it.ID))
 	}
 	if len(items) > 0 {
 		d.log.Info("spool: resuming", "pending", len(items), "dir", opts.Dir)
@@ -142,6 +144,28 @@ func (d *Dispatcher) SetOutputs(outputs map[string]Notifier) {
 		d.config[k] = n
 	}
 	d.wake()
+}
+
+// Reopen reopens the files of the outputs that hold one (log outputs), for
+// logrotate: the daemon calls it on SIGHUP.
+func (d *Dispatcher) Reopen() error {
+	d.mu.Lock()
+	var rs []Reopener
+	for _, m := range []map[string]Notifier{d.config, d.inline} {
+		for _, n := range m {
+			if r, ok := n.(Reopener); ok {
+				rs = append(rs, r)
+			}
+		}
+	}
+	d.mu.Unlock()
+	var errs []error
+	for _, r := range rs {
+		if err := r.Reopen(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Close releases the spool. Pending batches stay on disk for the next
@@ -193,13 +217,15 @@ func (d *Dispatcher) Send(ctx context.Context, n Notifier, b alarm.Batch) error 
 	}
 	name := n.Name()
 	now := d.env.Now()
-	it := &spoolItem{Version: spoolVersion, ID: newID(now), Output: name, Created: now, Batch: b}
+	it := &spoolItem{Version: spoolVersion, Output: name, Created: now, Batch: b}
 
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return fmt.Errorf("output %s: dispatcher closed", name)
 	}
+	d.lastNS = max(d.lastNS+1, now.UnixNano())
+	it.ID = newID(d.lastNS)
 	if _, ok := d.config[name]; !ok {
 		// An output the configuration does not name (inline in a rule):
 		// keep its spec so a restart can rebuild it.

@@ -334,3 +334,53 @@ func TestDispatcherConcurrentSends(t *testing.T) {
 		t.Fatalf("delivered %d (%d distinct), want %d; pending %d", len(got), len(seen), senders*each, d.Pending())
 	}
 }
+
+// The clock steps back (NTP) between two batches: they still go out in the
+// order they were sent, in this run and after a restart.
+func TestDispatcherOrderSurvivesClockStep(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	dir := t.TempDir()
+	f := &fakeNotifier{name: "ops", down: true}
+	d1 := newTestDispatcher(t, dir, clock, map[string]Notifier{"ops": f})
+	ctx := context.Background()
+	_ = d1.Send(ctx, f, ruleBatch("first"))
+	clock.Advance(-time.Hour)
+	_ = d1.Send(ctx, f, ruleBatch("second"))
+	d1.Close()
+	d2 := newTestDispatcher(t, dir, clock, map[string]Notifier{"ops": f})
+	_ = d2.Send(ctx, f, ruleBatch("third")) // ids keep growing after a restart too
+	f.set(func(f *fakeNotifier) { f.down = false })
+	if err := d2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := f.got(); strings.Join(got, ",") != "first,second,third" {
+		t.Fatalf("delivered %v", got)
+	}
+}
+
+func TestDispatcherReopen(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "picket.log")
+	n, err := New("diag", &LogSpec{Path: path}, Env{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTestDispatcher(t, dir, clock, map[string]Notifier{"diag": n})
+	ctx := context.Background()
+	if err := d.Send(ctx, n, stormBatch()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send(ctx, n, ruleBatch("after")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Count(string(b), "\n") != 1 || !strings.Contains(string(b), "rule=after") {
+		t.Fatalf("after Reopen the log holds:\n%s", b)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,11 +81,19 @@ func (s *spool) close() error {
 	return err
 }
 
-// newID is sortable by creation time and unique.
-func newID(now time.Time) string {
+// newID is sortable by sending order (ns is the creation time in
+// nanoseconds, kept increasing by the caller) and unique.
+func newID(ns int64) string {
 	var r [6]byte
 	_, _ = rand.Read(r[:])
-	return fmt.Sprintf("%020d-%s", now.UnixNano(), hex.EncodeToString(r[:]))
+	return fmt.Sprintf("%020d-%s", ns, hex.EncodeToString(r[:]))
+}
+
+// idNanos is the time part of an id.
+func idNanos(id string) int64 {
+	head, _, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseInt(head, 10, 64)
+	return n
 }
 
 // load reads every item; bad files are set aside and reported through bad.

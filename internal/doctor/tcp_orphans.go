@@ -18,7 +18,7 @@ const orphanMemoryBytes = 64 << 10
 // orphans << shift > tcp_max_orphans. So the limit bites at a quarter of
 // tcp_max_orphans for the most penalized sockets: warning when orphans × 4
 // exceed it, critical when the orphans alone do (then tcp_close() resets
-// every socket closed with data in flight, shift 0).
+// every socket that would linger after close(), shift 0).
 type TCPOrphans struct{}
 
 func (TCPOrphans) ID() string { return "tcp-orphans" }
@@ -71,7 +71,7 @@ func (TCPOrphans) Run(in Input) Finding {
 	switch {
 	case orphans > limit:
 		f.Severity = Critical
-		f.Title = fmt.Sprintf("%d orphans exceed tcp_max_orphans %d: every socket closed with data in flight is reset", orphans, limit)
+		f.Title = fmt.Sprintf("%d orphans exceed tcp_max_orphans %d: sockets are reset as soon as they are closed", orphans, limit)
 	case orphans*2 > limit:
 		f.Severity = Warning
 		f.Title = fmt.Sprintf("%d orphans ×2 = %d exceed tcp_max_orphans %d: penalized sockets are being reset", orphans, orphans*2, limit)
@@ -95,7 +95,7 @@ func (TCPOrphans) Run(in Input) Finding {
 	switch f.Severity {
 	case Critical:
 		now = fmt.Sprintf("Here the orphans alone (%d) exceed the limit (%d): even unpenalized sockets are reset, and tcp_close() "+
-			"resets every socket closed with unsent data instead of delivering it.", orphans, limit)
+			"resets every socket that would linger after close() instead of finishing it, unsent data lost.", orphans, limit)
 	case Warning:
 		now = fmt.Sprintf("Here %d orphans are %.0f%% of the limit %d, but penalized sockets see %d or %d: those are reset and "+
 			"the log fills with the message while the count looks harmless (seed 002: 21564 of 65536).",

@@ -33,7 +33,7 @@ func TestTCPOrphans(t *testing.T) {
 		{"seed 002 case 1", 21564, 65536, Warning, 87000, "×4 = 86256"},
 		{"x2 above", 32769, 65536, Warning, 140000, "×2 = 65538"},
 		{"alone equal to the limit", 65536, 65536, Warning, 270000, "×2"},
-		{"alone above", 65537, 65536, Critical, 270000, "exceed tcp_max_orphans 65536: every socket"},
+		{"alone above", 65537, 65536, Critical, 270000, "exceed tcp_max_orphans 65536: sockets are reset"},
 		{"small limit", 300, 1024, Warning, 1200, "×4 = 1200"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -199,3 +199,63 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Fatalf("%s differs from the golden file in length (-update to accept)", name)
 	}
 }
+
+// TestMissingFiles: a check whose files are missing says unknown; a check
+// whose limit does not exist here (beancounters outside OpenVZ, conntrack
+// without the module) says ok; the report is unknown, exit 3, only because
+// nothing else is wrong.
+func TestMissingFiles(t *testing.T) {
+	root := copyTree(t, filepath.Join(fixtures, "healthy"))
+	for _, p := range []string{"proc/net/sockstat", "proc/sys/net/ipv4/tcp_mem", "proc/sys/fs/file-nr", "proc/pressure",
+		"proc/vmstat", "proc/sys/net/netfilter"} {
+		if err := os.RemoveAll(filepath.Join(root, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := Run(Input{Cur: collectAt(t, root, btime.Add(time.Hour))}, Checks())
+	want := map[string]Severity{"tcp-orphans": Unknown, "tcp-memory": Unknown, "beancounters": OK, "other-sockets": OK,
+		"process-storm": OK, "memory-thrashing": Unknown, "fd-exhaustion": Unknown, "conntrack": OK}
+	for _, f := range r.Findings {
+		if f.Severity != want[f.ID] {
+			t.Errorf("%s: %s, want %s (%s)", f.ID, f.Severity, want[f.ID], f.Title)
+		}
+		if f.Severity == Unknown && !strings.Contains(f.Explanation, "/proc/") {
+			t.Errorf("%s: unknown without saying which file: %s", f.ID, f.Explanation)
+		}
+	}
+	if r.Status != Unknown || r.ExitCode() != 3 {
+		t.Errorf("status %s exit %d, want unknown 3", r.Status, r.ExitCode())
+	}
+}
+
+// copyTree copies a fixture tree, symlinks as symlinks.
+func copyTree(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, to)
+		case fi.IsDir():
+			return os.MkdirAll(to, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}

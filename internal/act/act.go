@@ -103,11 +103,12 @@ type Runner struct {
 	limits        *limiter
 	protectedUIDs map[uint32]bool
 
-	mu     sync.Mutex
-	timers map[string]*time.Timer // throttles and freezes this Runner will end
-	wg     sync.WaitGroup
-	closed bool
-	nftMu  sync.Mutex
+	mu       sync.Mutex
+	timers   map[string]*time.Timer // throttles and freezes this Runner will end
+	wg       sync.WaitGroup         // timers reverting now
+	inflight sync.WaitGroup         // Do calls under way
+	closed   bool
+	nftMu    sync.Mutex
 }
 
 // NewRunner checks opts and opens the journal (unless DryRun).
@@ -155,8 +156,8 @@ func NewRunner(opts Options) (*Runner, error) {
 // panics on a bad request: the Result says what was refused and why.
 func (r *Runner) Do(ctx context.Context, req Request) Result {
 	o := &op{r: r, req: req, res: Result{DryRun: req.DryRun || r.opts.DryRun, Targets: []any{}}}
-	if req.Spec == nil || reflect.ValueOf(req.Spec).IsNil() {
-		o.refuse(errors.New("no action"))
+	if v := reflect.ValueOf(req.Spec); req.Spec == nil || v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		o.refuse(errors.New("no action (Spec must be one of NewSpec's)"))
 		return o.res
 	}
 	o.res.Type = req.Spec.Kind()
@@ -168,10 +169,15 @@ func (r *Runner) Do(ctx context.Context, req Request) Result {
 		o.refuse(fmt.Errorf("%s still holds a placeholder: the spec was not rendered", f))
 		return o.res
 	}
-	if r.isClosed() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
 		o.refuse(errors.New("runner closed"))
 		return o.res
 	}
+	r.inflight.Add(1)
+	r.mu.Unlock()
+	defer r.inflight.Done()
 	switch s := req.Spec.(type) {
 	case *KillSpec:
 		r.kill(ctx, o, s)
@@ -201,6 +207,9 @@ func (r *Runner) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.mu.Unlock()
+	r.inflight.Wait() // actions under way finish (and arm their timers) first
+	r.mu.Lock()
 	ids := make([]string, 0, len(r.timers))
 	for id, t := range r.timers {
 		t.Stop()
@@ -219,12 +228,6 @@ func (r *Runner) Close() error {
 		errs = append(errs, r.journal.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func (r *Runner) isClosed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.closed
 }
 
 // op is one action under way: its request, its result, its journal id.

@@ -243,7 +243,11 @@ func (r *Runner) kill(ctx context.Context, o *op, s *KillSpec) {
 		return
 	}
 	if len(targets) == 0 {
-		o.res.Result = "nothing to kill: no process matches" + refusedNote(refused)
+		o.res.Result = "nothing to kill: no process matches"
+		if len(refused) > 0 {
+			o.res.Result = "nothing to kill: every match is protected"
+		}
+		o.res.Result += refusedNote(refused)
 		return
 	}
 	if !r.live {

@@ -270,7 +270,9 @@ func (s *ExecSpec) timeout() time.Duration {
 // ThrottleSpec drops (mode drop) or rate-limits (mode rate: packets opening
 // a connection beyond Rate are dropped) new connections to a local port for
 // For, keeping established ones: seed 004's `iptables -A INPUT -p tcp --dport
-// 80 -j DROP`, made to end by itself.
+// 80 -j DROP`, made to end by itself. A TCP connection is new when conntrack
+// says so and the packet is a bare SYN; for UDP, conntrack's word alone
+// decides, so flows it did not track before the throttle count as new.
 type ThrottleSpec struct {
 	Port  int           `yaml:"port" json:"port"`
 	Proto string        `yaml:"proto" json:"proto,omitempty"` // tcp (default) or udp

@@ -63,3 +63,13 @@ func TestSysctlAndUndo(t *testing.T) {
 		t.Error("undo of an unknown id")
 	}
 }
+
+// TestSysctlLiveDryRun reads a real /proc/sys value through the same
+// beneath-the-root opening the write uses; nothing is written.
+func TestSysctlLiveDryRun(t *testing.T) {
+	r := newRunner(t, Options{DryRun: true})
+	res := r.Do(t.Context(), Request{Spec: &SysctlSpec{Key: "kernel.pid_max", Value: "4194304"}})
+	if !strings.HasPrefix(res.Result, "would set kernel.pid_max from ") && !strings.Contains(res.Result, "already") {
+		t.Errorf("live dry run: %+v", res)
+	}
+}

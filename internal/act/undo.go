@@ -144,9 +144,8 @@ func (r *Runner) revert(a Action, why string) (string, error) {
 func (r *Runner) arm(id string, until time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return
-	}
+	// Even while Close runs: it waits for the actions under way, then ends
+	// every timer they armed.
 	d := until.Sub(r.opts.Now())
 	r.timers[id] = time.AfterFunc(max(d, 0), func() {
 		r.mu.Lock()

@@ -122,3 +122,30 @@ func TestArchive(t *testing.T) {
 		t.Errorf("a missing file without if_exists: %+v", res)
 	}
 }
+
+// TestArchiveHostileName: a user name chosen by whoever ran a process
+// (`$(touch FILE)`, a newline) is only ever a file name.
+func TestArchiveHostileName(t *testing.T) {
+	mail := t.TempDir()
+	os.Mkdir(filepath.Join(mail, "arc"), 0o755)
+	marker := "pkt-pwned-" + randHex() // a shell would create it in its working directory
+	for _, user := range []string{"$(touch " + marker + ")", "`touch " + marker + "`\nSubject: x", "a\nb"} {
+		if err := os.WriteFile(filepath.Join(mail, user), []byte("mail of "+user), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := newRunner(t, Options{})
+		res := r.Do(t.Context(), Request{Spec: &ArchiveSpec{Path: filepath.Join(mail, user), To: filepath.Join(mail, "arc"), Roots: []string{mail}}})
+		if res.Error != "" || len(res.Targets) != 2 {
+			t.Fatalf("%q: %+v", user, res)
+		}
+		if b, err := os.ReadFile(res.Targets[1].(string)); err != nil || string(b) != "mail of "+user {
+			t.Errorf("%q: copy %q %v", user, b, err)
+		}
+	}
+	for _, p := range []string{marker, "/" + marker, filepath.Join(mail, marker), filepath.Join(mail, "arc", marker)} {
+		if _, err := os.Stat(p); err == nil {
+			os.Remove(p)
+			t.Fatal("a name was executed")
+		}
+	}
+}

@@ -278,3 +278,40 @@ func TestKillWarnHook(t *testing.T) {
 		t.Errorf("after the warning: %+v", res)
 	}
 }
+
+// TestKillScopeCgroup: scope cgroup takes every process of the match's
+// cgroup (here a v2 cgroup the test makes), and the cgroup selector
+// matches by path; the root cgroup is never a scope.
+func TestKillScopeCgroup(t *testing.T) {
+	needRoot(t, "creates a cgroup")
+	v2, _ := cgroupMounts()
+	if v2 == "" {
+		t.Skip("no cgroup2 mount on this host")
+	}
+	dir := makeCgroup(t, v2)
+	bin := binDir(t, "pkt-cg", "pkt-cgmate")
+	a := spawn(t, -1, nil, filepath.Join(bin, "pkt-cg"), "600")
+	b := spawn(t, -1, nil, filepath.Join(bin, "pkt-cgmate"), "600")
+	outside := spawn(t, -1, nil, filepath.Join(bin, "pkt-cg"), "600")
+	moveInto(t, dir, []int{a.pid, b.pid})
+	r := newRunner(t, Options{})
+	cg := "/" + filepath.Base(dir)
+	if got := r.procs.cgroup(a.pid); got != cg {
+		t.Skipf("the cgroup shows as %q, not %q (nested hierarchy)", got, cg)
+	}
+	dry := r.Do(t.Context(), Request{Spec: &KillSpec{Cgroup: cg}, DryRun: true})
+	if got := anyInts(dry.Targets); !reflect.DeepEqual(got, sortedCopy([]int{a.pid, b.pid})) {
+		t.Errorf("cgroup selector: %v", got)
+	}
+	// The process outside any cgroup of its own is refused as a scope.
+	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-cg", Scope: "cgroup", Signal: "KILL"}})
+	if got := anyInts(res.Targets); !reflect.DeepEqual(got, sortedCopy([]int{a.pid, b.pid})) || !strings.Contains(res.Result, "root cgroup") {
+		t.Errorf("cgroup scope: %+v", res)
+	}
+	if !a.waitExit(5*time.Second) || !b.waitExit(5*time.Second) {
+		t.Error("the cgroup's processes are not gone")
+	}
+	if !outside.alive() {
+		t.Error("a process in the root cgroup was killed")
+	}
+}

@@ -173,7 +173,7 @@ func TestSnapshotHostileNameLive(t *testing.T) {
 	if bytes.ContainsAny(out, "\x1b\a\r\x00") {
 		t.Errorf("raw control bytes in the summary")
 	}
-	for _, want := range []string{"$(touch /tmp/x)", "`touch /tmp/x`", `\x1b[31mRED\x1b]2;t\a`} {
+	for _, want := range []string{"$(touch /tmp/x)", "`touch /tmp/x`", `\x1b[31mRED\x1b]2;t\x07`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("summary lacks %q", want)
 		}

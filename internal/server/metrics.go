@@ -446,8 +446,10 @@ func (c *collector) collectMemory(e emit, m *snapshot.Memory) {
 func (c *collector) collectBeancounters(e emit, bs []snapshot.Beancounter) {
 	seen := map[[2]string]bool{}
 	for _, b := range bs {
+		// The kernel prints "dummy" rows as placeholders, several per
+		// container, all zero.
 		k := [2]string{labelValue(b.UID), labelValue(b.Resource)}
-		if seen[k] {
+		if b.Resource == "dummy" || seen[k] {
 			continue
 		}
 		seen[k] = true

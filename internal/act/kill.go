@@ -15,18 +15,17 @@ import (
 
 // selector is a KillSpec's selectors, compiled.
 type selector struct {
-	uid            uint32
-	byUID          bool
-	comm           string
-	commRe, cmdRe  *regexp.Regexp
-	exe, cgroup    string
-	pids, ppids    map[int]bool
-	olderThan      time.Duration
-	youngest       int
-	scope          string
-	now            time.Time
-	btime          int64
-	snapshotAnchor bool
+	uid           uint32
+	byUID         bool
+	comm          string
+	commRe, cmdRe *regexp.Regexp
+	exe, cgroup   string
+	pids, ppids   map[int]bool
+	olderThan     time.Duration
+	youngest      int
+	scope         string
+	now           time.Time
+	btime         int64
 }
 
 func (r *Runner) newSelector(s *KillSpec) (*selector, error) {

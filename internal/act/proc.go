@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -304,5 +303,3 @@ func readUtmp(root string) []utmpLogin {
 	}
 	return out
 }
-
-var errChanged = errors.New("no longer the selected process")

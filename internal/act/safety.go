@@ -62,7 +62,9 @@ type Protected struct {
 }
 
 // DefaultProtectedComms are the commands never signalled unless NoDefaults.
-var DefaultProtectedComms = []string{"init", "systemd", "sshd", "sshd-session", "picket"}
+func DefaultProtectedComms() []string {
+	return []string{"init", "systemd", "sshd", "sshd-session", "picket"}
+}
 
 var defaultAdminGroups = []string{"sudo", "wheel", "admin"}
 
@@ -80,7 +82,7 @@ func (r *Runner) newGuard() *guard {
 	p := r.opts.Protected
 	g := &guard{self: map[int]bool{}, pids: map[int]string{}, comms: map[string]bool{}, uids: r.protectedUIDs}
 	if !p.NoDefaults {
-		for _, c := range DefaultProtectedComms {
+		for _, c := range DefaultProtectedComms() {
 			g.comms[c] = true
 		}
 	}

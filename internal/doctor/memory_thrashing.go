@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/picket-guard/picket/internal/snapshot"
 	"github.com/picket-guard/picket/internal/term"
@@ -194,7 +195,7 @@ func (MemoryThrashing) Run(in Input) Finding {
 		"Apache, restarted with more children than RAM could hold, where even `apache2 stop` could not complete."
 	var now string
 	if len(reasons) > 0 {
-		now = "Here " + joinAnd(reasons) + "."
+		now = "Here " + strings.Join(reasons, "; ") + "."
 	} else {
 		now = "Here nothing waits on memory."
 	}
@@ -205,12 +206,12 @@ func (MemoryThrashing) Run(in Input) Finding {
 		if g.RSSDeltaBytes != nil && *g.RSSDeltaBytes > 0 {
 			verb = fmt.Sprintf("grew fastest (%+d processes, %s over %.1f s)", *g.CountDelta, signedBytes(*g.RSSDeltaBytes), secs)
 		}
-		who = fmt.Sprintf("%s × %s %s: %d %s averaging %s.", term.Escape(g.User), term.Escape(g.Comm), verb, g.Count,
+		who = fmt.Sprintf("%s × %s %s: %d %s averaging %s resident.", term.Escape(g.User), term.Escape(g.Comm), verb, g.Count,
 			plural(g.Count, "process", "processes"), snapshot.HumanBytes(g.AvgRSSBytes))
-		if g.Count > 1 && g.AvgRSSBytes > 0 {
-			fit := (m.MemAvailableBytes + g.RSSBytes) / g.AvgRSSBytes
-			who += fmt.Sprintf(" About %d of them fit in the memory they hold plus what is still available (%s): set the service's "+
-				"worker limit below that, leaving room for everything else.", fit, snapshot.HumanBytes(m.MemAvailableBytes))
+		if g.Count > 1 {
+			who += " Set the service's worker limit so that workers × the memory of one fit in RAM with room for " +
+				"everything else; while the host thrashes, part of each worker is in swap and the resident size " +
+				"understates it, so measure one when the host is calm."
 		}
 	}
 	f.Explanation = paragraphs(what, now, who, noRates)
@@ -285,28 +286,6 @@ func growingGroups(prev, cur *snapshot.Snapshot, n int) GrowthRows {
 			r.AvgRSSBytes = a.g.RSSBytes / uint64(a.g.Count)
 		}
 		out = append(out, r)
-	}
-	return out
-}
-
-// joinAnd joins clauses as "a, b and c".
-func joinAnd(parts []string) string {
-	switch len(parts) {
-	case 0:
-		return ""
-	case 1:
-		return parts[0]
-	}
-	out := ""
-	for i, p := range parts {
-		switch {
-		case i == 0:
-			out = p
-		case i == len(parts)-1:
-			out += " and " + p
-		default:
-			out += ", " + p
-		}
 	}
 	return out
 }

@@ -94,8 +94,8 @@ func TestMemoryThrashingNamesGrowth(t *testing.T) {
 	if !strings.Contains(f.Title, "www-data × apache2 grew +40 processes") {
 		t.Errorf("title = %q", f.Title)
 	}
-	if !strings.Contains(f.Explanation, "About 60 of them fit") {
-		t.Errorf("explanation lacks the fit: %s", f.Explanation)
+	if !strings.Contains(f.Explanation, "grew fastest (+40 processes, +2.3 GiB over 1.0 s): 60 processes averaging 60.0 MiB resident") {
+		t.Errorf("explanation does not name the growth: %s", f.Explanation)
 	}
 	if !slices.Contains(f.Fix, "ps -o pid,etime,rss,args --ppid 500 --sort=-rss | head -20   # the children of pid 500") ||
 		!slices.Contains(f.Fix, services[1].fix[0]) {

@@ -14,8 +14,8 @@ per seed story that `picket doctor` must name:
 - seed001-storm: the mail server moscow with 64 imapd of one user forked by
   inetd, the user near its RLIMIT_NPROC (process-storm warning);
 - seed004-thrashing/{before,after}: a 2 GiB web server one second apart,
-  Apache going from 20 to 60 children of 62.5 MiB each, swap moving both
-  ways, PSI memory climbing (memory-thrashing critical);
+  Apache going from 20 to 60 children of 25 MiB resident each, swap moving
+  both ways, PSI memory climbing (memory-thrashing critical);
 - healthy: a quiet web server (every check ok, exit 0).
 
 Run it from the repository root; the trees are committed, this documents
@@ -363,10 +363,10 @@ def thrashing():
             t.psi(memory=(71.32, 48.77), io=(88.0, 61.0))
             children = 60
         base_procs(t)
-        t.proc(400, 1, "mysqld", 27, threads=20, rss_pages=60000, start=3000, fds=t.sockets(unix=2, tcp=1, uid=27))
+        t.proc(400, 1, "mysqld", 27, threads=20, rss_pages=30000, start=3000, fds=t.sockets(unix=2, tcp=1, uid=27))
         t.proc(500, 1, "apache2", 0, rss_pages=4000, start=3300, fds=t.sockets(tcp=2))
         for i in range(children):
-            t.proc(600 + i, 500, "apache2", 33, rss_pages=16000, start=5000 + i)
+            t.proc(600 + i, 500, "apache2", 33, rss_pages=6500, start=5000 + i)
         t.finish()
 
 

@@ -200,3 +200,31 @@ func TestZeroThresholdsMeanDefaults(t *testing.T) {
 		t.Errorf("zero thresholds: %s, defaults: %s", a.Status, b.Status)
 	}
 }
+
+// FuzzEvidenceJSON: reading evidence back never panics, and what it reads
+// marshals again to valid JSON with the same keys in the same order.
+func FuzzEvidenceJSON(f *testing.F) {
+	f.Add([]byte(`{"orphans":21564,"closing_states":{"FIN_WAIT1":3},"rows":[{"pid":1}],"x":null}`))
+	f.Add([]byte(`{"a":1,"a":2}`))
+	f.Add([]byte(`[1,2]`))
+	f.Add([]byte(`{"a":`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var e Evidence
+		if err := e.UnmarshalJSON(b); err != nil {
+			return
+		}
+		out, err := e.MarshalJSON()
+		if err != nil || !json.Valid(out) {
+			t.Fatalf("read %q, wrote %q: %v", b, out, err)
+		}
+		var again Evidence
+		if err := again.UnmarshalJSON(out); err != nil || len(again) != len(e) {
+			t.Fatalf("round trip of %q: %v, %d keys, want %d", out, err, len(again), len(e))
+		}
+		for i := range e {
+			if again[i].Key != e[i].Key {
+				t.Fatalf("key %d: %q, want %q", i, again[i].Key, e[i].Key)
+			}
+		}
+	})
+}

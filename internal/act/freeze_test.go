@@ -1,6 +1,7 @@
 package act
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -62,8 +63,13 @@ func TestFreezeSigstop(t *testing.T) {
 	if !waitFor(2*time.Second, func() bool { return states(r, pids) == "TTT" }) {
 		t.Errorf("states %s, want TTT", states(r, pids))
 	}
-	if !waitFor(3*time.Second, func() bool { return !strings.Contains(states(r, pids), "T") }) {
-		t.Errorf("not thawed: states %s", states(r, pids))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := r.Wait(ctx); err != nil {
+		t.Errorf("Wait: %v", err)
+	}
+	if s := states(r, pids); strings.Contains(s, "T") {
+		t.Errorf("not thawed after Wait: states %s", s)
 	}
 	if !waitFor(2*time.Second, func() bool { return strings.Join(phases(journalOf(t, state), res.ID), ",") == "intent,result,revert" }) {
 		t.Errorf("journal: %v", phases(journalOf(t, state), res.ID))

@@ -165,6 +165,24 @@ func (r *Runner) arm(id string, until time.Time) {
 	})
 }
 
+// Wait blocks until every throttle and freeze this Runner armed has ended
+// by itself, or ctx is done. A one-shot caller (picket check) that wants its
+// actions to last their time calls it before Close, which would end them.
+func (r *Runner) Wait(ctx context.Context) error {
+	for {
+		r.mu.Lock()
+		n := len(r.timers)
+		r.mu.Unlock()
+		if n == 0 {
+			r.wg.Wait() // a revert under way
+			return nil
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
 func (r *Runner) disarm(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -232,13 +232,16 @@ func (r *Runner) kill(ctx context.Context, o *op, s *KillSpec) {
 		o.refuse(err)
 		return
 	}
-	plan := signalName(sig)
-	if then != 0 {
-		plan += fmt.Sprintf(", then %s after %v to what is left", signalName(then), s.grace())
-	}
 	if o.dry() {
 		o.res.Targets = intsAny(targets)
-		o.res.Result = fmt.Sprintf("would send %s to %d processes%s", plan, len(targets), refusedNote(refused))
+		o.res.Result = fmt.Sprintf("would send %s to %d processes", signalName(sig), len(targets))
+		if then != 0 {
+			o.res.Result += fmt.Sprintf(", then %s after %v to those still running", signalName(then), s.grace())
+		}
+		if s.Until != nil {
+			o.res.Result += fmt.Sprintf(", and repeat until fewer than %d match", s.Until.Below)
+		}
+		o.res.Result += refusedNote(refused)
 		return
 	}
 	if len(targets) == 0 {

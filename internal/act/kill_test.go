@@ -73,7 +73,7 @@ func TestKillStorm(t *testing.T) {
 	if got, want := anyInts(dry.Targets), pidsOf(targets); !reflect.DeepEqual(got, want) {
 		t.Fatalf("dry-run targets: %d pids, want the %d targets exactly\n%s", len(got), len(want), dry.Result)
 	}
-	if dry.ID != "" || !strings.HasPrefix(dry.Result, "would send TERM, then KILL after 1s to what is left to 200 processes") ||
+	if dry.ID != "" || !strings.HasPrefix(dry.Result, "would send TERM to 200 processes, then KILL after 1s to those still running") ||
 		!strings.Contains(dry.Result, "protected pid") {
 		t.Errorf("dry run: %+v", dry)
 	}

@@ -34,6 +34,8 @@ func (s *Server) routes() (http.Handler, error) {
 	mux.Handle("/api/v1/findings", get(http.HandlerFunc(s.findings)))
 	mux.Handle("/api/v1/alarms", get(http.HandlerFunc(s.alarms)))
 	mux.Handle("/api/v1/journal", get(http.HandlerFunc(s.journal)))
+	mux.Handle("/api/v1/history", get(http.HandlerFunc(s.history)))
+	mux.Handle("/api/v1/history/series", get(http.HandlerFunc(s.historySeries)))
 	mux.Handle("/api/v1/undo/{id}", post(s.mutating(s.undo)))
 	mux.Handle("/api/v1/silence", post(s.mutating(s.silence)))
 	mux.HandleFunc("/api/", notFound)

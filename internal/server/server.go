@@ -15,6 +15,9 @@
 //	/api/v1/findings      the latest doctor.Report
 //	/api/v1/alarms        {"alarms": [alarm.Alarm...]}
 //	/api/v1/journal       {"entries": [...]} newest first; ?limit=N (1..1000, default 100)
+//	/api/v1/history       {"series", "points": [{time, value, min, max}...]};
+//	                      ?series=NAME&since=24h&until=&step=1m (see history.go)
+//	/api/v1/history/series  {"series": [NAME...]} ?prefix=P
 //	/healthz              {"status": "ok"|"stale"|"starting", ...}; 503 unless ok
 //	POST /api/v1/undo/{id}  undo action id (token required)
 //	POST /api/v1/silence    {"rule": NAME, "duration": "1h"} (token required)
@@ -116,6 +119,9 @@ type Options struct {
 	// run under Content-Security-Policy default-src 'self': no inline
 	// scripts or styles, no CDN.
 	Assets fs.FS
+	// History is the store the dashboard's plots read; nil makes the
+	// history endpoints answer 404.
+	History HistorySource
 	// Version is reported as picket_build_info{version}; default: the
 	// main module's version from the build info.
 	Version string

@@ -436,18 +436,14 @@ func BenchmarkAttribution(b *testing.B) {
 			unix.Close(dfd)
 		}
 	}
-	if d, err := openSockDiag(); err != nil {
+	if d, err := openSockDiag(nil); err != nil {
 		b.Skipf("sock_diag: %v", err)
 	} else {
 		d.close()
 	}
+	var dr tableReader
 	sockdiag := func(kinds []sockKind) {
-		d, err := openSockDiag()
-		if err != nil {
-			b.Fatal(err)
-		}
-		var r tableReader
-		t, err := r.readNSDiag("/proc/net", d, len(refs))
+		t, err := dr.readNSDiag("/proc/net", true, len(refs))
 		if err != nil {
 			b.Fatal(err)
 		}

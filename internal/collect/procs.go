@@ -199,23 +199,14 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot) error {
 			nsDir[p.netns] = filepath.Join(c.proc, strconv.Itoa(p.pid), "net")
 		}
 	}
-	// picket's own namespace is dumped through sock_diag when live (see
-	// sockdiag.go); without it, or elsewhere, the text tables are read.
-	var diag *sockDiag // closed by readNSDiag
-	if c.live && hostNS != 0 {
-		if d, err := openSockDiag(); err == nil {
-			diag = d
-		}
-	}
 	tables := make(map[uint64]*nsTables, len(nsDir))
 	sockets := &snap.Sockets
 	sockets.TCPStates = map[string]int{}
 	for ns, dir := range nsDir {
-		d := diag
-		if ns != hostNS {
-			d = nil
-		}
-		t, err := s.tables.readNSDiag(dir, d, nsSocks[ns])
+		// picket's own namespace is dumped through sock_diag when live
+		// (see sockdiag.go); elsewhere the text tables are read.
+		dump := c.live && ns == hostNS && hostNS != 0
+		t, err := s.tables.readNSDiag(dir, dump, nsSocks[ns])
 		if err != nil {
 			errs = append(errs, err)
 		}

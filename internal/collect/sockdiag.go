@@ -39,7 +39,9 @@ type sockDiag struct {
 	req []byte
 }
 
-func openSockDiag() (*sockDiag, error) {
+// openSockDiag opens the socket; buf is a receive buffer to reuse (nil:
+// a new one).
+func openSockDiag(buf []byte) (*sockDiag, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, err
@@ -54,14 +56,18 @@ func openSockDiag() (*sockDiag, error) {
 	// The kernel sizes a dump's messages after the largest buffer recvmsg
 	// was given (up to 32 KiB), so a big buffer means fewer calls and never
 	// a truncated message.
-	return &sockDiag{fd: fd, buf: make([]byte, 64<<10), req: make([]byte, 0, 128)}, nil
+	if len(buf) < 64<<10 {
+		buf = make([]byte, 64<<10)
+	}
+	return &sockDiag{fd: fd, buf: buf, req: make([]byte, 0, 128)}, nil
 }
 
 func (d *sockDiag) close() error { return unix.Close(d.fd) }
 
-// diagRequest is one table's dump: the request body, and where the inode
-// (and for TCP the state) sit in each answer.
+// diagRequest is one table's dump: the kind of its sockets, the request
+// body, and where the inode (and for TCP the state) sit in each answer.
 type diagRequest struct {
+	kind     sockKind
 	body     []byte
 	inoOff   int
 	stateOff int // -1: not TCP
@@ -89,18 +95,19 @@ func unixDiagReq() []byte {
 // expires, rqueue, wqueue, uid, inode (offset 68). struct unix_diag_msg:
 // family, type, state, pad, inode (offset 4).
 var diagRequests = map[string]diagRequest{
-	"tcp":  {inetDiagReq(unix.AF_INET, unix.IPPROTO_TCP), 68, 1},
-	"tcp6": {inetDiagReq(unix.AF_INET6, unix.IPPROTO_TCP), 68, 1},
-	"udp":  {inetDiagReq(unix.AF_INET, unix.IPPROTO_UDP), 68, -1},
-	"udp6": {inetDiagReq(unix.AF_INET6, unix.IPPROTO_UDP), 68, -1},
-	"unix": {unixDiagReq(), 4, -1},
+	"tcp":  {kindTCP, inetDiagReq(unix.AF_INET, unix.IPPROTO_TCP), 68, 1},
+	"tcp6": {kindTCP, inetDiagReq(unix.AF_INET6, unix.IPPROTO_TCP), 68, 1},
+	"udp":  {kindUDP, inetDiagReq(unix.AF_INET, unix.IPPROTO_UDP), 68, -1},
+	"udp6": {kindUDP, inetDiagReq(unix.AF_INET6, unix.IPPROTO_UDP), 68, -1},
+	"unix": {kindUnix, unixDiagReq(), 4, -1},
 }
 
-// dump runs one dump and adds its sockets to t as kind. Counts are added
+// dump runs one dump and adds its sockets to t. Counts are added
 // only when the dump completed, so a failed one can be replaced by the
 // text file without counting twice (the inodes it stored map to the same
 // kind either way).
-func (d *sockDiag) dump(req diagRequest, kind sockKind, t *nsTables) error {
+func (d *sockDiag) dump(req diagRequest, t *nsTables) error {
+	kind := req.kind
 	d.seq++
 	msg := d.req[:unix.SizeofNlMsghdr]
 	binary.NativeEndian.PutUint32(msg[0:], uint32(unix.SizeofNlMsghdr+len(req.body)))

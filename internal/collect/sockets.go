@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/picket-guard/picket/internal/snapshot"
 )
@@ -75,35 +76,28 @@ type nsTables struct {
 // parsed addresses per line, which costs more than the kernel's own
 // formatting at that size, and only two columns are needed here.
 type tableReader struct {
-	buf []byte
+	buf      []byte
+	diagBufs [][]byte // one per diagGroups entry, kept between scans
 }
 
 // readNS reads every table under dir (ROOT/proc/net, or ROOT/proc/PID/net
 // for another namespace). A table that does not exist (IPv6 off, no packet
 // module) is skipped.
 func (r *tableReader) readNS(dir string) (*nsTables, error) {
-	return r.readNSDiag(dir, nil, 0)
+	return r.readNSDiag(dir, false, 0)
 }
 
 // readNSDiag is readNS with the tables that have a sock_diag twin (see
-// sockdiag.go) dumped through diag when diag is not nil; dir must then be
-// picket's own namespace's. It closes diag once the dumps are done, before
-// the text tables are read, so that picket's own netlink socket is not
-// counted in /proc/net/netlink. hint is how many sockets the namespace is
-// expected to have (its holders' socket fds), to size the inode map once.
-func (r *tableReader) readNSDiag(dir string, diag *sockDiag, hint int) (*nsTables, error) {
-	t := &nsTables{kinds: make(map[uint64]sockKind, max(hint+hint/4, 1024))}
+// sockdiag.go) dumped instead when dump is set; dir must then be picket's
+// own namespace's. hint is how many sockets the namespace is expected to
+// have (its holders' socket fds), to size the inode maps once.
+func (r *tableReader) readNSDiag(dir string, dump bool, hint int) (*nsTables, error) {
+	var t *nsTables
 	var dumped map[string]bool
-	if diag != nil {
-		dumped = make(map[string]bool, len(diagRequests))
-		for _, nt := range netTables {
-			if req, ok := diagRequests[nt.file]; ok {
-				// A dump that fails is replaced by its file, which says
-				// the same (see sockdiag.go).
-				dumped[nt.file] = diag.dump(req, nt.kind, t) == nil
-			}
-		}
-		diag.close()
+	if dump {
+		t, dumped = r.dumpNS(hint)
+	} else {
+		t = &nsTables{kinds: make(map[uint64]sockKind, max(hint+hint/4, 1024))}
 	}
 	var errs []error
 	for _, nt := range netTables {
@@ -120,6 +114,61 @@ func (r *tableReader) readNSDiag(dir string, diag *sockDiag, hint int) (*nsTable
 	return t, errors.Join(errs...)
 }
 
+// diagGroups splits the dumps between goroutines of about equal work, each
+// with its own netlink socket, which the kernel serves on two CPUs at once.
+var diagGroups = [][]string{{"tcp", "tcp6"}, {"udp", "udp6", "unix"}}
+
+// dumpNS dumps picket's own namespace's tables that have a sock_diag twin
+// and says which were dumped; a dump that fails (or a socket that cannot be
+// opened) leaves its file to be read as text, which says the same. The
+// netlink sockets are closed on return, before any text table is read, so
+// that picket's own sockets are not counted in /proc/net/netlink.
+func (r *tableReader) dumpNS(hint int) (*nsTables, map[string]bool) {
+	parts := make([]*nsTables, len(diagGroups))
+	done := make([][]bool, len(diagGroups))
+	if len(r.diagBufs) < len(diagGroups) {
+		r.diagBufs = make([][]byte, len(diagGroups))
+	}
+	var wg sync.WaitGroup
+	for i, files := range diagGroups {
+		parts[i] = &nsTables{kinds: make(map[uint64]sockKind, max(hint, 1024))}
+		done[i] = make([]bool, len(files))
+		wg.Go(func() {
+			d, err := openSockDiag(r.diagBufs[i])
+			if err != nil {
+				return
+			}
+			r.diagBufs[i] = d.buf
+			defer d.close()
+			for j, f := range files {
+				done[i][j] = d.dump(diagRequests[f], parts[i]) == nil
+			}
+		})
+	}
+	wg.Wait()
+	// Merge the smaller part into the bigger.
+	t := parts[0]
+	for _, p := range parts[1:] {
+		if len(p.kinds) > len(t.kinds) {
+			t, p = p, t
+		}
+		for ino, k := range p.kinds {
+			t.kinds[ino] = k
+		}
+		addCounts(&t.totals, p.totals)
+		for st, n := range p.states {
+			t.states[st] += n
+		}
+	}
+	dumped := make(map[string]bool, len(diagRequests))
+	for i, files := range diagGroups {
+		for j, f := range files {
+			dumped[f] = done[i][j]
+		}
+	}
+	return t, dumped
+}
+
 func (r *tableReader) readTable(path string, nt netTable, t *nsTables) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -132,7 +181,10 @@ func (r *tableReader) readTable(path string, nt netTable, t *nsTables) error {
 // scan counts the sockets of one table read from f; path names it in errors.
 func (r *tableReader) scan(f io.Reader, path string, nt netTable, t *nsTables) error {
 	if r.buf == nil {
-		r.buf = make([]byte, 256<<10)
+		// seq_file hands over at most a page per read(2) whatever the
+		// buffer's size, so a bigger one only costs memory; it must
+		// still hold the longest line.
+		r.buf = make([]byte, 32<<10)
 	}
 	line := 0
 	return eachLine(f, r.buf, func(l []byte) error {

@@ -75,6 +75,13 @@ type Options struct {
 	// OnLimit is called when a rate limit starts refusing actions, once per
 	// trip, so the caller can raise an alarm.
 	OnLimit func(rule string, err error)
+	// RevertOnRecover makes Recover revert throttles and freezes still in
+	// force instead of re-arming them to their end. The daemon sets it: a
+	// restarted picket does not know the state that made them, and its
+	// rules will throttle again on their first look if the storm is still
+	// on (issue 6: "kill -9 the daemon while a throttle is active; the next
+	// start reverts it").
+	RevertOnRecover bool
 }
 
 // DefaultStateDir is /var/lib/picket for root, else $XDG_STATE_HOME/picket

@@ -77,6 +77,9 @@ func (r *Runner) Recover(ctx context.Context) error {
 		case a.State == StateExpired:
 			_, err := r.revert(a, "ended while picket was not running; reverted at restart")
 			errs = append(errs, err)
+		case a.State == StateActive && r.opts.RevertOnRecover && (a.Type == "throttle" || a.Type == "freeze"):
+			_, err := r.revert(a, "still in force when picket restarted; reverted (its rule decides again)")
+			errs = append(errs, err)
 		case a.State == StateActive && !a.Until.IsZero():
 			if a.Type == "throttle" {
 				if keep[a.Undo.NetNS] == nil {

@@ -194,10 +194,31 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 	} else {
 		printCheck(stdout, stderr, report)
 	}
+	if !*dryRun {
+		// Throttles and freezes end when their Runner closes: a one-shot
+		// check keeps running until their time is up, so they last as long
+		// as the rule asked. Ctrl-C (or SIGTERM) ends them now.
+		if hasTimed(report) {
+			fmt.Fprintln(stderr, "picket check: holding throttles and freezes until their time is up (Ctrl-C ends them now)")
+			runner.Wait(ctx)
+		}
+	}
 	if len(report.Alarms) > 0 {
 		return 1
 	}
 	return 0
+}
+
+// hasTimed reports whether any action that ends by itself was taken.
+func hasTimed(r checkReport) bool {
+	for _, a := range r.Alarms {
+		for _, x := range a.Actions {
+			if (x.Type == "throttle" || x.Type == "freeze") && !x.DryRun && x.Error == "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func readSnapshot(path string) (*snapshot.Snapshot, error) {

@@ -1,0 +1,222 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/picket-guard/picket/internal/collect"
+	"github.com/picket-guard/picket/internal/server"
+)
+
+// commEnv makes the test binary a helper process that names itself (its
+// comm, what the collector reports) and waits for its stdin to close.
+const commEnv = "PICKET_DASH_TEST_COMM"
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(commEnv); name != "" {
+		// /proc/self/comm is the thread group leader's name: what
+		// /proc/PID/stat shows. Writing it is how a process picks any
+		// name, "/" and "<" included.
+		if err := os.WriteFile("/proc/self/comm", []byte(name), 0); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const (
+	stormComm = "pkt-dashstorm"
+	stormSize = 40
+	// hostileComm would be markup if a page parsed it; it fits comm's 15
+	// bytes.
+	hostileComm = `<b>x</b>&"'`
+	// hostileRule would run a script if a page parsed it.
+	hostileRule  = `<img src=x onerror=alert(1)>`
+	throttleID   = "20261123T025900-3f9c2a"
+	chromiumPath = "/usr/bin/chromium"
+)
+
+// need finds a tool the test cannot run without. As root (CI, where
+// scripts/test installs them) a missing tool is a failure; otherwise the
+// test skips and says what to install.
+func need(t *testing.T, path, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(path)
+	if err == nil {
+		return p
+	}
+	if os.Geteuid() == 0 {
+		t.Fatalf("%s not found: scripts/test installs it (%s)", path, install)
+	}
+	t.Skipf("%s not found and not root: install %s to run the dashboard in a browser", path, install)
+	return ""
+}
+
+// startProc starts a process and ends it when the test does.
+func startProc(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+}
+
+// TestDashboardInChromium runs the page in Debian's headless Chromium
+// against a real server whose source collects this host every 500ms: a
+// storm the test starts appears in the groups table and its plot, a hostile
+// command name and a hostile rule name render as text, nothing logs a
+// console error, and screenshots are saved under testdata/out.
+func TestDashboardInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
+	chromium := need(t, chromiumPath, "Debian's chromium")
+	node := need(t, "node", "nodejs")
+	npm := need(t, "npm", "npm")
+	sleep := need(t, "sleep", "coreutils")
+
+	harness, err := filepath.Abs("testdata/e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(harness, "node_modules", "playwright-core")); err != nil {
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		cmd.Dir = harness
+		cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", harness, err, out)
+		}
+	}
+
+	// The storm: stormSize processes whose comm is stormComm, through a
+	// symlink (comm is the name the program was executed by).
+	dir := t.TempDir()
+	link := filepath.Join(dir, stormComm)
+	if err := os.Symlink(sleep, link); err != nil {
+		t.Fatal(err)
+	}
+	for range stormSize {
+		startProc(t, exec.Command(link, "600"))
+	}
+	// A process with a hostile name, waiting on its stdin.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := exec.Command(self)
+	hostile.Env = append(os.Environ(), commEnv+"="+hostileComm)
+	stdin, err := hostile.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startProc(t, hostile)
+	t.Cleanup(func() { stdin.Close() })
+
+	// The daemon's side: a collector every 500ms, a fake history of what
+	// it saw, a journal with one active throttle, one reverted freeze and
+	// a hostile rule name.
+	now := time.Now().UTC()
+	journal, err := json.Marshal([]map[string]any{
+		{"id": throttleID, "time": now.Add(-time.Minute), "phase": "result", "type": "throttle", "rule": hostileRule, "case": "critical", "targets": []any{"tcp/993"}, "result": "throttled new connections to tcp/993"},
+		{"id": throttleID, "time": now.Add(-time.Minute), "phase": "intent", "type": "throttle", "rule": hostileRule, "case": "critical", "targets": []any{"tcp/993"}, "undo": map[string]any{"proto": "tcp", "port": 993}, "until": now.Add(time.Hour)},
+		{"id": "20261123T020000-aaaaaa", "time": now.Add(-30 * time.Minute), "phase": "revert", "type": "freeze", "rule": "storm", "result": "ended after 10m"},
+		{"id": "20261123T020000-aaaaaa", "time": now.Add(-40 * time.Minute), "phase": "result", "type": "freeze", "rule": "storm", "targets": []any{4242, 4243}, "result": "froze 2 processes"},
+		{"id": "20261123T020000-aaaaaa", "time": now.Add(-40 * time.Minute), "phase": "intent", "type": "freeze", "rule": "storm", "targets": []any{4242, 4243}, "undo": map[string]any{"method": "sigstop"}, "until": now.Add(-30 * time.Minute)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := newFakeHistory()
+	src := &liveSource{journal: journal, hist: hist}
+	coll, err := collect.New(collect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	const interval = 500 * time.Millisecond
+	if err := src.collectOnce(ctx, coll, interval); err != nil {
+		t.Fatal(err)
+	}
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		src.run(ctx, coll, interval)
+	}()
+	srv, err := server.New(server.Options{Listen: "127.0.0.1:0", Source: src, History: hist, Assets: Assets()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("server: %v", err)
+		}
+		<-collected
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Addr() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not listen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	out, err := filepath.Abs(filepath.Join("testdata", "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostileJSON, _ := json.Marshal([]string{hostileComm})
+	nctx, ncancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer ncancel()
+	cmd := exec.CommandContext(nctx, node, filepath.Join(harness, "dashboard.mjs"))
+	cmd.Dir = harness
+	cmd.Env = append(os.Environ(),
+		"DASH_URL=http://"+srv.Addr().String()+"/",
+		"DASH_OUT="+out,
+		"DASH_STORM="+stormComm,
+		fmt.Sprintf("DASH_STORM_N=%d", stormSize),
+		"DASH_HOSTILE="+string(hostileJSON),
+		"DASH_RULE="+hostileRule,
+		"DASH_THROTTLE="+throttleID,
+		"CHROMIUM="+chromium,
+	)
+	res, err := cmd.CombinedOutput()
+	t.Logf("dashboard.mjs:\n%s", res)
+	if err != nil {
+		t.Fatalf("the dashboard failed in Chromium: %v", err)
+	}
+	if !strings.Contains(string(res), "dashboard: all checks passed") {
+		t.Fatal("dashboard.mjs did not report its checks")
+	}
+	for _, f := range []string{"dashboard.png", "dashboard-phone.png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() < 10_000 {
+			t.Errorf("screenshot %s: %v", f, err)
+		}
+	}
+	// PICKET_DOCS_SCREENSHOT=1 refreshes the README's picture.
+	if os.Getenv("PICKET_DOCS_SCREENSHOT") != "" {
+		b, err := os.ReadFile(filepath.Join(out, "dashboard.png"))
+		if err == nil {
+			err = os.WriteFile("../../docs/screenshots/dashboard.png", b, 0o644)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}

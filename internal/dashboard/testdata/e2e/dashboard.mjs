@@ -1,0 +1,179 @@
+// Drives picket's dashboard in Debian's headless Chromium. Run by
+// internal/dashboard's Go test, which starts the server, the storm and the
+// hostile processes, and passes what to look for in the environment:
+//
+//   DASH_URL        the dashboard
+//   DASH_OUT        directory for screenshots
+//   DASH_STORM      the storm's command name and how many (e.g. pkt-dashstorm)
+//   DASH_STORM_N    how many processes the storm has
+//   DASH_HOSTILE    JSON list of hostile command names to find as text
+//   DASH_RULE       a hostile rule name the fake journal holds
+//   DASH_THROTTLE   the id of the journal's active throttle
+//   CHROMIUM        the browser (default /usr/bin/chromium)
+//
+// Exits 0 when every check passed; prints one line per check.
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (k, d) => process.env[k] ?? d;
+const url = env('DASH_URL');
+const out = env('DASH_OUT');
+const storm = env('DASH_STORM');
+const stormN = Number(env('DASH_STORM_N', '40'));
+const hostile = JSON.parse(env('DASH_HOSTILE', '[]'));
+const rule = env('DASH_RULE', '');
+const throttle = env('DASH_THROTTLE', '');
+if (!url || !out || !storm) {
+  console.error('DASH_URL, DASH_OUT and DASH_STORM are required');
+  process.exit(2);
+}
+mkdirSync(out, { recursive: true });
+
+const problems = [];
+const consoleErrors = [];
+const dialogs = [];
+function check(ok, what) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) problems.push(what);
+}
+
+// waitFor polls fn in the page until it returns a truthy value.
+async function waitFor(page, what, fn, arg, timeout = 30000) {
+  try {
+    const h = await page.waitForFunction(fn, arg, { timeout, polling: 250 });
+    const v = await h.jsonValue();
+    check(true, what);
+    return v;
+  } catch (e) {
+    check(false, `${what}: ${e.message.split('\n')[0]}`);
+    return null;
+  }
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'picket-chromium-'));
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: env('CHROMIUM', '/usr/bin/chromium'),
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1280, height: 900 },
+  colorScheme: 'light',
+  timeout: 60000,
+});
+let page;
+try {
+  page = ctx.pages()[0] || (await ctx.newPage());
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`${m.text()} (${m.location().url || ''})`);
+    else if (m.type() === 'warning') console.log(`     console warning: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+  page.on('dialog', async (d) => {
+    dialogs.push(`${d.type()}: ${d.message()}`);
+    await d.dismiss();
+  });
+  page.on('requestfailed', (r) => consoleErrors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  // Nothing may leave 127.0.0.1: no CDN, no fonts from elsewhere.
+  const origin = new URL(url).origin;
+  page.on('request', (r) => {
+    if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) consoleErrors.push(`request to another origin: ${r.url()}`);
+  });
+
+  const resp = await page.goto(url, { waitUntil: 'load' });
+  check(resp && resp.ok(), `page loads (${resp && resp.status()})`);
+  await waitFor(page, 'first refresh rendered', () => document.body.dataset.updated);
+  await waitFor(page, 'findings rendered', () => document.querySelector('#findings').children.length > 0 && document.querySelector('#status').textContent !== 'loading');
+  await waitFor(page, 'gauges rendered (pid_max, threads-max, file-max)', () => ['pid-max', 'threads-max', 'file-nr'].every((g) => document.querySelector(`[data-gauge="${g}"]`)));
+
+  // The storm, in the groups table...
+  const rowCount = await waitFor(
+    page,
+    `storm ${storm} in the groups table with at least ${stormN - 5} processes`,
+    ([comm, n]) => {
+      for (const tr of document.querySelectorAll('#groups tbody tr')) {
+        if (tr.querySelector('td.comm')?.textContent === comm) {
+          const c = Number(tr.children[2].textContent.replace(/,/g, ''));
+          if (c >= n) return c;
+        }
+      }
+      return false;
+    },
+    [storm, stormN - 5],
+  );
+  console.log(`     groups table: ${storm} × ${rowCount}`);
+  // ...and in its plot, drawn by uPlot.
+  const last = await waitFor(
+    page,
+    `storm ${storm} on the process-group plot`,
+    ([comm, n]) => {
+      const plot = document.querySelector('[data-plot="groups"]');
+      if (!plot || !plot.querySelector('canvas')) return false;
+      for (const li of plot.querySelectorAll('.legend li')) {
+        if (li.dataset.series.endsWith(`/${comm}/count`) && Number(li.dataset.last) >= n) return Number(li.dataset.last);
+      }
+      return false;
+    },
+    [storm, Math.floor(stormN / 2)],
+  );
+  console.log(`     plot legend: ${storm} last ${last}`);
+
+  // Hostile names: found as text through the filter, never as markup.
+  for (const name of hostile) {
+    await page.fill('#group-filter', name.slice(1, 6));
+    const found = await waitFor(
+      page,
+      `hostile command ${JSON.stringify(name)} renders as text`,
+      (n) => [...document.querySelectorAll('#groups td.comm')].some((td) => td.textContent === n && td.children.length === 0),
+      name,
+      10000,
+    );
+    void found;
+  }
+  await page.fill('#group-filter', '');
+  if (rule) {
+    await waitFor(page, `hostile rule name ${JSON.stringify(rule)} renders as text in the journal`, (r) => [...document.querySelectorAll('#journal td')].some((td) => td.textContent.startsWith(r) && td.children.length === 0), rule);
+  }
+  if (throttle) {
+    await waitFor(page, `throttle ${throttle} listed as active`, (id) => [...document.querySelectorAll('#active tbody tr')].some((tr) => tr.dataset.id === id), throttle);
+    const n = await page.evaluate(() => document.querySelectorAll('#active tbody tr[data-id]').length);
+    check(n === 1, `only the active throttle is listed as active (${n} rows)`);
+    const state = await page.evaluate((id) => document.querySelector(`#active tbody tr[data-id="${id}"]`)?.dataset.state, throttle);
+    check(state === 'active', `the throttle's state is active (${state})`);
+  }
+  const markup = await page.evaluate(() => ({
+    b: document.querySelectorAll('main b').length,
+    img: document.querySelectorAll('img').length,
+    scripts: document.querySelectorAll('script').length,
+  }));
+  check(markup.b === 0 && markup.img === 0 && markup.scripts === 2, `no element created from a name (b ${markup.b}, img ${markup.img}, scripts ${markup.scripts})`);
+
+  // Other windows re-query the history.
+  await page.click('#windows button[data-window="6h"]');
+  await waitFor(page, '6h window selected and plotted', () => document.querySelector('#windows button[data-window="6h"]').ariaPressed === 'true' && location.hash === '#window=6h' && document.querySelector('[data-plot="groups"] canvas'));
+  await page.click('#windows button[data-window="1h"]');
+  await page.waitForTimeout(1500);
+
+  await page.screenshot({ path: join(out, 'dashboard.png'), fullPage: true });
+  console.log(`     screenshot ${join(out, 'dashboard.png')}`);
+
+  // A phone: one column, nothing wider than the screen but the tables'
+  // own scrollers.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(1000);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 1, `no sideways scrolling on a 390px screen (${overflow}px too wide)`);
+  await page.screenshot({ path: join(out, 'dashboard-phone.png'), fullPage: false });
+  console.log(`     screenshot ${join(out, 'dashboard-phone.png')}`);
+} catch (e) {
+  check(false, `unexpected: ${e.stack || e}`);
+} finally {
+  await ctx.close().catch(() => {});
+  rmSync(profile, { recursive: true, force: true });
+}
+
+check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? ':\n  ' + consoleErrors.join('\n  ') : ''}`);
+check(dialogs.length === 0, `no dialogs${dialogs.length ? ': ' + dialogs.join('; ') : ''}`);
+console.log(problems.length === 0 ? 'dashboard: all checks passed' : `dashboard: ${problems.length} checks failed`);
+process.exit(problems.length === 0 ? 0 : 1);

@@ -1,0 +1,836 @@
+// picket's dashboard. Everything shown comes from the JSON API next to this
+// page (/api/v1/...): there is no second source of truth. Every string the
+// API returns may have been chosen by whoever runs a process (a command
+// name, a user name, a rule's name), so text reaches the page through
+// textContent and DOM properties only: no string is ever parsed as HTML.
+
+// CONFIG is how the page behaves.
+const CONFIG = {
+  refreshMs: 5000,
+  journalLimit: 200,
+  journalRows: 50,
+  tableRows: 25, // rows of the groups and holders tables (a filter finds the rest)
+  plotGroups: 6, // groups drawn on the processes plot: the heaviest now
+  plotHolders: 6,
+  // Windows of the plots; step keeps each plot near 360 points.
+  windows: [
+    { label: '1h', since: '1h', step: '10s' },
+    { label: '6h', since: '6h', step: '1m' },
+    { label: '24h', since: '24h', step: '5m' },
+    { label: '7d', since: '7d', step: '30m' },
+  ],
+};
+
+// SERIES names the history series the plots read, as the daemon's store
+// names them (internal/history/series.go). Change them here only.
+const SERIES = {
+  groupPrefix: 'group/',
+  // A user × command group's process count. A user name that is empty or
+  // holds a "/" is replaced by the uid.
+  group: (g) => `group/${g.user && !g.user.includes('/') ? g.user : g.uid}/${g.comm}/count`,
+  holderPrefix: 'holder/',
+  // A socket holder's socket count; start is the process's start time in
+  // Unix seconds (null when unknown).
+  holder: (h, start) => `holder/${h.pid}${start == null ? '' : '@' + start}/${h.comm}/total`,
+  kernelPrefix: 'kernel.',
+  orphans: 'kernel.sockstat.tcp.orphan',
+  maxOrphans: 'kernel.tcp_max_orphans',
+  tcpMemPages: 'kernel.sockstat.tcp.mem_pages',
+  tcpMemHigh: 'kernel.tcp_mem_pages.high',
+  psiPrefix: 'memory.psi.',
+  psi: [
+    ['memory.psi.memory.some_avg10', 'memory some'],
+    ['memory.psi.memory.full_avg10', 'memory full'],
+    ['memory.psi.cpu.some_avg10', 'cpu some'],
+    ['memory.psi.io.some_avg10', 'io some'],
+    ['memory.psi.io.full_avg10', 'io full'],
+  ],
+};
+
+const SEVERITY_RANK = { critical: 3, warning: 2, unknown: 1, ok: 0 };
+const PALETTE = ['#2563eb', '#16a34a', '#d97706', '#9333ea', '#0891b2', '#db2777', '#65a30d', '#92400e'];
+const LIMIT_COLOR = '#dc2626';
+// JSON numbers above this lost precision: the kernel's "no limit" values
+// (LONG_MAX and friends) land here.
+const UNLIMITED = 2 ** 53;
+
+// ---- DOM helpers: text only -------------------------------------------
+
+const $ = (sel) => document.querySelector(sel);
+
+// el builds an element. props are DOM properties (className, title...) or,
+// under "data", dataset entries; children are nodes or strings, strings
+// become text nodes.
+function el(tag, props, ...children) {
+  const e = document.createElement(tag);
+  if (props) {
+    for (const [k, v] of Object.entries(props)) {
+      if (v === undefined || v === null) continue;
+      if (k === 'data') Object.assign(e.dataset, v);
+      else e[k] = v;
+    }
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function setText(node, s) {
+  node.textContent = s;
+}
+
+// ---- formatting --------------------------------------------------------
+
+const numFmt = new Intl.NumberFormat('en-US');
+function fmtInt(n) {
+  if (typeof n !== 'number' || !isFinite(n)) return '—';
+  return numFmt.format(Math.round(n));
+}
+
+function fmtNum(n) {
+  if (typeof n !== 'number' || !isFinite(n)) return '—';
+  if (Number.isInteger(n)) return numFmt.format(n);
+  return numFmt.format(Math.round(n * 100) / 100);
+}
+
+function fmtCompact(n) {
+  if (n == null || !isFinite(n)) return '';
+  const a = Math.abs(n);
+  if (a >= 1e9) return (n / 1e9).toFixed(a >= 1e10 ? 0 : 1) + 'G';
+  if (a >= 1e6) return (n / 1e6).toFixed(a >= 1e7 ? 0 : 1) + 'M';
+  if (a >= 1e3) return (n / 1e3).toFixed(a >= 1e4 ? 0 : 1) + 'k';
+  return fmtNum(n);
+}
+
+function fmtBytes(n) {
+  if (typeof n !== 'number' || !isFinite(n)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return (i === 0 ? String(Math.round(v)) : v.toFixed(v >= 100 ? 0 : 1)) + ' ' + units[i];
+}
+
+function fmtPct(r) {
+  if (!isFinite(r)) return '';
+  const p = r * 100;
+  return (p >= 10 || p === 0 ? Math.round(p) : p.toFixed(1)) + '%';
+}
+
+function fmtDelta(d) {
+  if (!d) return '';
+  return (d > 0 ? '+' : '−') + fmtInt(Math.abs(d));
+}
+
+function pad2(n) {
+  return String(n).padStart(2, '0');
+}
+
+function fmtTime(iso) {
+  const t = new Date(iso);
+  if (isNaN(t)) return '';
+  const now = new Date();
+  const hms = `${pad2(t.getHours())}:${pad2(t.getMinutes())}:${pad2(t.getSeconds())}`;
+  if (t.toDateString() === now.toDateString()) return hms;
+  return `${t.getFullYear()}-${pad2(t.getMonth() + 1)}-${pad2(t.getDate())} ${hms}`;
+}
+
+function fmtAgo(seconds) {
+  const s = Math.round(Math.abs(seconds));
+  if (s < 90) return s + 's';
+  if (s < 90 * 60) return Math.round(s / 60) + 'm';
+  if (s < 36 * 3600) return Math.round(s / 3600) + 'h';
+  return Math.round(s / 86400) + 'd';
+}
+
+function humanKey(k) {
+  return String(k).replace(/_/g, ' ');
+}
+
+// limitOf is a kernel limit as a number, or null when unset or unlimited.
+function limitOf(v) {
+  return typeof v === 'number' && v > 0 && v < UNLIMITED ? v : null;
+}
+
+// ---- the API -----------------------------------------------------------
+
+class APIError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, { cache: 'no-store', headers: { Accept: 'application/json' } });
+  let body = null;
+  try {
+    body = await r.json();
+  } catch {
+    // not JSON: reported below by status
+  }
+  if (!r.ok) {
+    const msg = body && typeof body.error === 'string' ? body.error : `HTTP ${r.status}`;
+    throw new APIError(r.status, msg);
+  }
+  return body;
+}
+
+// ---- state -------------------------------------------------------------
+
+const state = {
+  snap: null,
+  prevSnap: null, // the snapshot before snap, for the change columns
+  window: CONFIG.windows[0],
+  historyMissing: false,
+  plots: new Map(), // id -> {wrap, chart, legend, empty, u, key}
+  plotsBusy: false,
+};
+
+// ---- header ------------------------------------------------------------
+
+function renderHeader(snap, report, error) {
+  const status = $('#status');
+  const sev = report ? report.status : 'unknown';
+  status.dataset.severity = sev;
+  setText(status, report ? sev : 'no data');
+  if (snap) {
+    setText($('#host'), snap.host || '');
+    document.title = `picket · ${snap.host || ''} · ${sev}`;
+    const age = (Date.now() - Date.parse(snap.time)) / 1000;
+    setText($('#updated'), `collected ${fmtTime(snap.time)} (${fmtAgo(age)} ago, took ${fmtNum(snap.duration_seconds)}s)`);
+  }
+  const conn = $('#conn');
+  conn.hidden = !error;
+  if (error) setText(conn, error);
+  const errs = $('#snapshot-errors');
+  const list = (snap && snap.errors) || [];
+  errs.hidden = list.length === 0;
+  setText(errs, list.length ? 'partial collection: ' + list.join('; ') : '');
+}
+
+// ---- findings ----------------------------------------------------------
+
+function renderValue(v) {
+  if (v === null || v === undefined) return document.createTextNode('—');
+  if (Array.isArray(v)) {
+    if (v.length === 0) return document.createTextNode('none');
+    if (v.every((x) => x && typeof x === 'object' && !Array.isArray(x))) return objectTable(v);
+    return document.createTextNode(v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', '));
+  }
+  if (typeof v === 'object') return evidenceList(v);
+  if (typeof v === 'number') return document.createTextNode(fmtNum(v));
+  if (typeof v === 'boolean') return document.createTextNode(v ? 'yes' : 'no');
+  return document.createTextNode(String(v));
+}
+
+function evidenceList(obj) {
+  const dl = el('dl', { className: 'evidence' });
+  for (const [k, v] of Object.entries(obj)) {
+    dl.append(el('dt', null, humanKey(k)), el('dd', null, renderValue(v)));
+  }
+  return dl;
+}
+
+function objectTable(rows) {
+  const maxRows = 10;
+  const cols = [];
+  for (const r of rows) for (const k of Object.keys(r)) if (!cols.includes(k)) cols.push(k);
+  const thead = el('thead', null, el('tr', null, cols.map((c) => el('th', null, humanKey(c)))));
+  const tbody = el('tbody');
+  for (const r of rows.slice(0, maxRows)) {
+    tbody.append(el('tr', null, cols.map((c) => el('td', { className: typeof r[c] === 'number' ? 'num' : '' }, renderValue(r[c])))));
+  }
+  const wrap = el('div', { className: 'table-wrap' }, el('table', { className: 'mini' }, thead, tbody));
+  if (rows.length > maxRows) wrap.append(el('p', { className: 'muted' }, `and ${rows.length - maxRows} more`));
+  return wrap;
+}
+
+function renderFindings(report, error) {
+  const box = $('#findings');
+  const okBox = $('#ok-findings');
+  if (!report) {
+    box.replaceChildren(el('p', { className: 'muted' }, error || 'no findings yet'));
+    okBox.hidden = true;
+    return;
+  }
+  const fs = [...(report.findings || [])];
+  fs.sort((a, b) => (SEVERITY_RANK[b.severity] ?? 1) - (SEVERITY_RANK[a.severity] ?? 1));
+  const bad = fs.filter((f) => f.severity !== 'ok');
+  const ok = fs.filter((f) => f.severity === 'ok');
+  if (bad.length === 0) {
+    box.replaceChildren(el('p', { className: 'all-ok' }, 'Nothing is wrong: every check is ok.'));
+  } else {
+    box.replaceChildren(...bad.map(findingCard));
+  }
+  okBox.hidden = ok.length === 0;
+  setText(okBox.querySelector('summary'), `${ok.length} ${ok.length === 1 ? 'check is' : 'checks are'} ok`);
+  okBox.querySelector('ul').replaceChildren(...ok.map((f) => el('li', null, el('code', null, f.id), ' ', f.title)));
+}
+
+function findingCard(f) {
+  const card = el('article', { className: 'finding', data: { severity: f.severity, id: f.id } });
+  card.append(
+    el('header', null, el('span', { className: 'badge', data: { severity: f.severity } }, f.severity), ' ', el('h3', null, f.title), ' ', el('code', { className: 'muted' }, f.id)),
+  );
+  if (f.evidence && Object.keys(f.evidence).length) {
+    card.append(el('details', { className: 'evidence-box' }, el('summary', null, 'evidence'), evidenceList(f.evidence)));
+  }
+  if (f.explanation) {
+    const why = el('details', { className: 'why' }, el('summary', null, 'why'));
+    for (const para of String(f.explanation).split(/\n\s*\n/)) why.append(el('p', null, para));
+    card.append(why);
+  }
+  if (f.fix && f.fix.length) {
+    const pre = el('pre', { className: 'fix' });
+    for (const line of f.fix) {
+      pre.append(el('span', { className: line.startsWith('#') ? 'comment' : 'cmd' }, line), '\n');
+    }
+    card.append(el('div', { className: 'fix-head' }, 'fix'), pre);
+  }
+  return card;
+}
+
+function renderAlarms(alarms) {
+  const box = $('#alarms');
+  const list = (alarms || []).filter((a) => a.status === 'firing');
+  if (list.length === 0) {
+    box.replaceChildren();
+    return;
+  }
+  const rows = list.map((a) =>
+    el('tr', null, el('td', null, el('span', { className: 'badge', data: { severity: alarmSeverity(a.level) } }, a.level)), el('td', null, a.rule), el('td', null, a.case), el('td', null, a.key), el('td', null, a.message), el('td', null, fmtTime(a.starts_at))),
+  );
+  box.replaceChildren(
+    el('h3', null, `Firing alarms (${list.length})`),
+    el('div', { className: 'table-wrap' }, el('table', null, el('thead', null, el('tr', null, ['level', 'rule', 'case', 'row', 'message', 'since'].map((h) => el('th', null, h)))), el('tbody', null, rows))),
+  );
+}
+
+function alarmSeverity(level) {
+  return ['emerg', 'alert', 'crit', 'critical', 'err', 'error'].includes(level) ? 'critical' : level === 'warning' ? 'warning' : 'unknown';
+}
+
+// ---- gauges ------------------------------------------------------------
+
+function gauge({ id, label, used, limit, fmt = fmtInt, mark, markLabel, note }) {
+  const ratio = used / limit;
+  const sev = ratio >= 0.9 ? 'critical' : ratio >= 0.7 ? 'warning' : 'ok';
+  const fill = el('div', { className: 'fill' });
+  fill.style.width = Math.min(100, Math.max(0, ratio * 100)).toFixed(2) + '%';
+  const bar = el('div', { className: 'bar', role: 'meter', ariaValueNow: String(used), ariaValueMin: '0', ariaValueMax: String(limit), ariaLabel: label }, fill);
+  if (mark != null && mark > 0 && mark < limit) {
+    const m = el('div', { className: 'mark', title: markLabel || '' });
+    m.style.left = ((mark / limit) * 100).toFixed(2) + '%';
+    bar.append(m);
+  }
+  return el(
+    'div',
+    { className: 'gauge', data: { severity: sev, gauge: id } },
+    el('div', { className: 'gauge-head' }, el('span', { className: 'gauge-label' }, label), el('span', { className: 'gauge-pct' }, fmtPct(ratio))),
+    bar,
+    el('div', { className: 'gauge-nums muted' }, `${fmt(used)} of ${fmt(limit)}`, note ? ` · ${note}` : ''),
+  );
+}
+
+function renderGauges(snap) {
+  const box = $('#gauges');
+  if (!snap) return;
+  const k = snap.kernel || {};
+  const p = snap.processes || {};
+  const g = [];
+  const st = k.sockstat;
+  const maxOrph = limitOf(k.tcp_max_orphans);
+  if (st && maxOrph) g.push(gauge({ id: 'orphans', label: 'TCP orphans (tcp_max_orphans)', used: st.tcp.orphan, limit: maxOrph }));
+  const tcpMem = k.tcp_mem_pages || [];
+  if (st && tcpMem.length === 3 && limitOf(tcpMem[2])) {
+    const ps = k.page_size || 4096;
+    g.push(gauge({ id: 'tcp-mem', label: 'TCP memory (tcp_mem high)', used: st.tcp.mem_pages * ps, limit: tcpMem[2] * ps, fmt: fmtBytes, mark: tcpMem[1] * ps, markLabel: 'pressure', note: `pressure at ${fmtBytes(tcpMem[1] * ps)}` }));
+  }
+  if (k.file_nr && limitOf(k.file_nr.max)) g.push(gauge({ id: 'file-nr', label: 'Open files (file-max)', used: k.file_nr.allocated, limit: k.file_nr.max }));
+  if (p.threads && limitOf(k.pid_max)) g.push(gauge({ id: 'pid-max', label: 'Tasks (pid_max)', used: p.threads, limit: k.pid_max, note: `${fmtInt(p.total)} processes` }));
+  if (p.threads && limitOf(k.threads_max)) g.push(gauge({ id: 'threads-max', label: 'Threads (threads-max)', used: p.threads, limit: k.threads_max }));
+  if (k.conntrack && limitOf(k.conntrack.max)) g.push(gauge({ id: 'conntrack', label: 'Conntrack entries (nf_conntrack_max)', used: k.conntrack.count, limit: k.conntrack.max }));
+  // The user closest to its RLIMIT_NPROC (which counts the user's threads).
+  let worst = null;
+  for (const u of p.users || []) {
+    const lim = limitOf(u.nproc_limit);
+    if (lim && (!worst || u.threads / lim > worst.threads / worst.lim)) worst = { ...u, lim };
+  }
+  if (worst) g.push(gauge({ id: 'nproc', label: `Threads of ${worst.user || worst.uid} (RLIMIT_NPROC)`, used: worst.threads, limit: worst.lim }));
+  const m = snap.memory || {};
+  if (m.mem_total_bytes) g.push(gauge({ id: 'memory', label: 'Memory in use (MemTotal − MemAvailable)', used: m.mem_total_bytes - m.mem_available_bytes, limit: m.mem_total_bytes, fmt: fmtBytes }));
+  if (m.swap_total_bytes) g.push(gauge({ id: 'swap', label: 'Swap in use', used: m.swap_total_bytes - m.swap_free_bytes, limit: m.swap_total_bytes, fmt: fmtBytes }));
+  box.replaceChildren(...g);
+
+  // Beancounters (OpenVZ): the rows nearest their barrier, and any that
+  // refused an allocation.
+  const rows = (snap.beancounters || [])
+    .filter((b) => b.resource !== 'dummy' && limitOf(b.barrier))
+    .map((b) => ({ ...b, ratio: b.held / b.barrier }))
+    .filter((b) => b.ratio >= 0.5 || b.failcnt > 0)
+    .sort((a, b) => (b.failcnt > 0) - (a.failcnt > 0) || b.ratio - a.ratio)
+    .slice(0, 8);
+  $('#beancounters-h').hidden = rows.length === 0;
+  $('#beancounters').replaceChildren(
+    ...rows.map((b) => gauge({ id: `bc-${b.uid}-${b.resource}`, label: `${b.uid} ${b.resource}`, used: b.held, limit: b.barrier, note: b.failcnt ? `failcnt ${fmtInt(b.failcnt)}` : `max held ${fmtInt(b.maxheld)}` })),
+  );
+}
+
+// ---- tables ------------------------------------------------------------
+
+function matches(filter, ...fields) {
+  if (!filter) return true;
+  const f = filter.toLowerCase();
+  return fields.some((x) => String(x ?? '').toLowerCase().includes(f));
+}
+
+function deltaCell(d) {
+  return el('td', { className: 'num delta ' + (d > 0 ? 'up' : d < 0 ? 'down' : '') }, fmtDelta(d));
+}
+
+function groupKey(g) {
+  return `${g.uid}\u0000${g.comm}`;
+}
+
+function renderGroups() {
+  const snap = state.snap;
+  if (!snap) return;
+  const prev = new Map();
+  for (const g of (state.prevSnap && state.prevSnap.processes.groups) || []) prev.set(groupKey(g), g.count);
+  const filter = $('#group-filter').value.trim();
+  const all = (snap.processes.groups || []).filter((g) => matches(filter, g.user, g.uid, g.comm));
+  const shown = all.slice(0, CONFIG.tableRows);
+  $('#groups tbody').replaceChildren(
+    ...shown.map((g) =>
+      el(
+        'tr',
+        { data: { user: g.user, comm: g.comm } },
+        el('td', null, g.user || String(g.uid)),
+        el('td', { className: 'comm' }, g.comm),
+        el('td', { className: 'num' }, fmtInt(g.count)),
+        deltaCell(state.prevSnap ? g.count - (prev.get(groupKey(g)) || 0) : 0),
+        el('td', { className: 'num' }, fmtInt(g.threads)),
+        el('td', { className: 'num' }, fmtBytes(g.rss_bytes)),
+      ),
+    ),
+  );
+  const total = (snap.processes.groups || []).length;
+  setText($('#groups-more'), `${fmtInt(shown.length)} of ${fmtInt(all.length)}${filter ? ' matching' : ''} groups shown (${fmtInt(total)} in all, ${fmtInt(snap.processes.total)} processes)`);
+}
+
+function renderHolders() {
+  const snap = state.snap;
+  if (!snap) return;
+  const prev = new Map();
+  for (const h of (state.prevSnap && state.prevSnap.sockets.processes) || []) prev.set(h.pid, h.total);
+  const filter = $('#holder-filter').value.trim();
+  const all = (snap.sockets.processes || []).filter((h) => matches(filter, h.user, h.uid, h.comm, h.pid));
+  const shown = all.slice(0, CONFIG.tableRows);
+  $('#holders tbody').replaceChildren(
+    ...shown.map((h) =>
+      el(
+        'tr',
+        { data: { pid: String(h.pid), comm: h.comm } },
+        el('td', { className: 'num' }, String(h.pid)),
+        el('td', null, h.user || String(h.uid)),
+        el('td', { className: 'comm' }, h.comm),
+        el('td', { className: 'num' }, fmtInt(h.tcp)),
+        el('td', { className: 'num' }, fmtInt(h.udp)),
+        el('td', { className: 'num' }, fmtInt(h.unix)),
+        el('td', { className: 'num' }, fmtInt(h.raw + h.netlink + h.packet + h.other)),
+        el('td', { className: 'num' }, fmtInt(h.total)),
+        deltaCell(state.prevSnap ? h.total - (prev.get(h.pid) || 0) : 0),
+        el('td', { className: 'num' }, `${h.fds >= 0 ? fmtInt(h.fds) : '?'} / ${h.fd_limit > 0 ? fmtInt(h.fd_limit) : '?'}`),
+      ),
+    ),
+  );
+  const t = snap.sockets.totals || {};
+  setText(
+    $('#holders-more'),
+    `${fmtInt(shown.length)} of ${fmtInt(all.length)}${filter ? ' matching' : ''} holders shown · kernel tables: ${fmtInt(t.tcp)} tcp, ${fmtInt(t.udp)} udp, ${fmtInt(t.unix)} unix`,
+  );
+}
+
+// ---- actions -----------------------------------------------------------
+
+// foldActions mirrors act.Actions: one action per id from its journal
+// entries (intent, result, revert, refused), oldest first.
+function foldActions(entries, now) {
+  const byId = new Map();
+  // The API lists newest first; an intent and its result can share a time,
+  // so reverse to the journal's own order before the (stable) sort.
+  const ordered = [...entries].reverse().sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
+  for (const e of ordered) {
+    let a = byId.get(e.id);
+    if (!a) {
+      a = { id: e.id, time: e.time, type: e.type, rule: e.rule, case: e.case, state: '' };
+      byId.set(e.id, a);
+    }
+    switch (e.phase) {
+      case 'intent':
+        Object.assign(a, { targets: e.targets, undo: e.undo, until: e.until, state: 'in flight' });
+        break;
+      case 'result':
+        Object.assign(a, { result: e.result, error: e.error, state: 'done' });
+        if (e.targets) a.targets = e.targets;
+        break;
+      case 'revert':
+        a.reverted = e.time;
+        break;
+      case 'refused':
+        Object.assign(a, { result: e.result, error: e.error, state: 'refused' });
+        break;
+    }
+  }
+  for (const a of byId.values()) {
+    if (a.state === 'refused') continue;
+    if (a.reverted) a.state = 'reverted';
+    else if (a.state === 'in flight') continue;
+    else if (a.error) a.state = 'failed';
+    else if (['throttle', 'freeze', 'sysctl'].includes(a.type) && a.undo) {
+      a.state = a.until && Date.parse(a.until) <= now ? 'expired' : 'active';
+    }
+  }
+  return [...byId.values()];
+}
+
+function targetsText(ts) {
+  if (!Array.isArray(ts) || ts.length === 0) return '';
+  const shown = ts.slice(0, 8).map((t) => (typeof t === 'object' ? JSON.stringify(t) : String(t)));
+  return shown.join(', ') + (ts.length > 8 ? ` and ${ts.length - 8} more` : '');
+}
+
+function ruleText(x) {
+  return [x.rule, x.case].filter(Boolean).join(' / ');
+}
+
+function renderActions(journal, error) {
+  const entries = (journal && journal.entries) || [];
+  const now = state.snap ? Date.parse(state.snap.time) : Date.now();
+  const active = foldActions(entries, now).filter((a) => (a.type === 'throttle' || a.type === 'freeze') && (a.state === 'active' || a.state === 'in flight'));
+  const activeBody = $('#active tbody');
+  if (active.length === 0) {
+    activeBody.replaceChildren(el('tr', null, el('td', { colSpan: 6, className: 'muted' }, 'none')));
+  } else {
+    activeBody.replaceChildren(
+      ...active.map((a) =>
+        el(
+          'tr',
+          { data: { id: a.id, state: a.state } },
+          el('td', null, el('code', null, a.id)),
+          el('td', null, a.type, a.state === 'in flight' ? ' (starting)' : ''),
+          el('td', null, ruleText(a)),
+          el('td', null, targetsText(a.targets)),
+          el('td', null, fmtTime(a.time)),
+          el('td', null, a.until ? `${fmtTime(a.until)} (in ${fmtAgo((Date.parse(a.until) - now) / 1000)})` : 'until undone'),
+        ),
+      ),
+    );
+  }
+  const body = $('#journal tbody');
+  if (error) {
+    body.replaceChildren(el('tr', null, el('td', { colSpan: 7, className: 'muted' }, error)));
+    return;
+  }
+  if (entries.length === 0) {
+    body.replaceChildren(el('tr', null, el('td', { colSpan: 7, className: 'muted' }, 'no actions taken')));
+    return;
+  }
+  body.replaceChildren(
+    ...entries.slice(0, CONFIG.journalRows).map((e) =>
+      el(
+        'tr',
+        { data: { id: e.id, phase: e.phase } },
+        el('td', null, fmtTime(e.time)),
+        el('td', null, el('code', null, e.id)),
+        el('td', null, e.phase),
+        el('td', null, e.type),
+        el('td', null, ruleText(e)),
+        el('td', null, targetsText(e.targets)),
+        el('td', { className: e.error ? 'error' : '' }, [e.result, e.error].filter(Boolean).join(': ')),
+      ),
+    ),
+  );
+}
+
+// ---- plots -------------------------------------------------------------
+
+const PLOTS = [
+  { id: 'groups', title: 'Processes per group', kind: 'groups' },
+  { id: 'holders', title: 'Sockets per holder', kind: 'holders' },
+  {
+    id: 'orphans',
+    title: 'TCP orphans vs tcp_max_orphans',
+    series: [[SERIES.orphans, 'orphans']],
+    limit: [SERIES.maxOrphans, 'tcp_max_orphans', (s) => limitOf(s.kernel.tcp_max_orphans)],
+  },
+  {
+    id: 'tcp-mem',
+    title: 'TCP memory vs tcp_mem high',
+    series: [[SERIES.tcpMemPages, 'TCP memory']],
+    limit: [SERIES.tcpMemHigh, 'tcp_mem high', (s) => limitOf((s.kernel.tcp_mem_pages || [])[2])],
+    scale: (s) => s.kernel.page_size || 4096,
+    fmt: fmtBytes,
+  },
+  { id: 'psi', title: 'Pressure stall (PSI avg10, %)', series: SERIES.psi },
+];
+
+function cssVar(name, fallback) {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+function setupPlots() {
+  const box = $('#plots');
+  for (const def of PLOTS) {
+    const chart = el('div', { className: 'chart' });
+    const empty = el('p', { className: 'muted empty' }, 'no samples yet');
+    const legend = el('ul', { className: 'legend' });
+    const wrap = el('figure', { className: 'plot', data: { plot: def.id } }, el('figcaption', null, def.title), chart, empty, legend);
+    box.append(wrap);
+    state.plots.set(def.id, { def, wrap, chart, legend, empty, u: null, key: '' });
+  }
+  const sel = $('#windows');
+  for (const w of CONFIG.windows) {
+    const b = el('button', { type: 'button', data: { window: w.label } }, w.label);
+    b.addEventListener('click', () => {
+      state.window = w;
+      history.replaceState(null, '', '#window=' + w.label);
+      markWindow();
+      refreshPlots();
+    });
+    sel.append(b);
+  }
+  const m = /window=([0-9a-z]+)/.exec(location.hash);
+  state.window = CONFIG.windows.find((w) => m && w.label === m[1]) || CONFIG.windows[0];
+  markWindow();
+  new ResizeObserver(() => {
+    for (const p of state.plots.values()) if (p.u) p.u.setSize({ width: chartWidth(p), height: chartHeight() });
+  }).observe(box);
+}
+
+function markWindow() {
+  for (const b of document.querySelectorAll('#windows button')) b.ariaPressed = String(b.dataset.window === state.window.label);
+}
+
+function chartWidth(p) {
+  return Math.max(200, Math.floor(p.chart.clientWidth || p.wrap.clientWidth - 16));
+}
+
+function chartHeight() {
+  return window.innerWidth < 600 ? 180 : 220;
+}
+
+async function listSeries(prefix) {
+  const r = await getJSON('api/v1/history/series?prefix=' + encodeURIComponent(prefix));
+  return new Set(r.series || []);
+}
+
+async function query(name) {
+  const w = state.window;
+  const q = `api/v1/history?series=${encodeURIComponent(name)}&since=${w.since}&step=${w.step}`;
+  const r = await getJSON(q);
+  return r.points || [];
+}
+
+// wanted is what a plot draws now: [{name, label}], from the snapshot (the
+// heaviest groups and holders) or the fixed series of its definition,
+// keeping only the series the history has.
+function wanted(def, snap, known) {
+  if (def.kind === 'groups') {
+    return (snap.processes.groups || [])
+      .map((g) => ({ name: SERIES.group(g), label: `${g.user || g.uid} ${g.comm}` }))
+      .filter((s) => known.has(s.name))
+      .slice(0, CONFIG.plotGroups);
+  }
+  if (def.kind === 'holders') {
+    const starts = new Map();
+    for (const p of snap.processes.list || []) {
+      const t = Date.parse(p.start_time);
+      if (!isNaN(t) && t > 0) starts.set(p.pid, Math.floor(t / 1000));
+    }
+    return (snap.sockets.processes || [])
+      .map((h) => ({ name: SERIES.holder(h, starts.has(h.pid) ? starts.get(h.pid) : null), label: `${h.comm} [${h.pid}]` }))
+      .filter((s) => known.has(s.name))
+      .slice(0, CONFIG.plotHolders);
+  }
+  return def.series.filter(([name]) => known.has(name)).map(([name, label]) => ({ name, label }));
+}
+
+async function refreshPlots() {
+  const snap = state.snap;
+  if (!snap || state.historyMissing || state.plotsBusy) return;
+  state.plotsBusy = true;
+  const note = $('#plots-note');
+  try {
+    const prefixes = [SERIES.groupPrefix, SERIES.holderPrefix, SERIES.kernelPrefix, SERIES.psiPrefix];
+    const sets = await Promise.all(prefixes.map(listSeries));
+    const known = new Set(sets.flatMap((s) => [...s]));
+    await Promise.all(PLOTS.map((def) => drawPlot(state.plots.get(def.id), snap, known)));
+    note.hidden = true;
+  } catch (e) {
+    if (e instanceof APIError && e.status === 404) {
+      state.historyMissing = true;
+      note.hidden = false;
+      setText(note, 'No history: ' + e.message);
+      $('#plots').hidden = true;
+    } else {
+      note.hidden = false;
+      setText(note, 'history: ' + e.message);
+    }
+  } finally {
+    state.plotsBusy = false;
+  }
+}
+
+async function drawPlot(p, snap, known) {
+  const def = p.def;
+  const want = wanted(def, snap, known);
+  const lines = await Promise.all(want.map((s) => query(s.name)));
+  let limitPts = null;
+  let limitLabel = null;
+  if (def.limit) {
+    const [name, label, current] = def.limit;
+    limitLabel = label;
+    if (known.has(name)) limitPts = await query(name);
+    if (!limitPts || limitPts.length === 0) {
+      // The store has no samples of the limit: draw today's value flat.
+      const v = current(snap);
+      limitPts = v ? [{ constant: v }] : null;
+    }
+  }
+  const scale = def.scale ? def.scale(snap) : 1;
+  // Join every series on the union of their times (uPlot wants one x array).
+  const xsSet = new Set();
+  for (const pts of lines) for (const pt of pts) xsSet.add(Date.parse(pt.time) / 1000);
+  if (limitPts && !limitPts[0].constant) for (const pt of limitPts) xsSet.add(Date.parse(pt.time) / 1000);
+  const xs = [...xsSet].sort((a, b) => a - b);
+  const idx = new Map(xs.map((x, i) => [x, i]));
+  const column = (pts) => {
+    const ys = new Array(xs.length).fill(null);
+    for (const pt of pts) ys[idx.get(Date.parse(pt.time) / 1000)] = pt.value * scale;
+    return ys;
+  };
+  const data = [xs, ...lines.map(column)];
+  const series = want.map((s, i) => ({ ...s, color: PALETTE[i % PALETTE.length], last: lastValue(lines[i]) * scale }));
+  if (limitPts) {
+    const ys = limitPts[0].constant ? xs.map(() => limitPts[0].constant * scale) : column(limitPts);
+    data.push(ys);
+    const lastLimit = limitPts[0].constant ? limitPts[0].constant : lastValue(limitPts);
+    series.push({ name: def.limit[0], label: limitLabel, color: LIMIT_COLOR, limit: true, last: lastLimit * scale });
+  }
+  renderLegend(p, series, def.fmt || fmtNum);
+  const hasData = xs.length > 0 && series.some((s) => !s.limit);
+  p.empty.hidden = hasData;
+  p.chart.hidden = !hasData;
+  if (!hasData) {
+    setText(p.empty, want.length === 0 && !def.limit ? 'nothing recorded yet' : 'no samples in this window');
+    if (p.u) {
+      p.u.destroy();
+      p.u = null;
+      p.key = '';
+    }
+    return;
+  }
+  const key = series.map((s) => s.name).join('\u0000');
+  if (p.u && p.key === key) {
+    p.u.setData(data);
+    return;
+  }
+  if (p.u) p.u.destroy();
+  p.key = key;
+  p.u = new uPlot(plotOptions(p, series, def.fmt), data, p.chart);
+}
+
+function lastValue(pts) {
+  for (let i = pts.length - 1; i >= 0; i--) if (pts[i] && typeof pts[i].value === 'number') return pts[i].value;
+  return NaN;
+}
+
+function plotOptions(p, series, fmt) {
+  const fg = cssVar('--muted', '#666');
+  const grid = cssVar('--grid', '#e5e7eb');
+  const values = (u, ticks) => ticks.map((v) => (fmt ? fmt(v) : fmtCompact(v)));
+  return {
+    width: chartWidth(p),
+    height: chartHeight(),
+    legend: { show: false },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] } },
+    axes: [
+      { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid } },
+      { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid }, values, size: 64 },
+    ],
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: s.limit ? 1.5 : 2, dash: s.limit ? [6, 4] : undefined, points: { show: false }, spanGaps: false }))],
+  };
+}
+
+// renderLegend is the plot's key with each series' latest value: always
+// visible, also where there is no hover (a phone).
+function renderLegend(p, series, fmt) {
+  p.legend.replaceChildren(
+    ...series.map((s) => {
+      const sw = el('span', { className: 'swatch' + (s.limit ? ' limit' : '') });
+      sw.style.borderColor = s.color;
+      return el('li', { data: { series: s.name, last: String(s.last) } }, sw, el('span', { className: 'name' }, s.label), ' ', el('span', { className: 'value' }, fmt(s.last)));
+    }),
+  );
+}
+
+// ---- the loop ----------------------------------------------------------
+
+async function tick() {
+  const [snap, report, alarms, journal] = await Promise.allSettled([
+    getJSON('api/v1/snapshot'),
+    getJSON('api/v1/findings'),
+    getJSON('api/v1/alarms'),
+    getJSON('api/v1/journal?limit=' + CONFIG.journalLimit),
+  ]);
+  let error = null;
+  if (snap.status === 'fulfilled') {
+    if (!state.snap || state.snap.time !== snap.value.time) {
+      state.prevSnap = state.snap;
+      state.snap = snap.value;
+    }
+  } else {
+    error = snap.reason.status === 503 ? snap.reason.message : 'cannot reach picket: ' + snap.reason.message;
+  }
+  renderHeader(state.snap, report.status === 'fulfilled' ? report.value : null, error);
+  renderFindings(report.status === 'fulfilled' ? report.value : null, report.status === 'rejected' ? report.reason.message : null);
+  renderAlarms(alarms.status === 'fulfilled' ? alarms.value.alarms : []);
+  renderGauges(state.snap);
+  renderGroups();
+  renderHolders();
+  renderActions(journal.status === 'fulfilled' ? journal.value : null, journal.status === 'rejected' ? 'journal: ' + journal.reason.message : null);
+  await refreshPlots();
+  document.body.dataset.updated = state.snap ? state.snap.time : '';
+}
+
+async function loop() {
+  if (!document.hidden) {
+    try {
+      await tick();
+    } catch (e) {
+      const conn = $('#conn');
+      conn.hidden = false;
+      setText(conn, 'dashboard error: ' + e.message);
+    }
+  }
+  setTimeout(loop, CONFIG.refreshMs);
+}
+
+function start() {
+  setupPlots();
+  $('#group-filter').addEventListener('input', renderGroups);
+  $('#holder-filter').addEventListener('input', renderHolders);
+  loop();
+}
+
+// uPlot loads as a deferred classic script; modules run after those.
+start();

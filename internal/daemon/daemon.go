@@ -1,0 +1,593 @@
+// Package daemon is `picket run`: it collects on the rules' schedules,
+// evaluates them, keeps history, serves metrics and the API, notifies and
+// acts — and keeps doing so while the box is dying of what it watches.
+// Collection and evaluation never fork or exec; outputs and actions run off
+// the collection loop so a hung SMTP server or a slow kill never delays
+// the next look.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/picket-guard/picket/internal/act"
+	"github.com/picket-guard/picket/internal/alarm"
+	"github.com/picket-guard/picket/internal/collect"
+	"github.com/picket-guard/picket/internal/doctor"
+	"github.com/picket-guard/picket/internal/history"
+	"github.com/picket-guard/picket/internal/notify"
+	"github.com/picket-guard/picket/internal/rules"
+	"github.com/picket-guard/picket/internal/server"
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+// Options configure the daemon. main fills them from flags.
+type Options struct {
+	// ConfigPath is the configuration file; "" means the built-in default.
+	ConfigPath string
+	// LoadConfig loads a configuration (main wires notify's and act's
+	// specs into it).
+	LoadConfig func(path string) (*rules.Config, string, error)
+	Root       string // read as "/" (default "/")
+	StateDir   string // history, journal, spool, log
+	Listen     string // HTTP listener ("" = 127.0.0.1:9749; "off" = none)
+	TokenFile  string
+	Host       string // evaluate as this host name (default: the kernel's)
+	// Interval is the longest time between two collections, whatever the
+	// rules' schedules (metrics and history stay fresh). Default 15s.
+	Interval    time.Duration
+	OOMScoreAdj int // default -1000
+	NoProtect   bool
+	DryRun      bool
+	Stderr      io.Writer
+	Version     string
+	// ActionTimeout bounds one action (default 2m).
+	ActionTimeout time.Duration
+}
+
+// Daemon is one running picket.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+	logf *reopenFile
+
+	col    *collect.Collector
+	runner *act.Runner
+	disp   *notify.Dispatcher
+	hist   *history.Store
+	rnd    *rand.Rand
+
+	mu        sync.RWMutex
+	cfg       *rules.Config
+	cfgName   string
+	host      string
+	engine    *rules.Engine
+	notifiers map[string]notify.Notifier
+	snap      *snapshot.Snapshot
+	prev      *snapshot.Snapshot
+	report    *doctor.Report
+	alarms    map[string]alarm.Alarm
+	silenced  map[string]time.Time
+	health    server.Health
+
+	jobs chan job
+	wg   sync.WaitGroup
+}
+
+type job struct {
+	kind  string // "notify" or "act"
+	batch alarm.Batch
+	out   notify.Notifier
+	req   act.Request
+}
+
+// New prepares a daemon: loads and checks the configuration, opens the
+// state (history, journal, spool). Nothing runs until Run.
+func New(opts Options) (*Daemon, error) {
+	if opts.Root == "" {
+		opts.Root = "/"
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = act.DefaultStateDir()
+	}
+	if opts.Interval == 0 {
+		opts.Interval = 15 * time.Second
+	}
+	if opts.OOMScoreAdj == 0 {
+		opts.OOMScoreAdj = -1000
+	}
+	if opts.ActionTimeout == 0 {
+		opts.ActionTimeout = 2 * time.Minute
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	logf, err := openReopen(filepath.Join(opts.StateDir, "picket.log"))
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{opts: opts, logf: logf, alarms: map[string]alarm.Alarm{}, silenced: map[string]time.Time{},
+		jobs: make(chan job, 1024), rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))}
+	d.log = slog.New(teeHandler{slog.NewTextHandler(opts.Stderr, nil), slog.NewJSONHandler(logf, nil)})
+
+	cfg, name, err := opts.LoadConfig(opts.ConfigPath)
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	if opts.ConfigPath != "" {
+		if err := strictModes(cfg.Files); err != nil {
+			logf.Close()
+			return nil, err
+		}
+	}
+	if d.col, err = collect.New(collect.Options{Root: opts.Root}); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	if d.hist, err = history.Open(filepath.Join(opts.StateDir, "history.db"), history.Options{}); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	d.runner, err = act.NewRunner(act.Options{Root: opts.Root, StateDir: opts.StateDir, DryRun: opts.DryRun, Logger: d.log,
+		RevertOnRecover: true,
+		OnLimit: func(rule string, err error) {
+			d.log.Error("actions stopped by their rate limit: acting needs an administrator now", "rule", rule, "err", err)
+		}})
+	if err != nil {
+		d.hist.Close()
+		logf.Close()
+		return nil, err
+	}
+	d.disp, err = notify.NewDispatcher(notify.DispatcherOptions{Dir: filepath.Join(opts.StateDir, "spool"), Env: d.notifyEnv("")})
+	if err != nil {
+		d.runner.Close()
+		d.hist.Close()
+		logf.Close()
+		return nil, err
+	}
+	if err := d.install(cfg, name); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// install makes cfg the running configuration.
+func (d *Daemon) install(cfg *rules.Config, name string) error {
+	host := d.opts.Host
+	if host == "" {
+		if s, err := d.col.Collect(context.Background()); s != nil {
+			host = s.Host
+		} else if err != nil {
+			return err
+		}
+	}
+	env := d.notifyEnv(host)
+	ns := map[string]notify.Notifier{}
+	for n, o := range cfg.Outputs {
+		spec, _ := o.Spec.(notify.Spec)
+		nt, err := notify.New(n, spec, env)
+		if err != nil {
+			return fmt.Errorf("output %s: %w", n, err)
+		}
+		ns[n] = nt
+	}
+	d.mu.Lock()
+	old := d.notifiers
+	d.cfg, d.cfgName, d.notifiers, d.host = cfg, name, ns, host
+	d.engine = rules.NewEngine(cfg, cfg.Host(host), rules.EngineOptions{})
+	d.health.Config = name
+	d.mu.Unlock()
+	d.disp.SetOutputs(ns)
+	closeNotifiers(old)
+	return nil
+}
+
+func (d *Daemon) notifyEnv(host string) notify.Env {
+	return notify.Env{Hostname: host, Logger: d.log, StateDir: d.opts.StateDir, Stderr: d.opts.Stderr}
+}
+
+// closeNotifiers releases what replaced notifiers hold (log files).
+func closeNotifiers(ns map[string]notify.Notifier) {
+	for _, n := range ns {
+		if c, ok := n.(io.Closer); ok {
+			c.Close()
+		}
+	}
+}
+
+// Reload re-reads the configuration; a configuration that does not load
+// leaves the running one in place, and says why.
+func (d *Daemon) Reload() error {
+	cfg, name, err := d.opts.LoadConfig(d.opts.ConfigPath)
+	if err == nil && d.opts.ConfigPath != "" {
+		err = strictModes(cfg.Files)
+	}
+	if err == nil {
+		err = d.install(cfg, name)
+	}
+	if err != nil {
+		d.log.Error("reload refused: the running configuration stays", "config", d.opts.ConfigPath, "err", err.Error())
+		d.mu.Lock()
+		d.health.ConfigError = err.Error()
+		d.mu.Unlock()
+		return err
+	}
+	d.logf.Reopen()
+	if err := d.disp.Reopen(); err != nil {
+		d.log.Warn("reopening log outputs", "err", err)
+	}
+	d.mu.Lock()
+	d.health.ConfigError = ""
+	n := len(cfg.Rules)
+	d.mu.Unlock()
+	d.log.Info("configuration reloaded", "config", name, "rules", n)
+	return nil
+}
+
+// Run watches until ctx is done. Each SIGHUP the caller turns into a value
+// on reload. On return, actions in flight are finished (bounded by their
+// timeout), the spool and journal are flushed.
+func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
+	release := func() {}
+	if !d.opts.NoProtect && d.opts.Root == "/" {
+		release = protect(d.log, d.opts.OOMScoreAdj, true)
+	}
+	defer release()
+	if err := d.runner.Recover(ctx); err != nil {
+		d.log.Error("recovering actions left by the last run", "err", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	for i := 0; i < 2; i++ {
+		d.wg.Add(1)
+		go d.worker(runCtx)
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.disp.Run(runCtx) }()
+	if d.opts.Listen != "off" {
+		// Stale after three intervals, and never less than the slowest
+		// rule could take to be due again.
+		stale := 3 * d.opts.Interval
+		if stale < 30*time.Second {
+			stale = 30 * time.Second
+		}
+		srv, err := server.New(server.Options{Listen: d.opts.Listen, TokenFile: d.opts.TokenFile, Source: d, Mutator: d,
+			Logger: d.log, Version: d.opts.Version, StaleAfter: stale, History: historySource{d.hist}})
+		if err != nil {
+			return err
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := srv.ListenAndServe(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error("http server", "err", err)
+				stop()
+			}
+		}()
+	}
+	d.log.Info("picket running", "version", d.opts.Version, "config", d.cfgName, "state", d.opts.StateDir, "listen", d.opts.Listen)
+
+	next := map[string]time.Time{}
+	lastCollect := time.Time{}
+	compactAt := time.Now().Add(time.Hour)
+	for {
+		now := time.Now()
+		d.mu.RLock()
+		rs := d.engine.Rules()
+		d.mu.RUnlock()
+		var due []*rules.Rule
+		wake := now.Add(d.opts.Interval)
+		if !lastCollect.IsZero() && lastCollect.Add(d.opts.Interval).Before(wake) {
+			wake = lastCollect.Add(d.opts.Interval)
+		}
+		for _, r := range rs {
+			t, ok := next[r.Name]
+			if !ok || !t.After(now) {
+				due = append(due, r)
+				next[r.Name] = rules.NextRun(r, now, d.rnd)
+				t = next[r.Name]
+			}
+			if t.Before(wake) {
+				wake = t
+			}
+		}
+		if len(due) > 0 || lastCollect.IsZero() || now.Sub(lastCollect) >= d.opts.Interval {
+			d.cycle(runCtx, due)
+			lastCollect = now
+		}
+		if now.After(compactAt) {
+			if err := d.hist.Compact(now); err != nil {
+				d.log.Warn("history compaction", "err", err)
+			}
+			compactAt = now.Add(time.Hour)
+		}
+		timer := time.NewTimer(time.Until(wake))
+		select {
+		case <-runCtx.Done():
+			timer.Stop()
+			return d.shutdown()
+		case <-reload:
+			timer.Stop()
+			if d.Reload() == nil {
+				next = map[string]time.Time{} // new rules: all due now
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+func (d *Daemon) shutdown() error {
+	d.log.Info("stopping: finishing actions in flight, flushing the spool")
+	close(d.jobs)
+	d.wg.Wait()
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.disp.Flush(fctx)
+	d.mu.RLock()
+	closeNotifiers(d.notifiers)
+	d.mu.RUnlock()
+	errs := []error{d.runner.Close(), d.hist.Close(), d.disp.Close()}
+	d.log.Info("stopped")
+	d.logf.Close()
+	return errors.Join(errs...)
+}
+
+// cycle is one look: collect, diagnose, record, evaluate the due rules and
+// hand what they decided to the workers.
+func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
+	start := time.Now()
+	snap, err := d.col.Collect(ctx)
+	if snap == nil {
+		d.log.Error("collection failed", "err", err)
+		d.mu.Lock()
+		d.health.LastError = fmt.Sprint(err)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.RLock()
+	prev := d.snap
+	eng := d.engine
+	d.mu.RUnlock()
+	in := doctor.Input{Cur: snap, Prev: prev, History: d.hist}
+	if prev != nil {
+		in.Interval = snap.Time.Sub(prev.Time)
+	}
+	report := doctor.Run(in, doctor.Checks())
+	if err := d.hist.Record(snap); err != nil {
+		d.log.Warn("history", "err", err)
+	}
+	var events []rules.Event
+	if len(due) > 0 {
+		rin := &rules.Input{Snapshot: snap}
+		for _, f := range report.Findings {
+			rin.Findings = append(rin.Findings, rules.Finding{ID: f.ID, Severity: f.Severity.String(), Title: f.Title})
+		}
+		var eerr error
+		events, eerr = eng.Evaluate(rin, due)
+		if eerr != nil {
+			d.log.Error("rule evaluation", "err", eerr)
+		}
+	}
+	d.mu.Lock()
+	d.prev, d.snap, d.report = prev, snap, &report
+	d.health.LastCollection = snap.Time
+	d.health.LastDuration = time.Since(start)
+	d.health.LastError = ""
+	if err != nil {
+		d.health.LastError = err.Error()
+	}
+	d.mu.Unlock()
+	d.dispatch(snap, events)
+}
+
+// dispatch records alarms and queues outputs (one batch per rule and
+// output: every row of the evaluation in one mail) and actions.
+func (d *Daemon) dispatch(snap *snapshot.Snapshot, events []rules.Event) {
+	type bk struct{ rule, out string }
+	batches := map[bk]*alarm.Batch{}
+	refs := map[bk]rules.OutputRef{}
+	var order []bk
+	d.mu.Lock()
+	for _, ev := range events {
+		a := ev.Alarm
+		if a.Status == alarm.Resolved {
+			delete(d.alarms, a.ID())
+		} else {
+			d.alarms[a.ID()] = a
+		}
+		for _, e := range ev.Errors {
+			d.log.Warn("rule item", "rule", a.Rule, "case", a.Case, "err", e)
+		}
+		if ev.Notify {
+			d.log.Info("alarm", "status", a.Status, "level", a.Level.String(), "rule", a.Rule, "case", a.Case, "key", a.Key, "message", a.Message)
+		}
+		if until, ok := d.silenced[a.Rule]; ok && time.Now().Before(until) {
+			ev.Outputs = nil
+		}
+		for _, o := range ev.Outputs {
+			k := bk{a.Rule, o.Name}
+			b, ok := batches[k]
+			if !ok {
+				b = &alarm.Batch{Host: a.Host, Rule: a.Rule, Level: a.Level}
+				batches[k] = b
+				refs[k] = o
+				order = append(order, k)
+			}
+			b.Alarms = append(b.Alarms, a)
+		}
+	}
+	ruleDry := map[string]bool{}
+	for _, r := range d.cfg.Rules {
+		ruleDry[r.Name] = r.DryRun
+	}
+	notifiers := d.notifiers
+	host := d.host
+	d.mu.Unlock()
+	for _, k := range order {
+		n, ok := notifiers[k.out]
+		if !ok {
+			// An inline output (`then: [{log: {...}}]`): made for this
+			// batch; the spool keeps its spec to retry it.
+			spec, _ := refs[k].Spec.(notify.Spec)
+			var err error
+			if n, err = notify.New(k.out, spec, d.notifyEnv(host)); err != nil {
+				d.log.Error("inline output", "output", k.out, "err", err)
+				continue
+			}
+		}
+		d.enqueue(job{kind: "notify", batch: *batches[k], out: n})
+	}
+	for _, ev := range events {
+		for _, a := range ev.Actions {
+			spec, _ := a.Spec.(act.Spec)
+			d.enqueue(job{kind: "act", req: act.Request{Spec: spec, Host: ev.Alarm.Host, Rule: ev.Alarm.Rule, Case: ev.Alarm.Case,
+				Row: ev.Alarm.Row, Snapshot: snap, DryRun: d.opts.DryRun || ruleDry[ev.Alarm.Rule]}})
+		}
+	}
+}
+
+// enqueue never blocks the collection loop: a full queue drops the job,
+// loudly (outputs are still spooled by the Dispatcher once queued).
+func (d *Daemon) enqueue(j job) {
+	select {
+	case d.jobs <- j:
+	default:
+		d.log.Error("work queue full: dropped", "kind", j.kind, "rule", j.batch.Rule+j.req.Rule)
+	}
+}
+
+func (d *Daemon) worker(ctx context.Context) {
+	defer d.wg.Done()
+	for j := range d.jobs {
+		switch j.kind {
+		case "notify":
+			nctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := d.disp.Send(nctx, j.out, j.batch); err != nil {
+				d.log.Warn("output failed, spooled for retry", "output", j.out.Name(), "rule", j.batch.Rule, "err", err)
+			}
+			cancel()
+		case "act":
+			actx, cancel := context.WithTimeout(context.Background(), d.opts.ActionTimeout)
+			res := d.runner.Do(actx, j.req)
+			cancel()
+			d.log.Info("action", "rule", j.req.Rule, "case", j.req.Case, "type", res.Type, "dry_run", res.DryRun,
+				"result", res.Result, "error", res.Error, "targets", len(res.Targets))
+		}
+	}
+}
+
+// Server Source.
+
+func (d *Daemon) Snapshot() *snapshot.Snapshot {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.snap
+}
+
+func (d *Daemon) Findings() *doctor.Report {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.report
+}
+
+func (d *Daemon) Alarms() []alarm.Alarm {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]alarm.Alarm, 0, len(d.alarms))
+	for _, a := range d.alarms {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Level != out[j].Level {
+			return out[i].Level < out[j].Level
+		}
+		return out[i].ID() < out[j].ID()
+	})
+	return out
+}
+
+func (d *Daemon) Journal(limit int) (json.RawMessage, error) {
+	entries, err := act.ReadJournal(d.opts.StateDir)
+	if err != nil && len(entries) == 0 {
+		return nil, err
+	}
+	if err != nil {
+		// A torn last line: the other entries still stand.
+		d.log.Warn("journal", "err", err)
+	}
+	out := make([]act.Entry, 0, limit)
+	for i := len(entries) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, entries[i])
+	}
+	return json.Marshal(out)
+}
+
+func (d *Daemon) Health() server.Health {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.health
+}
+
+// Mutator.
+
+func (d *Daemon) Undo(ctx context.Context, id string) (json.RawMessage, error) {
+	res, err := d.runner.Undo(ctx, id)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "no action ") {
+			return nil, fmt.Errorf("%w: %v", server.ErrNotFound, err)
+		}
+		b, _ := json.Marshal(res)
+		return b, err
+	}
+	return json.Marshal(res)
+}
+
+func (d *Daemon) Silence(_ context.Context, rule string, dur time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	known := false
+	for _, r := range d.cfg.Rules {
+		known = known || r.Name == rule
+	}
+	if !known {
+		return fmt.Errorf("%w: no rule %q in %s", server.ErrNotFound, rule, d.cfgName)
+	}
+	d.silenced[rule] = time.Now().Add(dur)
+	d.log.Info("rule silenced", "rule", rule, "for", dur.String())
+	return nil
+}
+
+// historySource adapts the history store to the server's HistorySource.
+type historySource struct{ s *history.Store }
+
+func (h historySource) Query(series string, since, until time.Time, step time.Duration) ([]server.Point, error) {
+	pts, err := h.s.Query(series, since, until, step)
+	if errors.Is(err, history.ErrNoSeries) {
+		return nil, fmt.Errorf("%w: %v", server.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]server.Point, len(pts))
+	for i, p := range pts {
+		out[i] = server.Point{Time: p.Time, Value: p.Value, Min: p.Min, Max: p.Max}
+	}
+	return out, nil
+}
+
+func (h historySource) Series(prefix string) ([]string, error) { return h.s.Series(prefix) }

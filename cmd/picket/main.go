@@ -26,10 +26,13 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
+		"run":      {"watch this host: rules on schedule, history, /metrics and API, notify and act", runRun},
 		"snapshot": {"print processes, sockets and the kernel's limits (--json for the full object)", runSnapshot},
+		"top":      {"live full-screen view of limits, process groups and socket holders (--once: one plain frame)", runTop},
 		"doctor":   {"name the exhaustion, show the kernel's evidence, give the fix (Nagios exit codes)", runDoctor},
 		"validate": {"check configuration files; --host NAME shows them as that host sees them", runValidate},
 		"check":    {"evaluate every rule once now and send/act (or --dry-run: say what would happen)", runCheck},
+		"history":  {"print a series picket run keeps: orphans, limits, PSI, crowds, socket holders (--list, --json)", runHistory},
 		"journal":  {"list the actions picket took and whether they are still in force (--json)", runJournal},
 		"undo":     {"revert an action by its journal ID (throttle, freeze, sysctl)", runUndo},
 		"version":  {"print picket's version", runVersion},

@@ -339,7 +339,7 @@ func run(args []string) int {
 	udpBound := fs.Int("udp", 1200, "UDP sockets bound on 127.0.0.1 per holder")
 	udpUnbound := fs.Int("udp-unbound", 20, "unbound UDP sockets per holder (in no table: the xattr fallback)")
 	tcpPairs := fs.Int("tcp-pairs", 1000, "TCP loopback connections per holder (2 sockets each, plus one listener)")
-	rounds := fs.Int("rounds", 15, "alternating rounds")
+	rounds := fs.Int("rounds", 15, "alternating rounds (0: only build and verify the load, e.g. with -then)")
 	maxTime := fs.Duration("max-time", 15*time.Minute, "every load process exits by itself after this")
 	noLsof := fs.Bool("no-lsof", false, "skip the lsof reference")
 	holdCmd := fs.String("then", "", "after timing, with the load still up, run this program (no shell) with the remaining arguments, e.g. go test -bench")
@@ -361,6 +361,7 @@ func run(args []string) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
+	closeInherited()
 
 	t0 := time.Now()
 	l, err := startLoad(ctx, *tmpdir, *procs, *holders, spec, *maxTime)
@@ -417,23 +418,9 @@ func run(args []string) int {
 		}
 		fmt.Println()
 	}
-	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
-	mp, mpeer := median(tp), median(tpeer)
-	fmt.Printf("\nmedians of %d alternating rounds (%d processes, %d sockets):\n", *rounds, len(l.sleepers)+*holders, wantSockets)
-	fmt.Printf("  %-34s %10s\n", "picket snapshot --json", ms(mp))
-	fmt.Printf("  %-34s %10s\n", "ps -eo user,comm | sort | uniq -c", ms(median(tps)))
-	fmt.Printf("  %-34s %10s\n", "ss -tuaxp", ms(median(tss)))
-	fmt.Printf("  %-34s %10s\n", "ps + ss", ms(mpeer))
-	if len(tl) > 0 {
-		fmt.Printf("  %-34s %10s\n", "lsof -n -P -U -i", ms(median(tl)))
+	if *rounds > 0 {
+		report(*rounds, len(l.sleepers)+*holders, wantSockets, tp, tps, tss, tpeer, tl, rss)
 	}
-	fmt.Printf("ratio picket/(ps+ss): %.3f (1/%.1f; target ≤ 1/6)\n", float64(mp)/float64(mpeer), float64(mpeer)/float64(mp))
-	if len(tl) > 0 {
-		ml := median(tl)
-		fmt.Printf("ratio picket/lsof:    %.3f (1/%.1f)\n", float64(mp)/float64(ml), float64(ml)/float64(mp))
-	}
-	fmt.Printf("picket peak RSS: median %.1f MiB, max %.1f MiB (target ≤ 30 MiB)\n",
-		float64(rss[len(rss)/2])/1024, float64(rss[len(rss)-1])/1024)
 
 	if *holdCmd != "" {
 		c := exec.CommandContext(ctx, *holdCmd, fs.Args()...)
@@ -448,6 +435,42 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// report prints the medians, ratios and picket's peak RSS.
+func report(rounds, procs, wantSockets int, tp, tps, tss, tpeer, tl []time.Duration, rss []int64) {
+	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
+	mp, mpeer := median(tp), median(tpeer)
+	fmt.Printf("\nmedians of %d alternating rounds (%d processes, %d sockets):\n", rounds, procs, wantSockets)
+	fmt.Printf("  %-34s %10s\n", "picket snapshot --json", ms(mp))
+	fmt.Printf("  %-34s %10s\n", "ps -eo user,comm | sort | uniq -c", ms(median(tps)))
+	fmt.Printf("  %-34s %10s\n", "ss -tuaxp", ms(median(tss)))
+	fmt.Printf("  %-34s %10s\n", "ps + ss", ms(mpeer))
+	if len(tl) > 0 {
+		fmt.Printf("  %-34s %10s\n", "lsof -n -P -U -i", ms(median(tl)))
+	}
+	fmt.Printf("ratio picket/(ps+ss): %.3f (1/%.1f; target ≤ 1/6)\n", float64(mp)/float64(mpeer), float64(mpeer)/float64(mp))
+	if len(tl) > 0 {
+		ml := median(tl)
+		fmt.Printf("ratio picket/lsof:    %.3f (1/%.1f)\n", float64(mp)/float64(ml), float64(ml)/float64(mp))
+	}
+	fmt.Printf("picket peak RSS: median %.1f MiB, max %.1f MiB (target ≤ 30 MiB)\n",
+		float64(rss[len(rss)/2])/1024, float64(rss[len(rss)-1])/1024)
+}
+
+// closeInherited marks every fd above stderr close-on-exec: os/exec passes
+// on whatever the shell that started us left open, and 3,000 sleepers would
+// each hold those too, which is not the load meant (nor a real host's).
+func closeInherited() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 // verify runs picket once and checks it against the load: the sleeper

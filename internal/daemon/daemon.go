@@ -24,6 +24,7 @@ import (
 	"github.com/picket-guard/picket/internal/act"
 	"github.com/picket-guard/picket/internal/alarm"
 	"github.com/picket-guard/picket/internal/collect"
+	"github.com/picket-guard/picket/internal/dashboard"
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/history"
 	"github.com/picket-guard/picket/internal/notify"
@@ -267,7 +268,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			stale = 30 * time.Second
 		}
 		srv, err := server.New(server.Options{Listen: d.opts.Listen, TokenFile: d.opts.TokenFile, Source: d, Mutator: d,
-			Logger: d.log, Version: d.opts.Version, StaleAfter: stale, History: historySource{d.hist}})
+			Logger: d.log, Version: d.opts.Version, StaleAfter: stale, History: historySource{d.hist}, Assets: dashboard.Assets()})
 		if err != nil {
 			return err
 		}

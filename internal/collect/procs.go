@@ -649,8 +649,8 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 	groups := map[gkey]int{}
 	users := map[uint32]int{}
 	userPid := map[uint32]int{}
-	holderIdx := map[int]int{} // pid -> index in snap.Sockets.Processes
-	held := map[uint64]bool{}  // inodes attributed to some process, for "other" totals
+	holderIdx := map[int]int{}    // pid -> index in snap.Sockets.Processes
+	untabled := map[uint64]bool{} // inodes in no table, already in the totals
 	for i := range s.procs {
 		p := &s.procs[i]
 		name := c.users.name(p.uid)
@@ -705,20 +705,32 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 				// In no table: an unbound UDP or TCP socket (the kernel
 				// lists only hashed ones), or a protocol with no table
 				// (vsock, MPTCP, AF_ALG...). It exists, so it counts in the
-				// totals too, once however many processes hold it.
+				// totals too, once however many processes hold it, unless
+				// another namespace's table lists it (a socket passed into
+				// a container): that table counted it already.
 				kind = s.protoKind(p.pid, sr)
-				if !held[sr.ino] {
+				if !untabled[sr.ino] && !inAnyTable(tables, sr.ino) {
+					untabled[sr.ino] = true
 					(*snapshotCounts)(&snap.Sockets.Totals).add(kind)
 				}
 			}
 			hc.add(kind)
-			held[sr.ino] = true
 		}
 		h.Total = p.inoN
 		holderIdx[p.pid] = len(snap.Sockets.Processes)
 		snap.Sockets.Processes = append(snap.Sockets.Processes, h)
 	}
 	s.readLimits(snap, holderIdx, userPid)
+}
+
+// inAnyTable says whether some namespace's tables list the inode.
+func inAnyTable(tables map[uint64]*nsTables, ino uint64) bool {
+	for _, t := range tables {
+		if t.kinds[ino] != kindUnknown {
+			return true
+		}
+	}
+	return false
 }
 
 // readLimits reads /proc/PID/limits (RLIMIT_NOFILE) for the processes that

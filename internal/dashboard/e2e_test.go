@@ -81,26 +81,8 @@ func startProc(t *testing.T, cmd *exec.Cmd) {
 // command name and a hostile rule name render as text, nothing logs a
 // console error, and screenshots are saved under testdata/out.
 func TestDashboardInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no browser")
-	}
-	chromium := need(t, chromiumPath, "Debian's chromium")
-	node := need(t, "node", "nodejs")
-	npm := need(t, "npm", "npm")
+	h := newHarness(t)
 	sleep := need(t, "sleep", "coreutils")
-
-	harness, err := filepath.Abs("testdata/e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(harness, "node_modules", "playwright-core")); err != nil {
-		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = harness
-		cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", harness, err, out)
-		}
-	}
 
 	// The storm: stormSize processes whose comm is stormComm, through a
 	// symlink (comm is the name the program was executed by).
@@ -127,19 +109,8 @@ func TestDashboardInChromium(t *testing.T) {
 	t.Cleanup(func() { stdin.Close() })
 
 	// The daemon's side: a collector every 500ms, a fake history of what
-	// it saw, a journal with one active throttle, one reverted freeze and
-	// a hostile rule name.
-	now := time.Now().UTC()
-	journal, err := json.Marshal([]map[string]any{
-		{"id": throttleID, "time": now.Add(-time.Minute), "phase": "result", "type": "throttle", "rule": hostileRule, "case": "critical", "targets": []any{"tcp/993"}, "result": "throttled new connections to tcp/993"},
-		{"id": throttleID, "time": now.Add(-time.Minute), "phase": "intent", "type": "throttle", "rule": hostileRule, "case": "critical", "targets": []any{"tcp/993"}, "undo": map[string]any{"proto": "tcp", "port": 993}, "until": now.Add(time.Hour)},
-		{"id": "20261123T020000-aaaaaa", "time": now.Add(-30 * time.Minute), "phase": "revert", "type": "freeze", "rule": "storm", "result": "ended after 10m"},
-		{"id": "20261123T020000-aaaaaa", "time": now.Add(-40 * time.Minute), "phase": "result", "type": "freeze", "rule": "storm", "targets": []any{4242, 4243}, "result": "froze 2 processes"},
-		{"id": "20261123T020000-aaaaaa", "time": now.Add(-40 * time.Minute), "phase": "intent", "type": "freeze", "rule": "storm", "targets": []any{4242, 4243}, "undo": map[string]any{"method": "sigstop"}, "until": now.Add(-30 * time.Minute)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// it saw, and a fixed journal.
+	journal := fakeJournal(t, time.Now().UTC())
 	hist := newFakeHistory()
 	src := &liveSource{journal: journal, hist: hist}
 	coll, err := collect.New(collect.Options{})
@@ -156,10 +127,87 @@ func TestDashboardInChromium(t *testing.T) {
 		defer close(collected)
 		src.run(ctx, coll, interval)
 	}()
-	srv, err := server.New(server.Options{Listen: "127.0.0.1:0", Source: src, History: hist, Assets: Assets()})
+	t.Cleanup(func() {
+		cancel()
+		<-collected
+	})
+	srv := serve(t, ctx, server.Options{Source: src, History: hist})
+
+	hostileJSON, _ := json.Marshal([]string{hostileComm})
+	h.run(t, ctx, "live", srv.Addr().String(),
+		"DASH_STORM="+stormComm,
+		fmt.Sprintf("DASH_STORM_N=%d", stormSize),
+		"DASH_HOSTILE="+string(hostileJSON),
+		"DASH_RULE="+hostileRule,
+		"DASH_THROTTLE="+throttleID,
+	)
+}
+
+// harness is the node side: testdata/e2e with playwright-core installed.
+type harness struct {
+	dir, node, chromium, out string
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
+	h := &harness{chromium: need(t, chromiumPath, "Debian's chromium"), node: need(t, "node", "nodejs")}
+	npm := need(t, "npm", "npm")
+	var err error
+	if h.dir, err = filepath.Abs("testdata/e2e"); err != nil {
+		t.Fatal(err)
+	}
+	if h.out, err = filepath.Abs(filepath.Join("testdata", "out")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, "node_modules", "playwright-core")); err != nil {
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		cmd.Dir = h.dir
+		cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", h.dir, err, out)
+		}
+	}
+	return h
+}
+
+// run drives the page at addr with dashboard.mjs in mode (live or
+// fixture); its screenshots are testdata/out/dashboard-MODE*.png.
+func (h *harness) run(t *testing.T, ctx context.Context, mode, addr string, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.node, filepath.Join(h.dir, "dashboard.mjs"))
+	cmd.Dir = h.dir
+	cmd.Env = append(os.Environ(), "DASH_MODE="+mode, "DASH_URL=http://"+addr+"/", "DASH_OUT="+h.out, "CHROMIUM="+h.chromium)
+	cmd.Env = append(cmd.Env, env...)
+	res, err := cmd.CombinedOutput()
+	t.Logf("dashboard.mjs (%s):\n%s", mode, res)
+	if err != nil {
+		t.Fatalf("the dashboard failed in Chromium: %v", err)
+	}
+	if !strings.Contains(string(res), "dashboard: all checks passed") {
+		t.Fatal("dashboard.mjs did not report its checks")
+	}
+	for _, f := range []string{"dashboard-" + mode + ".png", "dashboard-" + mode + "-phone.png"} {
+		if st, err := os.Stat(filepath.Join(h.out, f)); err != nil || st.Size() < 10_000 {
+			t.Errorf("screenshot %s: %v", f, err)
+		}
+	}
+}
+
+// serve starts a server on 127.0.0.1:0 until the test ends.
+func serve(t *testing.T, ctx context.Context, opts server.Options) *server.Server {
+	t.Helper()
+	opts.Listen = "127.0.0.1:0"
+	opts.Assets = Assets()
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe(ctx) }()
 	t.Cleanup(func() {
@@ -167,56 +215,35 @@ func TestDashboardInChromium(t *testing.T) {
 		if err := <-served; err != nil {
 			t.Errorf("server: %v", err)
 		}
-		<-collected
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for srv.Addr() == nil {
+		select {
+		case err := <-served:
+			t.Fatalf("server: %v", err)
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("the server did not listen")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return srv
+}
 
-	out, err := filepath.Abs(filepath.Join("testdata", "out"))
+// fakeJournal is the API's journal, newest first: a throttle active until
+// an hour from now under a hostile rule name, and a freeze that ended.
+func fakeJournal(t *testing.T, now time.Time) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal([]map[string]any{
+		{"id": throttleID, "time": now.Add(-time.Minute), "phase": "result", "type": "throttle", "rule": hostileRule, "case": "critical", "targets": []any{"tcp/993"}, "result": "throttled new connections to tcp/993"},
+		{"id": throttleID, "time": now.Add(-time.Minute), "phase": "intent", "type": "throttle", "rule": hostileRule, "case": "critical", "targets": []any{"tcp/993"}, "undo": map[string]any{"proto": "tcp", "port": 993}, "until": now.Add(time.Hour)},
+		{"id": "20261123T020000-aaaaaa", "time": now.Add(-30 * time.Minute), "phase": "revert", "type": "freeze", "rule": "storm", "result": "ended after 10m"},
+		{"id": "20261123T020000-aaaaaa", "time": now.Add(-40 * time.Minute), "phase": "result", "type": "freeze", "rule": "storm", "targets": []any{4242, 4243}, "result": "froze 2 processes"},
+		{"id": "20261123T020000-aaaaaa", "time": now.Add(-40 * time.Minute), "phase": "intent", "type": "freeze", "rule": "storm", "targets": []any{4242, 4243}, "undo": map[string]any{"method": "sigstop"}, "until": now.Add(-30 * time.Minute)},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostileJSON, _ := json.Marshal([]string{hostileComm})
-	nctx, ncancel := context.WithTimeout(ctx, 4*time.Minute)
-	defer ncancel()
-	cmd := exec.CommandContext(nctx, node, filepath.Join(harness, "dashboard.mjs"))
-	cmd.Dir = harness
-	cmd.Env = append(os.Environ(),
-		"DASH_URL=http://"+srv.Addr().String()+"/",
-		"DASH_OUT="+out,
-		"DASH_STORM="+stormComm,
-		fmt.Sprintf("DASH_STORM_N=%d", stormSize),
-		"DASH_HOSTILE="+string(hostileJSON),
-		"DASH_RULE="+hostileRule,
-		"DASH_THROTTLE="+throttleID,
-		"CHROMIUM="+chromium,
-	)
-	res, err := cmd.CombinedOutput()
-	t.Logf("dashboard.mjs:\n%s", res)
-	if err != nil {
-		t.Fatalf("the dashboard failed in Chromium: %v", err)
-	}
-	if !strings.Contains(string(res), "dashboard: all checks passed") {
-		t.Fatal("dashboard.mjs did not report its checks")
-	}
-	for _, f := range []string{"dashboard.png", "dashboard-phone.png"} {
-		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() < 10_000 {
-			t.Errorf("screenshot %s: %v", f, err)
-		}
-	}
-	// PICKET_DOCS_SCREENSHOT=1 refreshes the README's picture.
-	if os.Getenv("PICKET_DOCS_SCREENSHOT") != "" {
-		b, err := os.ReadFile(filepath.Join(out, "dashboard.png"))
-		if err == nil {
-			err = os.WriteFile("../../docs/screenshots/dashboard.png", b, 0o644)
-		}
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	return b
 }

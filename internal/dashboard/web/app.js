@@ -148,6 +148,23 @@ function fmtAgo(seconds) {
   return Math.round(s / 86400) + 'd';
 }
 
+// visible shows a name a process or user chose as term.Escape does in
+// picket's terminal output: control, format and bidi characters as \x1b,
+// \n, \u202e (they would hide or reorder what is around them), and a
+// backslash doubled so an escape cannot be forged. Text the API already
+// escaped (findings' titles, explanations and fixes) is shown as it is.
+const NOT_VISIBLE = /[\\\p{C}\p{Zl}\p{Zp}]/gu;
+function visible(s) {
+  if (s === null || s === undefined) return '';
+  return String(s).replace(NOT_VISIBLE, (c) => {
+    const named = { '\\': '\\\\', '\n': '\\n', '\t': '\\t', '\r': '\\r' }[c];
+    if (named) return named;
+    const cp = c.codePointAt(0);
+    if (cp < 0x20 || cp === 0x7f) return '\\x' + cp.toString(16).padStart(2, '0');
+    return cp > 0xffff ? '\\U' + cp.toString(16).padStart(8, '0') : '\\u' + cp.toString(16).padStart(4, '0');
+  });
+}
+
 function humanKey(k) {
   return String(k).replace(/_/g, ' ');
 }
@@ -200,8 +217,8 @@ function renderHeader(snap, report, error) {
   status.dataset.severity = sev;
   setText(status, report ? sev : 'no data');
   if (snap) {
-    setText($('#host'), snap.host || '');
-    document.title = `picket · ${snap.host || ''} · ${sev}`;
+    setText($('#host'), visible(snap.host));
+    document.title = `picket · ${visible(snap.host)} · ${sev}`;
     const age = (Date.now() - Date.parse(snap.time)) / 1000;
     setText($('#updated'), `collected ${fmtTime(snap.time)} (${fmtAgo(age)} ago, took ${fmtNum(snap.duration_seconds)}s)`);
   }
@@ -211,7 +228,7 @@ function renderHeader(snap, report, error) {
   const errs = $('#snapshot-errors');
   const list = (snap && snap.errors) || [];
   errs.hidden = list.length === 0;
-  setText(errs, list.length ? 'partial collection: ' + list.join('; ') : '');
+  setText(errs, list.length ? 'partial collection: ' + list.map(visible).join('; ') : '');
 }
 
 // ---- findings ----------------------------------------------------------
@@ -221,12 +238,12 @@ function renderValue(v) {
   if (Array.isArray(v)) {
     if (v.length === 0) return document.createTextNode('none');
     if (v.every((x) => x && typeof x === 'object' && !Array.isArray(x))) return objectTable(v);
-    return document.createTextNode(v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', '));
+    return document.createTextNode(v.map((x) => visible(typeof x === 'object' ? JSON.stringify(x) : x)).join(', '));
   }
   if (typeof v === 'object') return evidenceList(v);
   if (typeof v === 'number') return document.createTextNode(fmtNum(v));
   if (typeof v === 'boolean') return document.createTextNode(v ? 'yes' : 'no');
-  return document.createTextNode(String(v));
+  return document.createTextNode(visible(v));
 }
 
 function evidenceList(obj) {
@@ -304,7 +321,7 @@ function renderAlarms(alarms) {
     return;
   }
   const rows = list.map((a) =>
-    el('tr', null, el('td', null, el('span', { className: 'badge', data: { severity: alarmSeverity(a.level) } }, a.level)), el('td', null, a.rule), el('td', null, a.case), el('td', null, a.key), el('td', null, a.message), el('td', null, fmtTime(a.starts_at))),
+    el('tr', null, el('td', null, el('span', { className: 'badge', data: { severity: alarmSeverity(a.level) } }, a.level)), el('td', null, visible(a.rule)), el('td', null, visible(a.case)), el('td', null, visible(a.key)), el('td', null, visible(a.message)), el('td', null, fmtTime(a.starts_at))),
   );
   box.replaceChildren(
     el('h3', null, `Firing alarms (${list.length})`),
@@ -318,15 +335,17 @@ function alarmSeverity(level) {
 
 // ---- gauges ------------------------------------------------------------
 
-function gauge({ id, label, used, limit, fmt = fmtInt, mark, markLabel, note }) {
+// gauge is one limit as a bar; marks are [value, title] ticks on it.
+function gauge({ id, label, used, limit, fmt = fmtInt, marks = [], note }) {
   const ratio = used / limit;
   const sev = ratio >= 0.9 ? 'critical' : ratio >= 0.7 ? 'warning' : 'ok';
   const fill = el('div', { className: 'fill' });
   fill.style.width = Math.min(100, Math.max(0, ratio * 100)).toFixed(2) + '%';
   const bar = el('div', { className: 'bar', role: 'meter', ariaValueNow: String(used), ariaValueMin: '0', ariaValueMax: String(limit), ariaLabel: label }, fill);
-  if (mark != null && mark > 0 && mark < limit) {
-    const m = el('div', { className: 'mark', title: markLabel || '' });
-    m.style.left = ((mark / limit) * 100).toFixed(2) + '%';
+  for (const [at, title] of marks) {
+    if (!(at > 0 && at < limit)) continue;
+    const m = el('div', { className: 'mark', title });
+    m.style.left = ((at / limit) * 100).toFixed(2) + '%';
     bar.append(m);
   }
   return el(
@@ -346,11 +365,17 @@ function renderGauges(snap) {
   const g = [];
   const st = k.sockstat;
   const maxOrph = limitOf(k.tcp_max_orphans);
-  if (st && maxOrph) g.push(gauge({ id: 'orphans', label: 'TCP orphans (tcp_max_orphans)', used: st.tcp.orphan, limit: maxOrph }));
+  if (st && maxOrph) {
+    // tcp_too_many_orphans() counts a socket's orphans twice or four times
+    // when it is being penalized (retransmits, soft errors): the marks are
+    // where those sockets already hit the limit.
+    const x4 = (st.tcp.orphan * 4) / maxOrph;
+    g.push(gauge({ id: 'orphans', label: 'TCP orphans (tcp_max_orphans)', used: st.tcp.orphan, limit: maxOrph, marks: [[maxOrph / 4, 'penalized ×4 sockets hit the limit'], [maxOrph / 2, 'penalized ×2 sockets hit the limit']], note: x4 >= 1 ? `×4 penalty: ${fmtPct(x4)}` : '' }));
+  }
   const tcpMem = k.tcp_mem_pages || [];
   if (st && tcpMem.length === 3 && limitOf(tcpMem[2])) {
     const ps = k.page_size || 4096;
-    g.push(gauge({ id: 'tcp-mem', label: 'TCP memory (tcp_mem high)', used: st.tcp.mem_pages * ps, limit: tcpMem[2] * ps, fmt: fmtBytes, mark: tcpMem[1] * ps, markLabel: 'pressure', note: `pressure at ${fmtBytes(tcpMem[1] * ps)}` }));
+    g.push(gauge({ id: 'tcp-mem', label: 'TCP memory (tcp_mem high)', used: st.tcp.mem_pages * ps, limit: tcpMem[2] * ps, fmt: fmtBytes, marks: [[tcpMem[1] * ps, 'tcp_mem pressure']], note: `pressure at ${fmtBytes(tcpMem[1] * ps)}` }));
   }
   if (k.file_nr && limitOf(k.file_nr.max)) g.push(gauge({ id: 'file-nr', label: 'Open files (file-max)', used: k.file_nr.allocated, limit: k.file_nr.max }));
   if (p.threads && limitOf(k.pid_max)) g.push(gauge({ id: 'pid-max', label: 'Tasks (pid_max)', used: p.threads, limit: k.pid_max, note: `${fmtInt(p.total)} processes` }));
@@ -362,7 +387,7 @@ function renderGauges(snap) {
     const lim = limitOf(u.nproc_limit);
     if (lim && (!worst || u.threads / lim > worst.threads / worst.lim)) worst = { ...u, lim };
   }
-  if (worst) g.push(gauge({ id: 'nproc', label: `Threads of ${worst.user || worst.uid} (RLIMIT_NPROC)`, used: worst.threads, limit: worst.lim }));
+  if (worst) g.push(gauge({ id: 'nproc', label: `Threads of ${visible(worst.user || worst.uid)} (RLIMIT_NPROC)`, used: worst.threads, limit: worst.lim }));
   const m = snap.memory || {};
   if (m.mem_total_bytes) g.push(gauge({ id: 'memory', label: 'Memory in use (MemTotal − MemAvailable)', used: m.mem_total_bytes - m.mem_available_bytes, limit: m.mem_total_bytes, fmt: fmtBytes }));
   if (m.swap_total_bytes) g.push(gauge({ id: 'swap', label: 'Swap in use', used: m.swap_total_bytes - m.swap_free_bytes, limit: m.swap_total_bytes, fmt: fmtBytes }));
@@ -378,7 +403,7 @@ function renderGauges(snap) {
     .slice(0, 8);
   $('#beancounters-h').hidden = rows.length === 0;
   $('#beancounters').replaceChildren(
-    ...rows.map((b) => gauge({ id: `bc-${b.uid}-${b.resource}`, label: `${b.uid} ${b.resource}`, used: b.held, limit: b.barrier, note: b.failcnt ? `failcnt ${fmtInt(b.failcnt)}` : `max held ${fmtInt(b.maxheld)}` })),
+    ...rows.map((b) => gauge({ id: `bc-${b.uid}-${b.resource}`, label: `${visible(b.uid)} ${visible(b.resource)}`, used: b.held, limit: b.barrier, note: b.failcnt ? `failcnt ${fmtInt(b.failcnt)}` : `max held ${fmtInt(b.maxheld)}` })),
   );
 }
 
@@ -387,7 +412,7 @@ function renderGauges(snap) {
 function matches(filter, ...fields) {
   if (!filter) return true;
   const f = filter.toLowerCase();
-  return fields.some((x) => String(x ?? '').toLowerCase().includes(f));
+  return fields.some((x) => String(x ?? '').toLowerCase().includes(f) || visible(x).toLowerCase().includes(f));
 }
 
 function deltaCell(d) {
@@ -411,8 +436,8 @@ function renderGroups() {
       el(
         'tr',
         { data: { user: g.user, comm: g.comm } },
-        el('td', null, g.user || String(g.uid)),
-        el('td', { className: 'comm' }, g.comm),
+        el('td', null, visible(g.user || g.uid)),
+        el('td', { className: 'comm' }, visible(g.comm)),
         el('td', { className: 'num' }, fmtInt(g.count)),
         deltaCell(state.prevSnap ? g.count - (prev.get(groupKey(g)) || 0) : 0),
         el('td', { className: 'num' }, fmtInt(g.threads)),
@@ -438,8 +463,8 @@ function renderHolders() {
         'tr',
         { data: { pid: String(h.pid), comm: h.comm } },
         el('td', { className: 'num' }, String(h.pid)),
-        el('td', null, h.user || String(h.uid)),
-        el('td', { className: 'comm' }, h.comm),
+        el('td', null, visible(h.user || h.uid)),
+        el('td', { className: 'comm' }, visible(h.comm)),
         el('td', { className: 'num' }, fmtInt(h.tcp)),
         el('td', { className: 'num' }, fmtInt(h.udp)),
         el('td', { className: 'num' }, fmtInt(h.unix)),
@@ -502,12 +527,12 @@ function foldActions(entries, now) {
 
 function targetsText(ts) {
   if (!Array.isArray(ts) || ts.length === 0) return '';
-  const shown = ts.slice(0, 8).map((t) => (typeof t === 'object' ? JSON.stringify(t) : String(t)));
+  const shown = ts.slice(0, 8).map((t) => visible(typeof t === 'object' ? JSON.stringify(t) : t));
   return shown.join(', ') + (ts.length > 8 ? ` and ${ts.length - 8} more` : '');
 }
 
 function ruleText(x) {
-  return [x.rule, x.case].filter(Boolean).join(' / ');
+  return [x.rule, x.case].filter(Boolean).map(visible).join(' / ');
 }
 
 function renderActions(journal, error) {
@@ -553,7 +578,7 @@ function renderActions(journal, error) {
         el('td', null, e.type),
         el('td', null, ruleText(e)),
         el('td', null, targetsText(e.targets)),
-        el('td', { className: e.error ? 'error' : '' }, [e.result, e.error].filter(Boolean).join(': ')),
+        el('td', { className: e.error ? 'error' : '' }, [e.result, e.error].filter(Boolean).map(visible).join(': ')),
       ),
     ),
   );
@@ -645,7 +670,7 @@ async function query(name) {
 function wanted(def, snap, known) {
   if (def.kind === 'groups') {
     return (snap.processes.groups || [])
-      .map((g) => ({ name: SERIES.group(g), label: `${g.user || g.uid} ${g.comm}` }))
+      .map((g) => ({ name: SERIES.group(g), label: `${visible(g.user || g.uid)} ${visible(g.comm)}` }))
       .filter((s) => known.has(s.name))
       .slice(0, CONFIG.plotGroups);
   }
@@ -656,7 +681,7 @@ function wanted(def, snap, known) {
       if (!isNaN(t) && t > 0) starts.set(p.pid, Math.floor(t / 1000));
     }
     return (snap.sockets.processes || [])
-      .map((h) => ({ name: SERIES.holder(h, starts.has(h.pid) ? starts.get(h.pid) : null), label: `${h.comm} [${h.pid}]` }))
+      .map((h) => ({ name: SERIES.holder(h, starts.has(h.pid) ? starts.get(h.pid) : null), label: `${visible(h.comm)} [${h.pid}]` }))
       .filter((s) => known.has(s.name))
       .slice(0, CONFIG.plotHolders);
   }

@@ -2,11 +2,15 @@
 // internal/dashboard's Go test, which starts the server, the storm and the
 // hostile processes, and passes what to look for in the environment:
 //
+//   DASH_MODE       live (this host, with a storm the test started) or
+//                   fixture (the imapd-storm snapshot with made-up history)
 //   DASH_URL        the dashboard
-//   DASH_OUT        directory for screenshots
-//   DASH_STORM      the storm's command name and how many (e.g. pkt-dashstorm)
-//   DASH_STORM_N    how many processes the storm has
-//   DASH_HOSTILE    JSON list of hostile command names to find as text
+//   DASH_OUT        directory for screenshots (dashboard-MODE.png and
+//                   dashboard-MODE-phone.png)
+//   DASH_STORM      live: the storm's command name (e.g. pkt-dashstorm)
+//   DASH_STORM_N    live: how many processes the storm has
+//   DASH_HOSTILE    live: JSON list of hostile command names to find as text
+//   DASH_ESCAPED    fixture: a command name as it must show, escaped
 //   DASH_RULE       a hostile rule name the fake journal holds
 //   DASH_THROTTLE   the id of the journal's active throttle
 //   CHROMIUM        the browser (default /usr/bin/chromium)
@@ -18,6 +22,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const env = (k, d) => process.env[k] ?? d;
+const mode = env('DASH_MODE', 'live');
 const url = env('DASH_URL');
 const out = env('DASH_OUT');
 const storm = env('DASH_STORM');
@@ -25,8 +30,8 @@ const stormN = Number(env('DASH_STORM_N', '40'));
 const hostile = JSON.parse(env('DASH_HOSTILE', '[]'));
 const rule = env('DASH_RULE', '');
 const throttle = env('DASH_THROTTLE', '');
-if (!url || !out || !storm) {
-  console.error('DASH_URL, DASH_OUT and DASH_STORM are required');
+if (!url || !out || (mode === 'live' && !storm)) {
+  console.error('DASH_URL, DASH_OUT and (live) DASH_STORM are required');
   process.exit(2);
 }
 mkdirSync(out, { recursive: true });
@@ -52,40 +57,7 @@ async function waitFor(page, what, fn, arg, timeout = 30000) {
   }
 }
 
-const profile = mkdtempSync(join(tmpdir(), 'picket-chromium-'));
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: env('CHROMIUM', '/usr/bin/chromium'),
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1280, height: 900 },
-  colorScheme: 'light',
-  timeout: 60000,
-});
-let page;
-try {
-  page = ctx.pages()[0] || (await ctx.newPage());
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`${m.text()} (${m.location().url || ''})`);
-    else if (m.type() === 'warning') console.log(`     console warning: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
-  page.on('dialog', async (d) => {
-    dialogs.push(`${d.type()}: ${d.message()}`);
-    await d.dismiss();
-  });
-  page.on('requestfailed', (r) => consoleErrors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-  // Nothing may leave 127.0.0.1: no CDN, no fonts from elsewhere.
-  const origin = new URL(url).origin;
-  page.on('request', (r) => {
-    if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) consoleErrors.push(`request to another origin: ${r.url()}`);
-  });
-
-  const resp = await page.goto(url, { waitUntil: 'load' });
-  check(resp && resp.ok(), `page loads (${resp && resp.status()})`);
-  await waitFor(page, 'first refresh rendered', () => document.body.dataset.updated);
-  await waitFor(page, 'findings rendered', () => document.querySelector('#findings').children.length > 0 && document.querySelector('#status').textContent !== 'loading');
-  await waitFor(page, 'gauges rendered (pid_max, threads-max, file-max)', () => ['pid-max', 'threads-max', 'file-nr'].every((g) => document.querySelector(`[data-gauge="${g}"]`)));
-
+async function liveChecks(page) {
   // The storm, in the groups table...
   const rowCount = await waitFor(
     page,
@@ -131,6 +103,65 @@ try {
     void found;
   }
   await page.fill('#group-filter', '');
+}
+
+// fixtureChecks: a host in trouble, as the imapd-storm snapshot has it.
+async function fixtureChecks(page) {
+  await waitFor(page, 'status is critical', () => document.querySelector('#status').dataset.severity === 'critical');
+  const n = await page.evaluate(() => document.querySelectorAll('#findings .finding[data-severity="critical"]').length);
+  check(n >= 1, `critical findings shown first (${n})`);
+  const first = await page.evaluate(() => document.querySelector('#findings .finding')?.dataset.severity);
+  check(first === 'critical', `the worst finding is first (${first})`);
+  await waitFor(page, 'a beancounter gauge', () => document.querySelectorAll('#beancounters .gauge').length > 0);
+  await waitFor(page, 'tcp_max_orphans drawn on the orphans plot', () => {
+    const li = document.querySelector('[data-plot="orphans"] .legend li[data-series="kernel.tcp_max_orphans"]');
+    return li && Number(li.dataset.last) === 65536 && document.querySelector('[data-plot="orphans"] canvas');
+  });
+  await waitFor(page, 'the imapd storm on the process-group plot', () =>
+    [...document.querySelectorAll('[data-plot="groups"] .legend li')].some((li) => li.dataset.series === 'group/alice/imapd/count' && Number(li.dataset.last) >= 90),
+  );
+  const escaped = env('DASH_ESCAPED', '');
+  if (escaped) {
+    await waitFor(page, `control characters shown escaped: ${escaped}`, (e) => [...document.querySelectorAll('#groups td.comm')].some((td) => td.textContent === e), escaped);
+  }
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'picket-chromium-'));
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: env('CHROMIUM', '/usr/bin/chromium'),
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1280, height: 900 },
+  colorScheme: 'light',
+  timeout: 60000,
+});
+let page;
+try {
+  page = ctx.pages()[0] || (await ctx.newPage());
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`${m.text()} (${m.location().url || ''})`);
+    else if (m.type() === 'warning') console.log(`     console warning: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+  page.on('dialog', async (d) => {
+    dialogs.push(`${d.type()}: ${d.message()}`);
+    await d.dismiss();
+  });
+  page.on('requestfailed', (r) => consoleErrors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  // Nothing may leave 127.0.0.1: no CDN, no fonts from elsewhere.
+  const origin = new URL(url).origin;
+  page.on('request', (r) => {
+    if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) consoleErrors.push(`request to another origin: ${r.url()}`);
+  });
+
+  const resp = await page.goto(url, { waitUntil: 'load' });
+  check(resp && resp.ok(), `page loads (${resp && resp.status()})`);
+  await waitFor(page, 'first refresh rendered', () => document.body.dataset.updated);
+  await waitFor(page, 'findings rendered', () => document.querySelector('#findings').children.length > 0 && document.querySelector('#status').textContent !== 'loading');
+  await waitFor(page, 'gauges rendered (pid_max, threads-max, file-max)', () => ['pid-max', 'threads-max', 'file-nr'].every((g) => document.querySelector(`[data-gauge="${g}"]`)));
+
+  if (mode === 'live') await liveChecks(page);
+  else await fixtureChecks(page);
   if (rule) {
     await waitFor(page, `hostile rule name ${JSON.stringify(rule)} renders as text in the journal`, (r) => [...document.querySelectorAll('#journal td')].some((td) => td.textContent.startsWith(r) && td.children.length === 0), rule);
   }
@@ -154,8 +185,9 @@ try {
   await page.click('#windows button[data-window="1h"]');
   await page.waitForTimeout(1500);
 
-  await page.screenshot({ path: join(out, 'dashboard.png'), fullPage: true });
-  console.log(`     screenshot ${join(out, 'dashboard.png')}`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(out, `dashboard-${mode}.png`), fullPage: true });
+  console.log(`     screenshot ${join(out, `dashboard-${mode}.png`)}`);
 
   // A phone: one column, nothing wider than the screen but the tables'
   // own scrollers.
@@ -164,8 +196,8 @@ try {
   await page.waitForTimeout(1000);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 1, `no sideways scrolling on a 390px screen (${overflow}px too wide)`);
-  await page.screenshot({ path: join(out, 'dashboard-phone.png'), fullPage: false });
-  console.log(`     screenshot ${join(out, 'dashboard-phone.png')}`);
+  await page.screenshot({ path: join(out, `dashboard-${mode}-phone.png`), fullPage: false });
+  console.log(`     screenshot ${join(out, `dashboard-${mode}-phone.png`)}`);
 } catch (e) {
   check(false, `unexpected: ${e.stack || e}`);
 } finally {

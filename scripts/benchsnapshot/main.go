@@ -342,6 +342,7 @@ func run(args []string) int {
 	rounds := fs.Int("rounds", 15, "alternating rounds (0: only build and verify the load, e.g. with -then)")
 	maxTime := fs.Duration("max-time", 15*time.Minute, "every load process exits by itself after this")
 	noLsof := fs.Bool("no-lsof", false, "skip the lsof reference")
+	base := fs.String("baseline", "", "another picket binary (e.g. an older commit's) to time in the same rounds")
 	holdCmd := fs.String("then", "", "after timing, with the load still up, run this program (no shell) with the remaining arguments, e.g. go test -bench")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -376,7 +377,7 @@ func run(args []string) int {
 
 	ok := verify(ctx, *picket, l)
 
-	var tp, tps, tss, tpeer, tl []time.Duration
+	var tp, tps, tss, tpeer, tl, tb []time.Duration
 	var rss []int64
 	for r := 0; r < *rounds; r++ {
 		if ctx.Err() != nil {
@@ -412,14 +413,25 @@ func run(args []string) int {
 			}
 			tl = append(tl, ml.wall)
 		}
+		if *base != "" {
+			mb, err := timeCmd(ctx, *base, "snapshot", "--json")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "benchsnapshot: baseline:", err)
+				return 1
+			}
+			tb = append(tb, mb.wall)
+		}
 		fmt.Printf("round %2d: picket %s  ps %s + ss %s = %s", r+1, ms(m.wall), ms(mps.wall), ms(mss.wall), ms(mps.wall+mss.wall))
+		if len(tb) > 0 {
+			fmt.Printf("  baseline %s", ms(tb[len(tb)-1]))
+		}
 		if len(tl) > 0 {
 			fmt.Printf("  lsof %s", ms(tl[len(tl)-1]))
 		}
 		fmt.Println()
 	}
 	if *rounds > 0 {
-		report(*rounds, len(l.sleepers)+*holders, wantSockets, tp, tps, tss, tpeer, tl, rss)
+		report(*rounds, len(l.sleepers)+*holders, wantSockets, tp, tps, tss, tpeer, tl, tb, rss)
 	}
 
 	if *holdCmd != "" {
@@ -438,7 +450,7 @@ func run(args []string) int {
 }
 
 // report prints the medians, ratios and picket's peak RSS.
-func report(rounds, procs, wantSockets int, tp, tps, tss, tpeer, tl []time.Duration, rss []int64) {
+func report(rounds, procs, wantSockets int, tp, tps, tss, tpeer, tl, tb []time.Duration, rss []int64) {
 	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
 	mp, mpeer := median(tp), median(tpeer)
 	fmt.Printf("\nmedians of %d alternating rounds (%d processes, %d sockets):\n", rounds, procs, wantSockets)
@@ -449,10 +461,16 @@ func report(rounds, procs, wantSockets int, tp, tps, tss, tpeer, tl []time.Durat
 	if len(tl) > 0 {
 		fmt.Printf("  %-34s %10s\n", "lsof -n -P -U -i", ms(median(tl)))
 	}
+	if len(tb) > 0 {
+		fmt.Printf("  %-34s %10s\n", "baseline picket snapshot --json", ms(median(tb)))
+	}
 	fmt.Printf("ratio picket/(ps+ss): %.3f (1/%.1f; target ≤ 1/6)\n", float64(mp)/float64(mpeer), float64(mpeer)/float64(mp))
 	if len(tl) > 0 {
 		ml := median(tl)
 		fmt.Printf("ratio picket/lsof:    %.3f (1/%.1f)\n", float64(mp)/float64(ml), float64(ml)/float64(mp))
+	}
+	if len(tb) > 0 {
+		fmt.Printf("ratio baseline/(ps+ss): %.3f; picket/baseline: %.3f\n", float64(median(tb))/float64(mpeer), float64(mp)/float64(median(tb)))
 	}
 	fmt.Printf("picket peak RSS: median %.1f MiB, max %.1f MiB (target ≤ 30 MiB)\n",
 		float64(rss[len(rss)/2])/1024, float64(rss[len(rss)-1])/1024)

@@ -92,7 +92,10 @@ func (p *program) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		p.width, p.height = msg.Width, msg.Height
 	case tea.KeyMsg:
-		for _, k := range keyNames(msg, p.m.editing) {
+		if msg.Paste && !p.m.editing {
+			return p, nil // pasted text must not run commands
+		}
+		for _, k := range keyNames(msg) {
 			if p.m.Key(k) {
 				return p, tea.Quit
 			}
@@ -116,21 +119,15 @@ func (p *program) View() string {
 	return p.m.render(p.width, p.height, p.style, newPalette(p.style, p.renderer))
 }
 
-// keyNames turns a key press into the names Model.Key takes. A paste goes
-// to the filter a character at a time while it is being typed, and is
-// ignored otherwise: pasted text must not run commands.
-func keyNames(k tea.KeyMsg, editing bool) []string {
+// keyNames turns a key press into the names Model.Key takes. Characters
+// typed faster than they are read arrive as one message ("/topstorm"): each
+// is a key of its own, so "/" starts the filter and the rest goes into it.
+func keyNames(k tea.KeyMsg) []string {
 	switch {
 	case k.Type == tea.KeyRunes && !k.Alt:
-		if k.Paste && !editing {
-			return nil
-		}
 		names := make([]string, 0, len(k.Runes))
 		for _, r := range k.Runes {
 			names = append(names, string(r))
-		}
-		if len(names) > 1 && !editing {
-			return nil
 		}
 		return names
 	case k.Type == tea.KeySpace:

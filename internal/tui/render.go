@@ -302,6 +302,7 @@ func (b bar) values() string {
 // values, with a blank between each.
 const (
 	barMinW   = 6
+	barWantW  = 10
 	barMaxW   = 30
 	barLabelW = 12
 )
@@ -314,12 +315,18 @@ func barCellWidth(bars []bar) (labelW, valuesW int) {
 	return min(labelW, barLabelW), valuesW
 }
 
-// barColumns is how many limits share a line: as many as fit with a bar of
-// at least barMinW cells, at most three.
+// barColumns is how many limits share a line, at most three: as many as
+// fit with bars of barWantW cells, or if that is one, of barMinW.
 func barColumns(bars []bar, width int) int {
 	lw, vw := barCellWidth(bars)
-	cell := lw + 1 + barMinW + 2 + 1 + 4 + 1 + vw
-	return min(max((width+2)/(cell+2), 1), 3)
+	fit := func(barW int) int {
+		cell := lw + 1 + barW + 2 + 1 + 4 + 1 + vw
+		return min(max((width+2)/(cell+2), 1), 3)
+	}
+	if n := fit(barWantW); n > 1 {
+		return n
+	}
+	return fit(barMinW)
 }
 
 func barLines(bars []bar, cols, rows, width int, p palette) []line {

@@ -84,11 +84,8 @@ type Daemon struct {
 // client means one with a 10 s timeout.
 func NewDaemon(base string, client *http.Client) (*Daemon, error) {
 	u, err := url.Parse(base)
-	if err != nil {
-		return nil, fmt.Errorf("--from %q: %w", base, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("--from %q: want http://HOST:PORT, as picket run listens (default %s)", base, "http://127.0.0.1:9749")
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("--from %q: want http://HOST:PORT, where picket run listens (by default http://127.0.0.1:9749)", base)
 	}
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}

@@ -118,7 +118,7 @@ func (c *Collector) Collect(ctx context.Context) (*snapshot.Snapshot, error) {
 	start := c.opts.Now()
 	snap := &snapshot.Snapshot{
 		Time:         start.UTC().Truncate(time.Millisecond),
-		Host:         c.hostname(),
+		Host:         c.Hostname(),
 		Beancounters: []snapshot.Beancounter{},
 	}
 	if !c.live {
@@ -153,9 +153,9 @@ func (c *Collector) Collect(ctx context.Context) (*snapshot.Snapshot, error) {
 	return snap, errors.Join(errs...)
 }
 
-// hostname is the UTS name the root's kernel reports (what os.Hostname
+// Hostname is the UTS name the root's kernel reports (what os.Hostname
 // reads on Linux), so a fixture tree carries its own host name.
-func (c *Collector) hostname() string {
+func (c *Collector) Hostname() string {
 	b, err := os.ReadFile(filepath.Join(c.proc, "sys", "kernel", "hostname"))
 	if err != nil {
 		if c.live {

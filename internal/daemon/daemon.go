@@ -171,11 +171,7 @@ func New(opts Options) (*Daemon, error) {
 func (d *Daemon) install(cfg *rules.Config, name string) error {
 	host := d.opts.Host
 	if host == "" {
-		if s, err := d.col.Collect(context.Background()); s != nil {
-			host = s.Host
-		} else if err != nil {
-			return err
-		}
+		host = d.col.Hostname()
 	}
 	env := d.notifyEnv(host)
 	ns := map[string]notify.Notifier{}

@@ -16,10 +16,10 @@ type Engine struct {
 	cfg   *Config
 	host  Host
 	opts  EngineOptions
-	state map[string]*caseState         // rule/case/key
-	prev  map[string]map[string]Row     // rule -> key -> last row
-	rise  map[string]map[string]risings // rule -> key -> field -> streak
-	last  map[string]time.Time          // rule -> last evaluation
+	state map[string]map[string]*caseState // rule -> case/key -> state
+	prev  map[string]map[string]Row        // rule -> key -> last row
+	rise  map[string]map[string]risings    // rule -> key -> field -> streak
+	last  map[string]time.Time             // rule -> last evaluation
 }
 
 type risings map[string]int
@@ -52,7 +52,7 @@ func NewEngine(cfg *Config, h Host, opts EngineOptions) *Engine {
 	if opts.MaxRows == 0 {
 		opts.MaxRows = 100000
 	}
-	return &Engine{cfg: cfg, host: h, opts: opts, state: map[string]*caseState{},
+	return &Engine{cfg: cfg, host: h, opts: opts, state: map[string]map[string]*caseState{},
 		prev: map[string]map[string]Row{}, rise: map[string]map[string]risings{}, last: map[string]time.Time{}}
 }
 
@@ -143,7 +143,12 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	prevRise := e.rise[r.Name]
 	curRows := make(map[string]Row, len(rows))
 	curRise := make(map[string]risings, len(rows))
-	for _, cs := range e.stateOf(r) {
+	states := e.state[r.Name]
+	if states == nil {
+		states = map[string]*caseState{}
+		e.state[r.Name] = states
+	}
+	for _, cs := range states {
 		cs.seen = false
 	}
 	var events []Event
@@ -197,7 +202,7 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 				firstErr = err
 			}
 			if fires {
-				if ev, ok := e.fire(r, c, key, row, env, now); ok {
+				if ev, ok := e.fire(states, r, c, key, row, env, now); ok {
 					events = append(events, ev)
 				}
 			}
@@ -209,14 +214,14 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	}
 	// Resolve what fired before and did not match now.
 	keys := make([]string, 0)
-	for sk, cs := range e.stateOf(r) {
+	for sk, cs := range states {
 		if !cs.seen {
 			keys = append(keys, sk)
 		}
 	}
 	sort.Strings(keys)
 	for _, sk := range keys {
-		cs := e.state[sk]
+		cs := states[sk]
 		if cs.firing {
 			a := cs.alarm
 			a.Status, a.EndsAt = alarm.Resolved, now
@@ -229,7 +234,7 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 			ev.Outputs, _, ev.Errors = e.items(r, c, templateData(env, a.Row, r, c))
 			events = append(events, ev)
 		}
-		delete(e.state, sk)
+		delete(states, sk)
 	}
 	e.prev[r.Name], e.rise[r.Name], e.last[r.Name] = curRows, curRise, now
 	return events, firstErr
@@ -244,26 +249,14 @@ func (e *Engine) caseNamed(r *Rule, name string) *Case {
 	return r.Cases[0]
 }
 
-// stateOf returns the states of rule r (keyed by the full state key).
-func (e *Engine) stateOf(r *Rule) map[string]*caseState {
-	out := map[string]*caseState{}
-	prefix := r.Name + "\x00"
-	for k, v := range e.state {
-		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // fire records a match of case c for row and decides whether it raises,
 // re-notifies or is still waiting out its for/after.
-func (e *Engine) fire(r *Rule, c *Case, key string, row Row, env map[string]any, now time.Time) (Event, bool) {
-	sk := r.Name + "\x00" + c.Name + "\x00" + key
-	cs, ok := e.state[sk]
+func (e *Engine) fire(states map[string]*caseState, r *Rule, c *Case, key string, row Row, env map[string]any, now time.Time) (Event, bool) {
+	sk := c.Name + "\x00" + key
+	cs, ok := states[sk]
 	if !ok {
 		cs = &caseState{first: now}
-		e.state[sk] = cs
+		states[sk] = cs
 	}
 	cs.seen = true
 	cs.count++

@@ -207,6 +207,8 @@ const state = {
   historyMissing: false,
   plots: new Map(), // id -> {wrap, chart, legend, empty, u, key}
   plotsBusy: false,
+  plotsAgain: false,
+  plotTimer: 0,
 };
 
 // ---- header ------------------------------------------------------------
@@ -665,11 +667,13 @@ async function query(name) {
 }
 
 // wanted is what a plot draws now: [{name, label}], from the snapshot (the
-// heaviest groups and holders) or the fixed series of its definition,
-// keeping only the series the history has.
+// heaviest groups and holders, narrowed by their table's filter) or the
+// fixed series of its definition, keeping only the series the history has.
 function wanted(def, snap, known) {
   if (def.kind === 'groups') {
+    const filter = $('#group-filter').value.trim();
     return (snap.processes.groups || [])
+      .filter((g) => matches(filter, g.user, g.uid, g.comm))
       .map((g) => ({ name: SERIES.group(g), label: `${visible(g.user || g.uid)} ${visible(g.comm)}` }))
       .filter((s) => known.has(s.name))
       .slice(0, CONFIG.plotGroups);
@@ -680,7 +684,9 @@ function wanted(def, snap, known) {
       const t = Date.parse(p.start_time);
       if (!isNaN(t) && t > 0) starts.set(p.pid, Math.floor(t / 1000));
     }
+    const filter = $('#holder-filter').value.trim();
     return (snap.sockets.processes || [])
+      .filter((h) => matches(filter, h.user, h.uid, h.comm, h.pid))
       .map((h) => ({ name: SERIES.holder(h, starts.has(h.pid) ? starts.get(h.pid) : null), label: `${visible(h.comm)} [${h.pid}]` }))
       .filter((s) => known.has(s.name))
       .slice(0, CONFIG.plotHolders);
@@ -690,8 +696,13 @@ function wanted(def, snap, known) {
 
 async function refreshPlots() {
   const snap = state.snap;
-  if (!snap || state.historyMissing || state.plotsBusy) return;
+  if (!snap || state.historyMissing) return;
+  if (state.plotsBusy) {
+    state.plotsAgain = true; // a window or filter changed meanwhile
+    return;
+  }
   state.plotsBusy = true;
+  state.plotsAgain = false;
   const note = $('#plots-note');
   try {
     const prefixes = [SERIES.groupPrefix, SERIES.holderPrefix, SERIES.kernelPrefix, SERIES.psiPrefix];
@@ -712,6 +723,7 @@ async function refreshPlots() {
   } finally {
     state.plotsBusy = false;
   }
+  if (state.plotsAgain) await refreshPlots();
 }
 
 async function drawPlot(p, snap, known) {
@@ -852,8 +864,19 @@ async function loop() {
 
 function start() {
   setupPlots();
-  $('#group-filter').addEventListener('input', renderGroups);
-  $('#holder-filter').addEventListener('input', renderHolders);
+  // A filter narrows its table at once and its plot after a pause in typing.
+  const replot = () => {
+    clearTimeout(state.plotTimer);
+    state.plotTimer = setTimeout(refreshPlots, 400);
+  };
+  $('#group-filter').addEventListener('input', () => {
+    renderGroups();
+    replot();
+  });
+  $('#holder-filter').addEventListener('input', () => {
+    renderHolders();
+    replot();
+  });
   loop();
 }
 

@@ -74,7 +74,9 @@ async function liveChecks(page) {
     [storm, stormN - 5],
   );
   console.log(`     groups table: ${storm} × ${rowCount}`);
-  // ...and in its plot, drawn by uPlot.
+  // ...and in its plot, drawn by uPlot. The groups filter narrows the plot
+  // too: other tests running beside this one may have bigger storms.
+  await page.fill('#group-filter', storm);
   const last = await waitFor(
     page,
     `storm ${storm} on the process-group plot`,
@@ -89,6 +91,17 @@ async function liveChecks(page) {
     [storm, Math.floor(stormN / 2)],
   );
   console.log(`     plot legend: ${storm} last ${last}`);
+  await waitFor(
+    page,
+    `the filter narrows the plot to ${storm}`,
+    (comm) => {
+      const lis = [...document.querySelectorAll('[data-plot="groups"] .legend li')];
+      return lis.length > 0 && lis.every((li) => li.dataset.series.endsWith(`/${comm}/count`));
+    },
+    storm,
+    15000,
+  );
+  await page.fill('#group-filter', '');
 
   // Hostile names: found as text through the filter, never as markup.
   for (const name of hostile) {

@@ -409,9 +409,14 @@ func TestLimitBars(t *testing.T) {
 	// Too many for the screen: the last cell counts the rest.
 	m := NewModel()
 	m.Update(s, nil, nil)
-	f := m.Render(80, 14, Style{Interactive: true})
-	if !strings.Contains(f, "+") || !strings.Contains(f, "more limits") {
-		t.Errorf("no overflow cell on 14 lines:\n%s", f)
+	f := m.Render(80, 18, Style{Interactive: true})
+	if !strings.Contains(f, "+6 more limits") || !strings.Contains(f, "files ") || !strings.Contains(f, "101 numothe") || strings.Contains(f, "pids") {
+		t.Errorf("on 18 lines: want the nearest limits (101 numothersock refusing, files at 95%%) and +6 more:\n%s", f)
+	}
+	// One line, one column: the nearest limit alone.
+	f = m.Render(40, 14, Style{Interactive: true})
+	if lines := strings.Split(f, "\n"); !strings.HasPrefix(lines[1], "101 numothe") || strings.Contains(f, "more limits") {
+		t.Errorf("on 40x14: want numothersock alone:\n%s", f)
 	}
 }
 

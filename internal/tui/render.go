@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -262,21 +263,7 @@ func limitBars(s *snapshot.Snapshot) []bar {
 			}
 		}
 	}
-	slices.SortStableFunc(bc, func(a, b bar) int {
-		if a.failcnt > 0 != (b.failcnt > 0) {
-			if a.failcnt > 0 {
-				return -1
-			}
-			return 1
-		}
-		switch pa, pb := a.percent(), b.percent(); {
-		case pa > pb:
-			return -1
-		case pa < pb:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(bc, compareNearness)
 	return append(out, bc...)
 }
 
@@ -337,10 +324,18 @@ func barLines(bars []bar, cols, rows, width int, p palette) []line {
 	cellW := (width - 2*(cols-1)) / cols
 	barW := min(max(cellW-lw-vw-9, barMinW), barMaxW)
 	hidden := 0
-	if len(bars) > cols*rows {
-		// The last cell says how many more there are.
-		hidden = len(bars) - (cols*rows - 1)
-		bars = bars[:cols*rows-1]
+	if slots := cols * rows; len(bars) > slots {
+		// Not all fit: the nearest to their limits stay, in their order,
+		// and the last cell (if there is more than one) says how many
+		// more there are.
+		if slots > 1 {
+			slots--
+		}
+		hidden = len(bars) - slots
+		bars = nearest(bars, slots)
+		if cols*rows == 1 {
+			hidden = 0
+		}
 	}
 	out := make([]line, 0, rows)
 	for r := 0; r < rows; r++ {
@@ -391,6 +386,34 @@ func barLines(bars []bar, cols, rows, width int, p palette) []line {
 		out = append(out, l)
 	}
 	return out
+}
+
+// nearest keeps the n bars nearest to their limits (refusing beancounters
+// first), in the order given.
+func nearest(bars []bar, n int) []bar {
+	idx := make([]int, len(bars))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return compareNearness(bars[a], bars[b]) })
+	idx = idx[:n]
+	slices.Sort(idx)
+	out := make([]bar, 0, n)
+	for _, i := range idx {
+		out = append(out, bars[i])
+	}
+	return out
+}
+
+// compareNearness orders bars with failures first, then by percent.
+func compareNearness(a, b bar) int {
+	if a.failcnt > 0 != (b.failcnt > 0) {
+		if a.failcnt > 0 {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(b.percent(), a.percent())
 }
 
 func verdictLine(rep *doctor.Report, p palette) line {
@@ -567,7 +590,7 @@ func (m *Model) groupTable(rows []GroupRow, n, width int, st Style, p palette) [
 			snapshot.HumanBytes(r.RSSBytes), term.Escape(r.User), term.Escape(r.Comm),
 		}
 	}
-	title := fmt.Sprintf("USER %s COMMAND  %d groups", p.times, len(m.groups))
+	title := fmt.Sprintf("USER %s COMMAND  %d groups", p.times, len(m.cur.Processes.Groups))
 	return m.table(Groups, title, cols, cells, len(rows), from, width, st, p, func(i int) int { return shown[i].Change })
 }
 
@@ -597,7 +620,7 @@ func (m *Model) holderTable(rows []HolderRow, n, width int, st Style, p palette)
 			strconv.Itoa(r.Total), fmtChange(r.Change, r.HasChange), fds, term.Escape(r.User), term.Escape(r.Comm),
 		}
 	}
-	title := fmt.Sprintf("SOCKET HOLDERS  %d processes", len(m.holders))
+	title := fmt.Sprintf("SOCKET HOLDERS  %d processes", len(m.cur.Sockets.Processes))
 	return m.table(Holders, title, cols, cells, len(rows), from, width, st, p, func(i int) int { return shown[i].Change })
 }
 

@@ -131,6 +131,9 @@ def proc(pid, ppid, comm, uid, state="S", threads=1, rss_pages=500, start=1000,
     os.makedirs(os.path.join(ROOT, d, "fd"), exist_ok=True)
     link(f"{d}/ns/net", f"net:[{netns}]")
     if kthread:
+        # A kernel thread's fd/ is empty; git keeps no empty directory, so
+        # a dot-file holds it (the collector skips names starting with '.').
+        open(os.path.join(ROOT, d, "fd", ".keep"), "w").close()
         return
     for i, target in enumerate(["/dev/null", "/dev/null", "/dev/null"] + list(fds)):
         link(f"{d}/fd/{i}", target if isinstance(target, str) else f"socket:[{target}]")

@@ -203,6 +203,8 @@ class Tree:
         os.makedirs(os.path.join(self.root, d, "fd"), exist_ok=True)
         self.link(f"{d}/ns/net", f"net:[{HOSTNS}]")
         if kthread:
+            # Empty fd/ kept in git by a dot-file the collector skips.
+            open(os.path.join(self.root, d, "fd", ".keep"), "w").close()
             return
         for i, target in enumerate(["/dev/null", "/dev/null", "/dev/null"] + list(fds)):
             self.link(f"{d}/fd/{i}", target if isinstance(target, str) else f"socket:[{target}]")

@@ -59,6 +59,7 @@ type procWorker struct {
 	dirbuf  []byte // getdents of fd/
 	linkbuf []byte
 	path    []byte // NUL-terminated path relative to /proc, reused
+	name    []byte // NUL-terminated fd number, reused
 	socks   []sockRef
 }
 
@@ -114,6 +115,7 @@ func (s *procScanner) worker(i int) *procWorker {
 			dirbuf:  make([]byte, 32<<10),
 			linkbuf: make([]byte, 256),
 			path:    make([]byte, 0, 64),
+			name:    make([]byte, 0, 16),
 		})
 	}
 	return s.workers[i]
@@ -307,55 +309,136 @@ func (w *procWorker) readProc(procfd, pid int) (procInfo, error) {
 	p := procInfo{pid: pid}
 	base := len(strconv.AppendInt(w.path[:0], int64(pid), 10))
 	w.path = append(w.path[:base], "/stat\x00"...)
-	fd, err := openat(procfd, w.path, unix.O_RDONLY|unix.O_CLOEXEC)
-	if err != nil {
-		return p, vanished(err, c.proc, pid, "stat")
-	}
-	n, err := readFD(fd, w.buf)
-	// The owner of /proc/PID (and of every file in it) is the process's
-	// effective uid, except for non-dumpable processes (those that changed
-	// uid, such as an imapd that dropped root), whose /proc/PID the kernel
-	// gives to root (task_dump_owner). So a non-root owner is trusted and a
-	// root one is confirmed from status. fstat of the open stat file is the
-	// cheapest way to ask: no path walk. In a fixture tree ownership means
-	// nothing: status is always read.
-	needStatus := true
-	if err == nil && c.live {
-		var st unix.Stat_t
-		if err = unix.Fstat(fd, &st); err == nil && st.Uid != 0 {
-			p.uid, needStatus = st.Uid, false
-		}
-	}
-	unix.Close(fd)
+	n, err := readAt(procfd, w.path, w.buf)
 	if err != nil {
 		return p, vanished(err, c.proc, pid, "stat")
 	}
 	if err := parseStat(w.buf[:n], &p); err != nil {
 		return p, fmt.Errorf("%s: %w", filepath.Join(c.proc, strconv.Itoa(pid), "stat"), err)
 	}
-	if needStatus {
-		w.path = append(w.path[:base], "/status\x00"...)
-		n, err := readAt(procfd, w.path, w.buf)
-		if err != nil {
-			return p, vanished(err, c.proc, pid, "status")
+	if !c.live {
+		// In a fixture tree ownership means nothing: status says the uid,
+		// and fd/ is listed as a plain directory.
+		if err := w.readStatusUID(procfd, base, &p); err != nil {
+			return p, err
 		}
-		uid, err := parseStatusUID(w.buf[:n])
-		if err != nil {
-			return p, fmt.Errorf("%s: %w", filepath.Join(c.proc, strconv.Itoa(pid), "status"), err)
-		}
-		p.uid = uid
-	}
-	// A kernel thread has no files: its fd/ is empty, so root need not open
-	// it (on a big host there are hundreds of them). Without root it is
-	// unreadable and still tried, so that it is counted as such.
-	if c.live && w.s.root && p.flags&pfKthread != 0 {
+		p.inoLo = len(w.socks)
+		w.path = append(w.path[:base], "/fd\x00"...)
+		p.fds = w.readFDs(procfd, w.path)
+		p.inoN = len(w.socks) - p.inoLo
 		return p, nil
 	}
-	p.inoLo = len(w.socks)
+	// The owner of /proc/PID (and of every file in it) is the process's
+	// effective uid, except for non-dumpable processes (those that changed
+	// uid, such as an imapd that dropped root), whose /proc/PID the kernel
+	// gives to root (task_dump_owner). So a non-root owner is trusted and a
+	// root one is confirmed from status. fstat of fd/, which is opened
+	// anyway, is the cheapest way to ask.
+	//
+	// A kernel thread has no files: its fd/ is empty, so root need not open
+	// it (on a big host there are hundreds of them); it is root's. Without
+	// root it is unreadable and still tried, so that it is counted as such.
+	if w.s.root && p.flags&pfKthread != 0 {
+		return p, w.readStatusUID(procfd, base, &p)
+	}
 	w.path = append(w.path[:base], "/fd\x00"...)
-	p.fds = w.readFDs(procfd, w.path)
-	p.inoN = len(w.socks) - p.inoLo
+	dfd, err := openat(procfd, w.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	var st unix.Stat_t
+	if err != nil {
+		// fd/ unreadable (another user's process, picket not root): the
+		// owner from /proc/PID itself.
+		p.fds = -1
+		w.path = append(w.path[:base], 0)
+		if err := unix.Fstatat(procfd, string(w.path[:base]), &st, 0); err != nil {
+			return p, vanished(err, c.proc, pid, "")
+		}
+	} else {
+		err = unix.Fstat(dfd, &st)
+		if err == nil {
+			p.inoLo = len(w.socks)
+			p.fds = w.listFDs(dfd, st.Size)
+			p.inoN = len(w.socks) - p.inoLo
+		}
+		unix.Close(dfd)
+		if err != nil {
+			return p, vanished(err, c.proc, pid, "fd")
+		}
+	}
+	p.uid = st.Uid
+	if p.uid == 0 {
+		return p, w.readStatusUID(procfd, base, &p)
+	}
 	return p, nil
+}
+
+// readStatusUID sets p.uid from PID/status (base is the length of "PID" in
+// w.path).
+func (w *procWorker) readStatusUID(procfd, base int, p *procInfo) error {
+	w.path = append(w.path[:base], "/status\x00"...)
+	n, err := readAt(procfd, w.path, w.buf)
+	if err != nil {
+		return vanished(err, w.s.c.proc, p.pid, "status")
+	}
+	uid, err := parseStatusUID(w.buf[:n])
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(w.s.c.proc, strconv.Itoa(p.pid), "status"), err)
+	}
+	p.uid = uid
+	return nil
+}
+
+// probeMisses is how many absent fd numbers listFDs tries in a row before
+// it lists the rest of fd/ instead.
+const probeMisses = 4
+
+// listFDs counts the fds of the process whose open fd/ is dfd and appends
+// its sockets to w.socks. size is fd/'s st_size, which the kernel (since
+// 6.2) sets to the number of open fds. The kernel hands out the lowest free
+// fd, so fd tables are dense: readlinkat of "0", "1", ... until size fds
+// are found needs no getdents, which on /proc/PID/fd costs a dcache lookup
+// per entry before the readlinks do one each again. A gap of probeMisses
+// absent numbers (a sparse table), or a size of 0 (an older kernel, or no
+// fds), switches to getdents from that fd on.
+func (w *procWorker) listFDs(dfd int, size int64) int {
+	count, misses := 0, 0
+	fd := 0
+	for ; int64(count) < size; fd++ {
+		if misses == probeMisses || fd > math.MaxInt32 {
+			// /proc/PID/fd's readdir position is fd+2 (after . and ..).
+			if _, err := unix.Seek(dfd, int64(fd)+2, 0); err != nil {
+				return count
+			}
+			n := w.scanDirents(dfd)
+			if n < 0 {
+				return count
+			}
+			return count + n
+		}
+		w.name = append(strconv.AppendInt(w.name[:0], int64(fd), 10), 0)
+		ln, err := readlinkat(dfd, &w.name[0], w.linkbuf)
+		if err != nil {
+			misses++ // not open (or closed meanwhile)
+			continue
+		}
+		misses = 0
+		count++
+		w.addSocket(w.linkbuf[:ln], fd)
+	}
+	if size == 0 {
+		if n := w.scanDirents(dfd); n > 0 {
+			return n
+		}
+	}
+	return count
+}
+
+// addSocket records fd when its link l is "socket:[INODE]".
+func (w *procWorker) addSocket(l []byte, fd int) {
+	if len(l) > 9 && string(l[:8]) == "socket:[" && l[len(l)-1] == ']' {
+		if ino, ok := parseDec(l[8 : len(l)-1]); ok && fd <= math.MaxInt32 {
+			w.socks = append(w.socks, sockRef{ino, int32(fd)})
+		}
+	}
 }
 
 func vanished(err error, proc string, pid int, file string) error {
@@ -436,6 +519,13 @@ func (w *procWorker) readFDs(procfd int, path []byte) int {
 		return -1
 	}
 	defer unix.Close(dfd)
+	return w.scanDirents(dfd)
+}
+
+// scanDirents lists the open fd/ dfd from its current position: it counts
+// the entries and readlinks each, appending sockets to w.socks. It returns
+// -1 when nothing could be read.
+func (w *procWorker) scanDirents(dfd int) int {
 	count := 0
 	for {
 		n, err := unix.Getdents(dfd, w.dirbuf)
@@ -471,14 +561,8 @@ func (w *procWorker) readFDs(procfd int, path []byte) int {
 			if err != nil {
 				continue // closed since getdents
 			}
-			// "socket:[12345]"
-			l := w.linkbuf[:ln]
-			if len(l) > 9 && string(l[:8]) == "socket:[" && l[len(l)-1] == ']' {
-				ino, ok := parseDec(l[8 : len(l)-1])
-				fd, fdok := parseDec(name)
-				if ok && fdok && fd <= math.MaxInt32 {
-					w.socks = append(w.socks, sockRef{ino, int32(fd)})
-				}
+			if fd, ok := parseDec(name); ok && fd <= math.MaxInt32 {
+				w.addSocket(w.linkbuf[:ln], int(fd))
 			}
 		}
 	}

@@ -364,6 +364,12 @@ func run(args []string) int {
 	defer cancel()
 	closeInherited()
 
+	// Two loads at once (two runs, or another script that uses this load)
+	// would spoil both measurements and every count check.
+	if n := countLoad(); n > 0 {
+		fmt.Fprintf(os.Stderr, "benchsnapshot: %d pkt-b-* processes are up already: another benchmark is running; try again when it ends\n", n)
+		return 1
+	}
 	t0 := time.Now()
 	l, err := startLoad(ctx, *tmpdir, *procs, *holders, spec, *maxTime)
 	defer l.stop()
@@ -474,6 +480,21 @@ func report(rounds, procs, wantSockets int, tp, tps, tss, tpeer, tl, tb []time.D
 	}
 	fmt.Printf("picket peak RSS: median %.1f MiB, max %.1f MiB (target ≤ 30 MiB)\n",
 		float64(rss[len(rss)/2])/1024, float64(rss[len(rss)-1])/1024)
+}
+
+// countLoad counts the processes of a load (their comms start "pkt-b-").
+func countLoad() int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/comm"); err == nil && strings.HasPrefix(string(b), "pkt-b-") {
+			n++
+		}
+	}
+	return n
 }
 
 // closeInherited marks every fd above stderr close-on-exec: os/exec passes

@@ -367,7 +367,7 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 	prev := d.snap
 	eng := d.engine
 	d.mu.RUnlock()
-	in := doctor.Input{Cur: snap, Prev: prev, History: d.hist}
+	in := doctor.Input{Cur: snap, Prev: prev, History: doctorHistory{d.hist}}
 	if prev != nil {
 		in.Interval = snap.Time.Sub(prev.Time)
 	}
@@ -595,3 +595,14 @@ func (h historySource) Query(series string, since, until time.Time, step time.Du
 }
 
 func (h historySource) Series(prefix string) ([]string, error) { return h.s.Series(prefix) }
+
+// doctorHistory gives doctor the store's answers: the orphan peak (for
+// recommended_tcp_max_orphans) and holders' socket growth (socket-leak).
+type doctorHistory struct{ s *history.Store }
+
+func (h doctorHistory) PeakOrphans(since time.Time) (int, bool) { return h.s.PeakOrphans(since) }
+
+func (h doctorHistory) SocketGrowth(pid int, start time.Time, comm string, window time.Duration) (float64, bool, bool) {
+	slope, rising, ok := h.s.Growth(history.HolderSeries(pid, start, comm, "total"), window)
+	return slope * 3600, rising, ok
+}

@@ -149,6 +149,7 @@ func Checks() []Check {
 		MemoryThrashing{},
 		FDExhaustion{},
 		Conntrack{},
+		SocketLeak{},
 	}
 }
 

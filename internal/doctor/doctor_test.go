@@ -7,7 +7,7 @@ import (
 )
 
 func TestCheckIDsAreTheContract(t *testing.T) {
-	want := []string{"tcp-orphans", "tcp-memory", "beancounters", "other-sockets", "process-storm", "memory-thrashing", "fd-exhaustion", "conntrack"}
+	want := []string{"tcp-orphans", "tcp-memory", "beancounters", "other-sockets", "process-storm", "memory-thrashing", "fd-exhaustion", "conntrack", "socket-leak"}
 	cs := Checks()
 	if len(cs) != len(want) {
 		t.Fatalf("%d checks, want %d", len(cs), len(want))
@@ -100,7 +100,7 @@ func TestPanickingCheckIsUnknown(t *testing.T) {
 
 func TestNoSnapshotIsUnknown(t *testing.T) {
 	r := Run(Input{}, Checks())
-	if r.Status != Unknown || len(r.Findings) != 8 {
+	if r.Status != Unknown || len(r.Findings) != 9 {
 		t.Errorf("status %s with %d findings", r.Status, len(r.Findings))
 	}
 }

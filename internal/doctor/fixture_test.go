@@ -74,7 +74,7 @@ func TestFixtures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Run(fixtureInput(t, tc.name), Checks())
-			if len(r.Findings) != 8 {
+			if len(r.Findings) != 9 {
 				t.Fatalf("%d findings", len(r.Findings))
 			}
 			for _, f := range r.Findings {
@@ -214,7 +214,7 @@ func TestMissingFiles(t *testing.T) {
 	}
 	r := Run(Input{Cur: collectAt(t, root, btime.Add(time.Hour))}, Checks())
 	want := map[string]Severity{"tcp-orphans": Unknown, "tcp-memory": Unknown, "beancounters": OK, "other-sockets": OK,
-		"process-storm": OK, "memory-thrashing": Unknown, "fd-exhaustion": Unknown, "conntrack": OK}
+		"process-storm": OK, "memory-thrashing": Unknown, "fd-exhaustion": Unknown, "conntrack": OK, "socket-leak": OK}
 	for _, f := range r.Findings {
 		if f.Severity != want[f.ID] {
 			t.Errorf("%s: %s, want %s (%s)", f.ID, f.Severity, want[f.ID], f.Title)

@@ -398,7 +398,9 @@ function renderGauges(snap) {
   // Beancounters (OpenVZ): the rows nearest their barrier, and any that
   // refused an allocation.
   const rows = (snap.beancounters || [])
-    .filter((b) => b.resource !== 'dummy' && limitOf(b.barrier))
+    // vmguarpages and oomguarpages are guarantees, not limits: held above
+    // the barrier is the container's right, not a shortage.
+    .filter((b) => b.resource !== 'dummy' && b.resource !== 'oomguarpages' && b.resource !== 'vmguarpages' && limitOf(b.barrier))
     .map((b) => ({ ...b, ratio: b.held / b.barrier }))
     .filter((b) => b.ratio >= 0.5 || b.failcnt > 0)
     .sort((a, b) => (b.failcnt > 0) - (a.failcnt > 0) || b.ratio - a.ratio)

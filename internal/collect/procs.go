@@ -30,8 +30,8 @@ const pfKthread = 0x00200000
 const userHZ = 100
 
 // procScanner walks /proc once per collection: for each process one read of
-// stat, (sometimes) one of status, one getdents of fd/ and one readlink per
-// fd. No fork, nothing of ps, ss or lsof (they are what fails when the pid
+// stat, (sometimes) one of status, an fstat of fd/ and one readlink per fd
+// (see listFDs). No fork, nothing of ps, ss or lsof (they are what fails when the pid
 // table is full). Buffers are kept between scans.
 //
 // The walk is split across workers, one per CPU: on a loaded host nearly all

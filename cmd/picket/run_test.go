@@ -168,7 +168,9 @@ func TestRunDaemon(t *testing.T) {
 	alarmsLog := filepath.Join(dir, "alarms.log")
 	cfg := filepath.Join(dir, "picket.yaml")
 	writeConfig(t, cfg, fmt.Sprintf(runRule, "storm-one", alarmsLog))
-	d := startDaemon(t, "--config", cfg, "--state-dir", state)
+	// A full look a minute at most: the 1 s rule over process groups runs
+	// on light looks in between.
+	d := startDaemon(t, "--config", cfg, "--state-dir", state, "--interval", "1m")
 
 	code, metrics := d.get("/metrics")
 	if code != 200 || !bytes.Contains(metrics, []byte("picket_processes ")) || !bytes.Contains(metrics, []byte("picket_tcp_max_orphans")) {
@@ -187,6 +189,17 @@ func TestRunDaemon(t *testing.T) {
 
 	spawnNamed(t, "pkt-run", 6, nil)
 	d.waitFor("the storm-one alarm", 15*time.Second, func() bool { return d.alarmRules()["storm-one"] })
+	d.waitFor("a light look carrying the sockets over", 10*time.Second, func() bool {
+		_, b := d.get("/api/v1/snapshot")
+		var s struct {
+			Light   bool `json:"light"`
+			Sockets struct {
+				Totals struct{ Unix int } `json:"totals"`
+			} `json:"sockets"`
+		}
+		json.Unmarshal(b, &s)
+		return s.Light && s.Sockets.Totals.Unix > 0
+	})
 	d.waitFor("the alarm in the log output", 10*time.Second, func() bool {
 		b, _ := os.ReadFile(alarmsLog)
 		return bytes.Contains(b, []byte("pkt-run"))
@@ -293,7 +306,7 @@ rules:
     then:
       - kill: {comm: "{{.comm}}", user: "{{.user}}", signal: KILL, scope: group, until: {below: 1}, max_tries: 30, max_time: 30s}
 `)
-	d := startDaemon(t, "--config", cfg, "--state-dir", filepath.Join(dir, "state"))
+	d := startDaemon(t, "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--interval", "1m")
 
 	// Bystanders: the same name under another user, and another command.
 	by := spawnNamed(t, "pkt-fork", 3, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})

@@ -114,6 +114,18 @@ func New(opts Options) (*Collector, error) {
 // process that exits mid-scan is skipped; a malformed file is reported in the
 // returned error (and in snap.Errors) without spoiling the rest, so the
 // snapshot is returned even when err is not nil.
+// CollectLight is Collect without what costs most: no fd walk, no socket
+// tables. Processes, groups, users and every kernel counter are there (fd
+// counts from one stat per process, on Linux ≥ 6.2); Sockets is empty and
+// Snapshot.Light says so. The daemon takes one when the rules due need
+// nothing of sockets (a fork-storm guard every second), a full one
+// otherwise. On a fixture tree it is a full collection.
+func (c *Collector) CollectLight(ctx context.Context) (*snapshot.Snapshot, error) {
+	c.scanner.light = c.live
+	defer func() { c.scanner.light = false }()
+	return c.Collect(ctx)
+}
+
 func (c *Collector) Collect(ctx context.Context) (*snapshot.Snapshot, error) {
 	start := c.opts.Now()
 	snap := &snapshot.Snapshot{

@@ -384,3 +384,48 @@ func TestLiveChurn(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestLiveLight: a light look agrees with a full one on processes, groups
+// and fd counts, and says it skipped the sockets.
+func TestLiveLight(t *testing.T) {
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	spec := childSpec{Comm: "pkt-light", UnixPairs: 30, UDPBound: 5}
+	cmd := startChild(t, spec, nil)
+	c, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	light, err := c.CollectLight(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := c.Collect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !light.Light || full.Light || len(light.Sockets.Processes) != 0 || len(full.Sockets.Processes) == 0 {
+		t.Fatalf("light=%v (%d holders), full=%v (%d holders)", light.Light, len(light.Sockets.Processes), full.Light, len(full.Sockets.Processes))
+	}
+	var lp, fp *snapshot.Process
+	for i := range light.Processes.List {
+		if light.Processes.List[i].PID == cmd.Process.Pid {
+			lp = &light.Processes.List[i]
+		}
+	}
+	for i := range full.Processes.List {
+		if full.Processes.List[i].PID == cmd.Process.Pid {
+			fp = &full.Processes.List[i]
+		}
+	}
+	if lp == nil || fp == nil || lp.Comm != "pkt-light" || lp.UID != fp.UID {
+		t.Fatalf("child in light %+v, full %+v", lp, fp)
+	}
+	// st_size of fd/ counts open fds since Linux 6.2; before, light says -1.
+	if lp.FDs != fp.FDs && lp.FDs != -1 {
+		t.Errorf("light fds %d, full %d (kernel %s)", lp.FDs, fp.FDs, unix.ByteSliceToString(uts.Release[:]))
+	}
+	if g := findGroup(light, fp.User, "pkt-light"); g == nil || g.Count != 1 {
+		t.Errorf("light groups lack the child: %+v", g)
+	}
+}

@@ -50,6 +50,9 @@ type procScanner struct {
 	linkbuf []byte
 	xattr   []byte
 	root    bool // euid 0: every fd/ is readable, a kernel thread's is empty
+	// light skips the fd walk and the socket tables for this scan (see
+	// Collector.CollectLight); live only.
+	light bool
 }
 
 // procWorker is one worker's share of a scan and its buffers.
@@ -186,6 +189,12 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot) error {
 		procs = append(procs, s.procs[i])
 	}
 	s.procs = procs
+
+	if s.light {
+		snap.Light = true
+		s.fill(snap, nil)
+		return errors.Join(errs...)
+	}
 
 	// Network namespaces: the host's tables, plus those of any namespace a
 	// socket holder lives in (containers), read once each.
@@ -342,6 +351,29 @@ func (w *procWorker) readProc(procfd, pid int) (procInfo, error) {
 		return p, w.readStatusUID(procfd, base, &p)
 	}
 	w.path = append(w.path[:base], "/fd\x00"...)
+	if w.s.light {
+		// One stat of fd/ tells the owner and, since Linux 6.2, how many
+		// fds are open (proc_fd_getattr puts the count in st_size): no
+		// walk, no readlink. 0 on older kernels means "not counted".
+		var st unix.Stat_t
+		if err := unix.Fstatat(procfd, string(w.path[:len(w.path)-1]), &st, 0); err != nil {
+			w.path = append(w.path[:base], 0)
+			if err := unix.Fstatat(procfd, string(w.path[:base]), &st, 0); err != nil {
+				return p, vanished(err, c.proc, pid, "")
+			}
+			p.fds = -1
+		} else {
+			p.fds = int(st.Size)
+			if st.Size == 0 {
+				p.fds = -1
+			}
+		}
+		p.uid = st.Uid
+		if p.uid == 0 {
+			return p, w.readStatusUID(procfd, base, &p)
+		}
+		return p, nil
+	}
 	dfd, err := openat(procfd, w.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	var st unix.Stat_t
 	if err != nil {

@@ -76,8 +76,8 @@ type Daemon struct {
 	host      string
 	engine    *rules.Engine
 	notifiers map[string]notify.Notifier
-	snap      *snapshot.Snapshot
-	prev      *snapshot.Snapshot
+	snap      *snapshot.Snapshot // the latest look, full or light
+	full      *snapshot.Snapshot // the latest full look
 	report    *doctor.Report
 	alarms    map[string]alarm.Alarm
 	silenced  map[string]time.Time
@@ -355,7 +355,24 @@ func (d *Daemon) shutdown() error {
 // hand what they decided to the workers.
 func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 	start := time.Now()
-	snap, err := d.col.Collect(ctx)
+	d.mu.RLock()
+	lastFull, eng, report := d.full, d.engine, d.report
+	d.mu.RUnlock()
+	// A full look (every fd, the socket tables) when a due rule reads
+	// sockets or doctor's findings, or the last one is older than the
+	// interval; else a light one (processes and kernel counters only): a
+	// fork-storm guard every second must not pay socket attribution.
+	full := lastFull == nil || start.Sub(lastFull.Time) >= d.opts.Interval
+	for _, r := range due {
+		full = full || r.Table == "socket_holders" || r.Table == "findings"
+	}
+	var snap *snapshot.Snapshot
+	var err error
+	if full {
+		snap, err = d.col.Collect(ctx)
+	} else {
+		snap, err = d.col.CollectLight(ctx)
+	}
 	if snap == nil {
 		d.log.Error("collection failed", "err", err)
 		d.mu.Lock()
@@ -363,23 +380,28 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 		d.mu.Unlock()
 		return
 	}
-	d.mu.RLock()
-	prev := d.snap
-	eng := d.engine
-	d.mu.RUnlock()
-	in := doctor.Input{Cur: snap, Prev: prev, History: doctorHistory{d.hist}}
-	if prev != nil {
-		in.Interval = snap.Time.Sub(prev.Time)
-	}
-	report := doctor.Run(in, doctor.Checks())
-	if err := d.hist.Record(snap); err != nil {
-		d.log.Warn("history", "err", err)
+	if full {
+		in := doctor.Input{Cur: snap, Prev: lastFull, History: doctorHistory{d.hist}}
+		if lastFull != nil {
+			in.Interval = snap.Time.Sub(lastFull.Time)
+		}
+		r := doctor.Run(in, doctor.Checks())
+		report = &r
+		if err := d.hist.Record(snap); err != nil {
+			d.log.Warn("history", "err", err)
+		}
+	} else {
+		// The API, /metrics and the dashboard keep showing the sockets of
+		// the last full look; Light tells them so.
+		snap.Sockets = lastFull.Sockets
 	}
 	var events []rules.Event
 	if len(due) > 0 {
 		rin := &rules.Input{Snapshot: snap}
-		for _, f := range report.Findings {
-			rin.Findings = append(rin.Findings, rules.Finding{ID: f.ID, Severity: f.Severity.String(), Title: f.Title})
+		if report != nil {
+			for _, f := range report.Findings {
+				rin.Findings = append(rin.Findings, rules.Finding{ID: f.ID, Severity: f.Severity.String(), Title: f.Title})
+			}
 		}
 		var eerr error
 		events, eerr = eng.Evaluate(rin, due)
@@ -388,7 +410,10 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 		}
 	}
 	d.mu.Lock()
-	d.prev, d.snap, d.report = prev, snap, &report
+	d.snap, d.report = snap, report
+	if full {
+		d.full = snap
+	}
 	d.health.LastCollection = snap.Time
 	d.health.LastDuration = time.Since(start)
 	d.health.LastError = ""

@@ -150,6 +150,20 @@ func BenchmarkCollect(b *testing.B) {
 	b.ReportMetric(float64(s.Sockets.Totals.Sum()), "sockets")
 }
 
+// BenchmarkCollectLight is what picket run pays for a look when the rules
+// due need no sockets: processes, groups and kernel counters.
+func BenchmarkCollectLight(b *testing.B) {
+	benchLoad(b)
+	c := liveCollector(b)
+	s, _ := c.CollectLight(context.Background())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		s, _ = c.CollectLight(context.Background())
+	}
+	b.ReportMetric(float64(s.Processes.Total), "procs")
+}
+
 // BenchmarkSnapshotJSON is Collect plus the encoding `picket snapshot
 // --json` does.
 func BenchmarkSnapshotJSON(b *testing.B) {

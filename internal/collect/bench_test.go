@@ -1,6 +1,8 @@
 package collect
 
 import (
+	"github.com/picket-guard/picket/internal/snapshot"
+
 	"context"
 	"encoding/json"
 	"io"
@@ -137,31 +139,25 @@ func liveCollector(b *testing.B) *Collector {
 }
 
 // BenchmarkCollect is one whole snapshot, as `picket snapshot` takes it.
-func BenchmarkCollect(b *testing.B) {
-	benchLoad(b)
-	c := liveCollector(b)
-	s, _ := c.Collect(context.Background())
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		s, _ = c.Collect(context.Background())
-	}
-	b.ReportMetric(float64(s.Processes.Total), "procs")
-	b.ReportMetric(float64(s.Sockets.Totals.Sum()), "sockets")
-}
+func BenchmarkCollect(b *testing.B) { benchCollect(b, (*Collector).Collect) }
 
 // BenchmarkCollectLight is what picket run pays for a look when the rules
 // due need no sockets: processes, groups and kernel counters.
-func BenchmarkCollectLight(b *testing.B) {
+func BenchmarkCollectLight(b *testing.B) { benchCollect(b, (*Collector).CollectLight) }
+
+func benchCollect(b *testing.B, collect func(*Collector, context.Context) (*snapshot.Snapshot, error)) {
 	benchLoad(b)
 	c := liveCollector(b)
-	s, _ := c.CollectLight(context.Background())
+	s, _ := collect(c, context.Background())
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		s, _ = c.CollectLight(context.Background())
+		s, _ = collect(c, context.Background())
 	}
 	b.ReportMetric(float64(s.Processes.Total), "procs")
+	if !s.Light {
+		b.ReportMetric(float64(s.Sockets.Totals.Sum()), "sockets")
+	}
 }
 
 // BenchmarkSnapshotJSON is Collect plus the encoding `picket snapshot

@@ -20,7 +20,7 @@ import (
 	"github.com/picket-guard/picket/internal/term"
 )
 
-// checkReport is `picket check --json` (issue 4's contract).
+// checkReport is `picket check --json` (a contract: scripts read it).
 type checkReport struct {
 	Host   string       `json:"host"`
 	DryRun bool         `json:"dry_run"`

@@ -45,8 +45,8 @@ func runBinary(t *testing.T, args ...string) ([]byte, int) {
 
 var checkIDs = []string{"tcp-orphans", "tcp-memory", "beancounters", "other-sockets", "process-storm", "memory-thrashing", "fd-exhaustion", "conntrack", "socket-leak"}
 
-// TestDoctorFixtures: each seed story through the real binary — the exit
-// status a Nagios plugin returns, and the JSON contract of issue 3.
+// TestDoctorFixtures: each story through the real binary — the exit
+// status a Nagios plugin returns, and the JSON contract of the doctor contract.
 func TestDoctorFixtures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -55,11 +55,11 @@ func TestDoctorFixtures(t *testing.T) {
 		worst  string // the first finding
 	}{
 		{"healthy", 0, "ok", ""},
-		{"seed002-orphans", 1, "warning", "tcp-orphans"},
-		{"seed002-tcp-memory", 2, "critical", "tcp-memory"},
-		{"seed000-beancounters", 2, "critical", "beancounters"},
-		{"seed001-storm", 1, "warning", "process-storm"},
-		{"seed004-thrashing/after", 2, "critical", "memory-thrashing"},
+		{"tcp-orphans", 1, "warning", "tcp-orphans"},
+		{"tcp-memory", 2, "critical", "tcp-memory"},
+		{"numothersock", 2, "critical", "beancounters"},
+		{"imapd-storm", 1, "warning", "process-storm"},
+		{"apache-thrashing/after", 2, "critical", "memory-thrashing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := filepath.Join(doctorFixtures, tc.name)
@@ -102,9 +102,9 @@ func TestDoctorFixtures(t *testing.T) {
 	}
 }
 
-// TestDoctorSeed002JSON: the evidence keys and fix lines issue 3 names.
-func TestDoctorSeed002JSON(t *testing.T) {
-	out, _ := runBinary(t, "doctor", "--json", "--interval", "0", "--root", filepath.Join(doctorFixtures, "seed002-orphans"))
+// TestDoctorOrphansJSON: the evidence keys and fix lines the JSON contract names.
+func TestDoctorOrphansJSON(t *testing.T) {
+	out, _ := runBinary(t, "doctor", "--json", "--interval", "0", "--root", filepath.Join(doctorFixtures, "tcp-orphans"))
 	var r doctorJSON
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatal(err)

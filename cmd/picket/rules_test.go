@@ -134,7 +134,7 @@ func TestCheckSnapshotNeedsDryRun(t *testing.T) {
 	}
 }
 
-// TestCheckImapdStormLive is issue 4's live test: 100 imapd under a
+// TestCheckImapdStormLive is the imapd storm for real: 100 imapd under a
 // non-root user; ProcNumChkRed fires for exactly that row, and its kill
 // targets exactly those pids.
 func TestCheckImapdStormLive(t *testing.T) {

@@ -159,7 +159,7 @@ rules:
     then: [{log: {path: %q}}]
 `
 
-// TestRunDaemon is issue 6's first test: the daemon as a child process on a
+// TestRunDaemon is the daemon's first test: the daemon as a child process on a
 // free loopback port; /metrics and the API; SIGHUP with a broken config
 // (the old one keeps running) and a good one (its rules become active).
 func TestRunDaemon(t *testing.T) {

@@ -70,8 +70,8 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	}
 }
 
-// TestSnapshotJSONContract checks the keys other tools script against
-// (issue 2), on the fixture, through the real binary.
+// TestSnapshotJSONContract checks the keys other tools script against,
+// on the fixture, through the real binary.
 func TestSnapshotJSONContract(t *testing.T) {
 	bin := snapshotTestBinary(t)
 	out, err := exec.Command(bin, "snapshot", "--json", "--root", moscowRoot).Output()
@@ -106,7 +106,7 @@ func TestSnapshotJSONContract(t *testing.T) {
 		}
 	}
 	if v, _ := lookup(m, "kernel.sockstat.tcp.orphan"); v != 21564.0 {
-		t.Errorf("orphan = %v, want the seed's 21564", v)
+		t.Errorf("orphan = %v, want the story's 21564", v)
 	}
 	if v, _ := lookup(m, "processes.groups.0.count"); v != 6.0 {
 		t.Errorf("heaviest group count = %v, want 6 (sorted heaviest first)", v)

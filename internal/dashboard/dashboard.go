@@ -1,4 +1,4 @@
-// Package dashboard is picket's web page (issue 7): findings, the kernel's
+// Package dashboard is picket's web page: findings, the kernel's
 // limits as gauges, the heaviest process groups and socket holders, plots of
 // the history with the limit on the same plot, and the action journal. It is
 // static files embedded in the binary; everything on the page comes from

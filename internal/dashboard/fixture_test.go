@@ -14,7 +14,7 @@ import (
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
-// TestDashboardFixture shows the imapd storm of the seed stories
+// TestDashboardFixture shows the imapd storm of docs/stories.md
 // (testdata/snapshots/imapd-storm.json: 100 imapd of alice, 21,564 TCP
 // orphans, a beancounter refusing sockets, hostile command names) as if it
 // were happening now, after an hour of history climbing to it: the page of

@@ -9,8 +9,8 @@ import (
 	"github.com/picket-guard/picket/internal/term"
 )
 
-// Beancounters reads OpenVZ/Virtuozzo's /proc/user_beancounters (seeds 000
-// and 003: a V-Server froze when numothersock hit its barrier of 400). Each
+// Beancounters reads OpenVZ/Virtuozzo's /proc/user_beancounters (the frozen
+// V-Server of docs/stories.md: numothersock hit its barrier of 400). Each
 // row is a resource the container is charged for; failcnt counts the
 // charges the kernel refused. A failcnt above 0 is critical, a row held at
 // 90 % of its barrier a warning. Outside OpenVZ the file does not exist and
@@ -25,12 +25,13 @@ func (Beancounters) ID() string { return "beancounters" }
 func unlimitedBarrier(v uint64) bool { return v >= 1<<62 || v == 1<<31-1 }
 
 // beancounterMeaning says what a resource counts and what fails at its
-// barrier, for the resources the seeds met; the rest get a generic line.
+// barrier, for the resources hosts are known to run out of; the rest get a
+// generic line.
 var beancounterMeaning = map[string]string{
 	"numothersock": "numothersock counts the container's sockets that are not TCP: unix sockets (local IPC, such as Postfix's master " +
 		"talking to its smtpd and cleanup children, PHP-FPM and MySQL sockets), UDP (every DNS lookup), netlink and raw. At the barrier " +
 		"socket() and socketpair() fail with ENOMEM: programs hang or log \"cannot allocate memory\", MySQL dies, and a busy " +
-		"container freezes (seed 000).",
+		"container freezes.",
 	"numtcpsock": "numtcpsock counts the container's TCP sockets, listening and connected. At the barrier socket() fails: new " +
 		"connections in and out are refused.",
 	"numproc": "numproc counts the container's processes and threads. At the barrier fork(), clone() and pthread_create() fail " +
@@ -198,7 +199,7 @@ func (Beancounters) Run(in Input) Finding {
 	if resources["numothersock"] {
 		ps = append(ps, "The top holders above are what numothersock is made of. Each worker process of a pre-forking "+
 			"service holds its own unix sockets, so the count follows the number of workers: lowering a service's process "+
-			"limit lowers it, as seed 000 did with Postfix's default_process_limit = 10 (the default, 100, is sized for "+
+			"limit lowers it, as Postfix's default_process_limit = 10 does for a small mail server (the default, 100, is sized for "+
 			"large mail servers).")
 	}
 	f.Explanation = paragraphs(ps...)
@@ -210,8 +211,8 @@ func (Beancounters) Run(in Input) Finding {
 		fix = append(fix, "# lower the process limits of the services holding them:")
 		sf := serviceFix(holderComms...)
 		if len(sf) == 0 {
-			// Nothing recognised among the holders: the seed's fix is
-			// still the best example of the kind of change to make.
+			// Nothing recognised among the holders: Postfix's process
+			// limit is still the best example of the kind of change to make.
 			sf = services[0].fix
 		}
 		fix = append(fix, sf...)

@@ -22,7 +22,7 @@ func TestBeancounters(t *testing.T) {
 		rows_ int
 	}{
 		{"not OpenVZ", nil, OK, "not an OpenVZ", 0},
-		{"seed 000: numothersock at its barrier, refused", []snapshot.Beancounter{bc("kmemsize", 2854282, 11055923, 0), bc("numothersock", 400, 400, 17)},
+		{"the frozen V-Server: numothersock at its barrier, refused", []snapshot.Beancounter{bc("kmemsize", 2854282, 11055923, 0), bc("numothersock", 400, 400, 17)},
 			Critical, "numothersock refused 17 allocations (held 400 of barrier 400)", 1},
 		{"refused long ago, now low", []snapshot.Beancounter{bc("numproc", 10, 240, 3)}, Critical, "numproc refused 3", 1},
 		{"at 90% of the barrier", []snapshot.Beancounter{bc("numothersock", 360, 400, 0)}, Warning, "numothersock held at 90.0%", 1},
@@ -58,10 +58,10 @@ func TestBeancounters(t *testing.T) {
 	}
 }
 
-// TestBeancountersSeed000: numothersock's refusal names what it is made of
+// TestBeancountersNumothersock: numothersock's refusal names what it is made of
 // (the top non-TCP holders, Postfix's master first) and suggests Postfix's
 // default_process_limit and a barrier for the container.
-func TestBeancountersSeed000(t *testing.T) {
+func TestBeancountersNumothersock(t *testing.T) {
 	s := healthy()
 	s.Beancounters = []snapshot.Beancounter{bc("numothersock", 400, 400, 17)}
 	s.Sockets.Processes = []snapshot.Holder{

@@ -1,6 +1,6 @@
 // Package doctor names the exhaustion a host is in, or heading for, from one
 // or two snapshots: each check reads the kernel's own numbers, compares them
-// the way the kernel does, and says what to change (issue 3). A check is one
+// the way the kernel does, and says what to change. A check is one
 // file; docs/checks.md says where each rule and threshold comes from.
 //
 // Checks only read snapshots: nothing here touches the host, forks, or
@@ -105,7 +105,7 @@ type Check interface {
 }
 
 // History answers questions about the past that one snapshot cannot: the
-// daemon (a later issue) keeps it. A nil History means "only now is known".
+// daemon keeps it. A nil History means "only now is known".
 type History interface {
 	// PeakOrphans is the highest TCP orphan count seen since the time
 	// given; false when nothing was recorded in that window.
@@ -137,7 +137,7 @@ func (in Input) elapsed() time.Duration {
 	return in.Interval
 }
 
-// Checks returns every check, in the order of issue 3. The ids are a
+// Checks returns every check, in a fixed order. The ids are a
 // contract: scripts and monitoring key on them.
 func Checks() []Check {
 	return []Check{
@@ -159,7 +159,7 @@ type Report struct {
 	Status   Severity  `json:"status"`
 	Findings []Finding `json:"findings"`
 	// Host names the snapshot's host for the human header; not in JSON,
-	// whose shape is fixed by issue 3.
+	// shape is a contract.
 	Host string `json:"-"`
 }
 
@@ -262,7 +262,8 @@ func percent(used, limit float64) float64 {
 func round1(x float64) float64 { return math.Round(x*10) / 10 }
 
 // readableCeil rounds n up to two significant digits (86256 → 87000): the
-// "round it up a bit to have a nice value" of seed 002, and what an
+// "round it up a bit to have a nice value" of the Out of socket memory
+// story (docs/stories.md), and what an
 // administrator will type into a sysctl.
 func readableCeil(n int64) int64 {
 	if n < 100 {

@@ -12,7 +12,7 @@ import (
 // (alloc_empty_file() in fs/file_table.c fails with ENFILE and logs
 // "VFS: file-max limit N reached"; root is exempt), and each process's own
 // RLIMIT_NOFILE (alloc_fd() in fs/file.c fails with EMFILE). Sockets are
-// files: a socket leak (seeds 000/003) ends here outside OpenVZ. Graded by
+// files: a socket leak ends here outside OpenVZ. Graded by
 // the limit percentages (default 80 % warning, 95 % critical).
 type FDExhaustion struct{}
 

@@ -16,7 +16,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-// fixtures are the trees testdata/gen/doctor.py writes, one per seed story.
+// fixtures are the trees testdata/gen/doctor.py writes, one per story.
 const fixtures = "../../testdata/doctor"
 
 // btime is the fixtures' boot time (/proc/stat "btime").
@@ -55,7 +55,7 @@ func fixtureInput(t *testing.T, name string) Input {
 	return in
 }
 
-// TestFixtures runs every check on every seed story and checks each verdict
+// TestFixtures runs every check on every story and checks each verdict
 // and the exit code.
 func TestFixtures(t *testing.T) {
 	type sevs = map[string]Severity
@@ -65,12 +65,12 @@ func TestFixtures(t *testing.T) {
 		exit int
 	}{
 		{"healthy", sevs{}, 0},
-		{"seed002-orphans", sevs{"tcp-orphans": Warning}, 1},
-		{"seed002-tcp-memory", sevs{"tcp-memory": Critical}, 2},
-		{"seed000-beancounters", sevs{"beancounters": Critical, "memory-thrashing": Unknown}, 2},
-		{"seed001-storm", sevs{"process-storm": Warning}, 1},
-		{"seed004-thrashing", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
-		{"seed004-thrashing/after", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
+		{"tcp-orphans", sevs{"tcp-orphans": Warning}, 1},
+		{"tcp-memory", sevs{"tcp-memory": Critical}, 2},
+		{"numothersock", sevs{"beancounters": Critical, "memory-thrashing": Unknown}, 2},
+		{"imapd-storm", sevs{"process-storm": Warning}, 1},
+		{"apache-thrashing", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
+		{"apache-thrashing/after", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Run(fixtureInput(t, tc.name), Checks())
@@ -93,9 +93,9 @@ func TestFixtures(t *testing.T) {
 	}
 }
 
-// TestSeed002Numbers: case 1 of seed 002 with its own numbers.
-func TestSeed002Numbers(t *testing.T) {
-	r := Run(fixtureInput(t, "seed002-orphans"), Checks())
+// TestOrphanNumbers: case 1 of Out of socket memory with its own numbers.
+func TestOrphanNumbers(t *testing.T) {
+	r := Run(fixtureInput(t, "tcp-orphans"), Checks())
 	f, _ := r.Find("tcp-orphans")
 	for key, want := range map[string]int64{"orphans": 21564, "tcp_max_orphans": 65536, "orphans_x2": 43128, "orphans_x4": 86256,
 		"recommended_tcp_max_orphans": 87000} {
@@ -107,15 +107,15 @@ func TestSeed002Numbers(t *testing.T) {
 	if evInt(t, m, "mem_pages") != 1894 || evInt(t, m, "tcp_mem_high_pages") != 6187968 || evInt(t, m, "mem_bytes") != 1894*4096 {
 		t.Errorf("tcp-memory evidence = %v", m.Evidence)
 	}
-	r = Run(fixtureInput(t, "seed002-tcp-memory"), Checks())
+	r = Run(fixtureInput(t, "tcp-memory"), Checks())
 	m, _ = r.Find("tcp-memory")
 	if evInt(t, m, "mem_pages") != 6250000 || !strings.Contains(m.Title, "above tcp_mem high 6187968 pages") {
 		t.Errorf("case 2: %s %v", m.Title, m.Evidence)
 	}
 }
 
-func TestSeed000Holders(t *testing.T) {
-	r := Run(fixtureInput(t, "seed000-beancounters"), Checks())
+func TestNumothersockHolders(t *testing.T) {
+	r := Run(fixtureInput(t, "numothersock"), Checks())
 	f, _ := r.Find("beancounters")
 	v, _ := f.Evidence.Get("top_non_tcp_holders")
 	hs := v.(HolderRows)
@@ -127,8 +127,8 @@ func TestSeed000Holders(t *testing.T) {
 	}
 }
 
-func TestSeed001Storm(t *testing.T) {
-	r := Run(fixtureInput(t, "seed001-storm"), Checks())
+func TestImapdStormFixture(t *testing.T) {
+	r := Run(fixtureInput(t, "imapd-storm"), Checks())
 	f, _ := r.Find("process-storm")
 	v, _ := f.Evidence.Get("storms")
 	g := v.(GroupRows)
@@ -142,8 +142,8 @@ func TestSeed001Storm(t *testing.T) {
 	}
 }
 
-func TestSeed004Thrashing(t *testing.T) {
-	r := Run(fixtureInput(t, "seed004-thrashing"), Checks())
+func TestApacheThrashing(t *testing.T) {
+	r := Run(fixtureInput(t, "apache-thrashing"), Checks())
 	f, _ := r.Find("memory-thrashing")
 	for key, want := range map[string]any{"swap_in_pages_per_second": 4200.0, "swap_out_pages_per_second": 6100.0,
 		"major_faults_per_second": 15000.0, "psi_some_avg10": 71.32, "psi_full_avg10": 48.77, "interval_seconds": 1.0, "rates_measured": true} {
@@ -158,9 +158,9 @@ func TestSeed004Thrashing(t *testing.T) {
 	}
 }
 
-// TestGolden pins the human output of the seed stories.
+// TestGolden pins the human output of docs/stories.md.
 func TestGolden(t *testing.T) {
-	for _, name := range []string{"healthy", "seed002-orphans", "seed002-tcp-memory", "seed000-beancounters", "seed001-storm", "seed004-thrashing"} {
+	for _, name := range []string{"healthy", "tcp-orphans", "tcp-memory", "numothersock", "imapd-storm", "apache-thrashing"} {
 		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
 			if err := WriteText(&b, Run(fixtureInput(t, name), Checks()), TextOptions{}); err != nil {

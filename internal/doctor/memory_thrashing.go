@@ -10,9 +10,9 @@ import (
 	"github.com/picket-guard/picket/internal/term"
 )
 
-// MemoryThrashing tells a host that is swapping itself unresponsive (seed
-// 004: Apache children outgrowing RAM until not even `apache2 stop` could
-// run) from one that merely uses its memory. The kernel's own measure is
+// MemoryThrashing tells a host that is swapping itself unresponsive (the
+// thrashing web server of docs/stories.md: Apache children outgrowing RAM
+// until not even `apache2 stop` could run) from one that merely uses its memory. The kernel's own measure is
 // PSI (kernel/sched/psi.c): the share of the last 10 s in which some task,
 // or every non-idle task at once ("full"), waited for memory. The vmstat
 // counters pswpin/pswpout and pgmajfault, taken over the interval, show the
@@ -191,8 +191,8 @@ func (MemoryThrashing) Run(in Input) Finding {
 		"pages go to swap and come back (pswpout, pswpin), file pages are dropped and read again (major faults). Everything " +
 		"waits on the disk; PSI's memory line (Documentation/accounting/psi.rst) measures that waiting as a share of wall " +
 		"time, \"some\" when at least one task waits and \"full\" when every non-idle task does, so no work gets done. The OOM " +
-		"killer acts only when reclaim fails outright, so a thrashing host can stay unusable for many minutes: seed 004's " +
-		"Apache, restarted with more children than RAM could hold, where even `apache2 stop` could not complete."
+		"killer acts only when reclaim fails outright, so a thrashing host can stay unusable for many minutes, " +
+		"as a web server whose Apache was restarted with more children than RAM could hold, where even `apache2 stop` could not complete."
 	var now string
 	if len(reasons) > 0 {
 		now = "Here " + strings.Join(reasons, "; ") + "."
@@ -226,7 +226,7 @@ func (MemoryThrashing) Run(in Input) Finding {
 		comms = append(comms, g.Comm)
 		f.Fix = appendNew(f.Fix, psLine(g.ParentPID, g.UID))
 	}
-	f.Fix = append(f.Fix, "# seed 004: first stop new work from reaching the service (firewall its port, or stop its accept queue), then stop or shrink it")
+	f.Fix = append(f.Fix, "# first stop new work from reaching the service (firewall its port, or stop its accept queue), then stop or shrink it")
 	f.Fix = append(f.Fix, serviceFix(comms...)...)
 	f.Fix = append(f.Fix, "# earlyoom or systemd-oomd end thrashing sooner than the kernel's OOM killer: they act on PSI and free memory")
 	return f

@@ -66,7 +66,7 @@ func TestMemoryThrashing(t *testing.T) {
 	}
 }
 
-// TestMemoryThrashingNamesGrowth: seed 004 — when it fires, the group whose
+// TestMemoryThrashingNamesGrowth: the thrashing web server — when it fires, the group whose
 // memory grew fastest is named, with its parent to look at.
 func TestMemoryThrashingNamesGrowth(t *testing.T) {
 	base := healthy().Processes.List

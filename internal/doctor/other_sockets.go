@@ -9,7 +9,7 @@ import (
 )
 
 // OtherSockets lists who holds the sockets that are not TCP: unix, UDP,
-// raw, netlink, packet. It is what an administrator of seeds 000/003 had to
+// raw, netlink, packet. It is what an administrator of a frozen V-Server had to
 // reconstruct with `netstat -p | wc -l`, `ss -xap` and `lsof -U`: OpenVZ's
 // numothersock counts exactly these, and on any host a process leaking them
 // runs into its RLIMIT_NOFILE. The top holders are always in the evidence;
@@ -92,7 +92,7 @@ func (OtherSockets) Run(in Input) Finding {
 	what := "Every socket that is not TCP is one of these: unix sockets for local IPC (a service and its workers, " +
 		"databases, D-Bus, syslog), UDP (DNS lookups, syslog, NTP), netlink (talking to the kernel), raw and packet sockets. " +
 		"Each is an open file of the process holding it, so it counts against that process's RLIMIT_NOFILE, and in an " +
-		"OpenVZ container all of them together count against numothersock (seeds 000 and 003). A process holding thousands " +
+		"OpenVZ container all of them together count against numothersock. A process holding thousands " +
 		"usually leaks them: a client that opens a connection per request and never closes it."
 	var now string
 	if len(reasons) > 0 {

@@ -11,8 +11,8 @@ import (
 // pidMaxCeiling is PID_MAX_LIMIT on 64-bit kernels (include/linux/threads.h).
 const pidMaxCeiling = 4 << 20
 
-// ProcessStorm finds user × command groups that are abnormally large — seed
-// 001's imapd storms, found by PIKT with `ps -eo user,comm | sort | uniq -c`
+// ProcessStorm finds user × command groups that are abnormally large — the
+// imapd storms of docs/stories.md, found by PIKT with `ps -eo user,comm | sort | uniq -c`
 // and thresholds of 20 to 90 per group — and sets every task against the
 // limits fork() checks in copy_process() (kernel/fork.c): a pid from
 // kernel.pid_max (alloc_pid() in kernel/pid.c; threads take pids too),
@@ -128,7 +128,7 @@ func (ProcessStorm) Run(in Input) Finding {
 		f.Title = fmt.Sprintf("%d processes, %d threads; no group over %d and %.0f%%", P.Total, P.Threads, t.StormMinCount, t.StormMinPercent)
 	}
 
-	what := "A storm is one command multiplying under one user: seed 001's mail server, where imapd processes of " +
+	what := "A storm is one command multiplying under one user, like the imapd storms of a mail server, where imapd processes of " +
 		"a single user multiplied until the machine fell over, and PIKT counted `ps -eo user,comm | sort | uniq -c` to " +
 		"catch them. Every process and thread also needs a pid below kernel.pid_max and a slot under kernel.threads-max, and " +
 		"a non-root user's threads are capped by its RLIMIT_NPROC: at any of these copy_process() in kernel/fork.c fails and " +

@@ -20,7 +20,7 @@ func TestProcessStorm(t *testing.T) {
 		title  string
 	}{
 		{"quiet", nil, nil, OK, nil, "no group over 50"},
-		{"seed 001: 64 imapd of one user", many(64, 1000, 300, "alice", 1001, "imapd", 3<<20), nil, Warning, []string{"alice imapd"},
+		{"the imapd storm: 64 imapd of one user", many(64, 1000, 300, "alice", 1001, "imapd", 3<<20), nil, Warning, []string{"alice imapd"},
 			"64 imapd processes of user alice (94.1% of 68), 64 forked by pid 300"},
 		{"49 is below the count", many(49, 1000, 300, "alice", 1001, "imapd", 1<<20), nil, OK, nil, ""},
 		{"50 is a storm", many(50, 1000, 300, "alice", 1001, "imapd", 1<<20), nil, Warning, []string{"alice imapd"}, ""},

@@ -3,8 +3,8 @@ package doctor
 import "strings"
 
 // service is a daemon whose worker count an administrator can lower, and
-// how. The seed stories all ended this way: Postfix's default_process_limit
-// (seed 000), inetd-started imapd (seed 001), Apache's child count (seed 004).
+// how. The stories of docs/stories.md all ended this way: Postfix's
+// default_process_limit, inetd-started imapd, Apache's child count.
 type service struct {
 	name  string
 	comms []string // exact comm values (a comm is at most 15 bytes)
@@ -24,7 +24,7 @@ var services = []service{
 	{"dovecot", []string{"dovecot", "imap", "imap-login", "pop3", "pop3-login", "auth", "lmtp"},
 		[]string{"# Dovecot: lower default_process_limit, or service imap { process_limit } in dovecot.conf; then: doveadm reload"}},
 	{"imapd", []string{"imapd", "ipop3d", "pop3d", "in.imapd"},
-		[]string{"# inetd-started imapd (seed 001): cap instances in xinetd (instances = 60, per_source = 10), then reload xinetd"}},
+		[]string{"# inetd-started imapd: cap instances in xinetd (instances = 60, per_source = 10), then reload xinetd"}},
 	{"mysql", []string{"mysqld", "mariadbd"},
 		[]string{"# MySQL/MariaDB: lower max_connections (each connection is a thread with its own buffers)"}},
 	{"nginx", []string{"nginx"},

@@ -20,7 +20,7 @@ type SocketHistory interface {
 }
 
 // The leak thresholds: a holder of at least leakMinSockets whose count rose
-// steadily by at least leakMinPerHour over leakWindow. Seed 003's leak was
+// steadily by at least leakMinPerHour over leakWindow. A leak is typically
 // found by watching `ss -x | wc -l` grow between cron runs; half an hour of
 // steady growth is what an admin would call a trend, and 20 sockets an hour
 // is a leak that fills a 1,024-fd limit within two days.
@@ -30,8 +30,8 @@ const (
 	leakWindow     = 30 * time.Minute
 )
 
-// SocketLeak names processes whose socket count grows steadily (seed 003:
-// the socket leak hunted with ss and lsof). It needs history, so it reads
+// SocketLeak names processes whose socket count grows steadily (the socket
+// leak that administrators hunt with ss and lsof). It needs history, so it reads
 // the daemon's; one snapshot cannot tell a leak from a busy process.
 type SocketLeak struct{}
 
@@ -98,7 +98,7 @@ func (SocketLeak) Run(in Input) Finding {
 		f.Title += fmt.Sprintf(", and %d more processes", len(leaks)-1)
 	}
 	f.Explanation = paragraphs(
-		"A socket leak: a process opens sockets and never closes them (seed 003). Each one holds a file "+
+		"A socket leak: a process opens sockets and never closes them. Each one holds a file "+
 			"descriptor and kernel memory; the process fails with EMFILE at its RLIMIT_NOFILE, and on OpenVZ every "+
 			"non-TCP one counts against numothersock.",
 		fmt.Sprintf("Its count rose steadily over the last %s. At this rate it reaches its fd limit in %.1f hours.",

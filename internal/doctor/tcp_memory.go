@@ -7,8 +7,7 @@ import (
 )
 
 // TCPMemory compares the pages TCP holds ("mem" in /proc/net/sockstat)
-// with net.ipv4.tcp_mem, the other half of seed 002's "Out of socket
-// memory": __sk_mem_raise_allocated() (net/core/sock.c) enters memory
+// with net.ipv4.tcp_mem, the other half of "Out of socket memory": __sk_mem_raise_allocated() (net/core/sock.c) enters memory
 // pressure above tcp_mem[1] and refuses buffer memory above tcp_mem[2], where
 // tcp_out_of_memory() resets sockets. Both numbers are pages, not bytes:
 // the evidence shows both, with the snapshot's page size.
@@ -65,7 +64,7 @@ func (TCPMemory) Run(in Input) Finding {
 		"alone; above pressure it enters memory pressure (tcp_enter_memory_pressure(): buffers are trimmed, windows shrink); " +
 		"above high __sk_mem_raise_allocated() in net/core/sock.c refuses buffer memory, and tcp_out_of_memory() makes " +
 		"tcp_check_oom() reset sockets with queued data, logging \"Out of socket memory\" or \"out of memory -- consider " +
-		"tuning tcp_mem\". This is the rarer of seed 002's two causes; the common one is the orphan count (tcp-orphans)."
+		"tuning tcp_mem\". This is the rarer of the message's two causes; the common one is the orphan count (tcp-orphans)."
 	var now string
 	switch f.Severity {
 	case OK:

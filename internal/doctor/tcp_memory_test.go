@@ -6,7 +6,7 @@ import (
 )
 
 func TestTCPMemory(t *testing.T) {
-	seedMem := []int64{3093984, 4125312, 6187968}
+	storyMem := []int64{3093984, 4125312, 6187968}
 	for _, tc := range []struct {
 		name   string
 		pages  int
@@ -15,10 +15,10 @@ func TestTCPMemory(t *testing.T) {
 		want   Severity
 		fix    string
 	}{
-		{"seed 002 case 1", 1894, seedMem, 32 << 30, OK, ""},
-		{"at pressure", 4125312, seedMem, 32 << 30, OK, ""},
-		{"above pressure", 4125313, seedMem, 32 << 30, Warning, "# a tcp_mem high of"},
-		{"seed 002 case 2: above high", 6250000, seedMem, 32 << 30, Critical, "more than half of RAM"},
+		{"Out of socket memory case 1", 1894, storyMem, 32 << 30, OK, ""},
+		{"at pressure", 4125312, storyMem, 32 << 30, OK, ""},
+		{"above pressure", 4125313, storyMem, 32 << 30, Warning, "# a tcp_mem high of"},
+		{"Out of socket memory case 2: above high", 6250000, storyMem, 32 << 30, Critical, "more than half of RAM"},
 		{"above high, RAM to spare", 2100, []int64{1000, 1500, 2000}, 8 << 30, Critical, "sysctl -w net.ipv4.tcp_mem='2100 2800 4200'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 const orphanMemoryBytes = 64 << 10
 
 // TCPOrphans is the kernel's tcp_too_many_orphans() test, done from outside
-// (seed 002, "Out of socket memory"). When a closed socket's retransmit or
+// ("Out of socket memory"). When a closed socket's retransmit or
 // zero-window-probe timer fires, tcp_out_of_resources() (net/ipv4/tcp_timer.c)
 // computes a penalty shift of 0, 1 or 2 and resets the socket when
 // orphans << shift > tcp_max_orphans. So the limit bites at a quarter of
@@ -98,7 +98,7 @@ func (TCPOrphans) Run(in Input) Finding {
 			"resets every socket that would linger after close() instead of finishing it, unsent data lost.", orphans, limit)
 	case Warning:
 		now = fmt.Sprintf("Here %d orphans are %.0f%% of the limit %d, but penalized sockets see %d or %d: those are reset and "+
-			"the log fills with the message while the count looks harmless (seed 002: 21564 of 65536).",
+			"the log fills with the message while the count looks harmless (21564 of 65536 is enough at ×4).",
 			orphans, percent(float64(orphans), float64(limit)), limit, orphans*2, orphans*4)
 	default:
 		now = fmt.Sprintf("Here even a socket penalized twice sees %d, within the limit %d.", orphans*4, limit)

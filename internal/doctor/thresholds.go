@@ -22,7 +22,7 @@ type Thresholds struct {
 
 	// StormMinCount and StormMinPercent: a user × command group is a storm
 	// when it has at least this many processes and this share of all
-	// processes (seed 001's PIKT thresholds were 20–90 per group).
+	// processes (the imapd storm's PIKT thresholds were 20–90 per group).
 	StormMinCount   int
 	StormMinPercent float64
 

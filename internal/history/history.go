@@ -1,7 +1,6 @@
 // Package history keeps picket's past: the key numbers of every snapshot,
 // downsampled as they age and bounded on disk, so that doctor can say what
-// the peak of the last week was and a leak can be told from a busy process
-// (issue 6).
+// the peak of the last week was and a leak can be told from a busy process.
 //
 // # Series
 //

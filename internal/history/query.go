@@ -198,7 +198,7 @@ func (s *Store) PeakOrphans(since time.Time) (int, bool) {
 }
 
 // Growth says whether a series rose steadily over the last window (a
-// socket leak, issue 6): it is read in about 24 steps of window/24, and
+// socket leak): it is read in about 24 steps of window/24, and
 // slope is the least-squares slope of their averages, per second. rising
 // needs all three of: slope > 0, at least 3/4 of the steps not lower than
 // the one before, and a Kendall rank correlation with time of at least 0.5

@@ -173,7 +173,7 @@ func kernelRow(s *snapshot.Snapshot) Row {
 	if st := k.Sockstat; st != nil {
 		r["orphans"], r["tcp_inuse"], r["tcp_tw"], r["tcp_alloc"], r["tcp_mem_pages"] = st.TCP.Orphan, st.TCP.Inuse, st.TCP.TW, st.TCP.Alloc, st.TCP.MemPages
 		// tcp_too_many_orphans() shifts the count by 1 or 2 for penalized
-		// sockets (seed 002): these are the numbers it compares.
+		// sockets ("Out of socket memory"): these are the numbers it compares.
 		r["orphans_x2"], r["orphans_x4"] = st.TCP.Orphan<<1, st.TCP.Orphan<<2
 		r["udp_inuse"], r["sockets_used"] = st.UDP.Inuse, st.SocketsUsed
 	}

@@ -264,7 +264,7 @@ type healthBody struct {
 }
 
 // healthz reads only Health, never the snapshot: it must answer fast on a
-// host that is out of memory (issue 6: within 1 s under memory pressure).
+// host that is out of memory (within 1 s under memory pressure).
 // A refused reload does not make picket unhealthy: the previous
 // configuration keeps running, and the body says why.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,7 @@
-// Package server is picket's HTTP side (issue 6): Prometheus metrics, a
+// Package server is picket's HTTP side: Prometheus metrics, a
 // read-only JSON API over what the daemon last saw, a health check, and two
 // mutating endpoints (undo an action, silence a rule) behind a bearer token.
-// The dashboard of issue 7 is served from here too, and reads only the JSON
+// The dashboard is served from here too, and reads only the JSON
 // API: there is no second source of truth.
 //
 // The server never collects: every request reads the latest values the
@@ -115,7 +115,7 @@ type Options struct {
 	Source    Source
 	Mutator   Mutator
 	Logger    *slog.Logger
-	// Assets is the dashboard (issue 7), served at / when set. Its pages
+	// Assets is the dashboard, served at / when set. Its pages
 	// run under Content-Security-Policy default-src 'self': no inline
 	// scripts or styles, no CDN.
 	Assets fs.FS

@@ -1,5 +1,5 @@
 // Package snapshot defines what one collection saw: the Snapshot type and its
-// JSON contract. Other tools script against these names (issue 2); add fields
+// JSON contract. Other tools script against these names; add fields
 // freely, never rename or remove one.
 package snapshot
 
@@ -155,7 +155,7 @@ type Sockstat struct {
 }
 
 // SockstatTCP is the TCP line of sockstat. Orphan and MemPages are the two
-// numbers tcp_too_many_orphans() and tcp_mem compare against (seed 002).
+// numbers tcp_too_many_orphans() and tcp_mem compare against ("Out of socket memory").
 type SockstatTCP struct {
 	Inuse    int `json:"inuse"`
 	Orphan   int `json:"orphan"`

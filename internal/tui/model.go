@@ -1,5 +1,5 @@
-// Package tui is `picket top` (issue 7): one live view of what is growing
-// toward which kernel limit. The seeds' administrators watched `top`,
+// Package tui is `picket top`: one live view of what is growing
+// toward which kernel limit. The administrators of docs/stories.md watched `top`,
 // `netstat -p | wc -l` and `watch -n 5 "ss -x | wc -l"` in three windows
 // while the box froze; this puts the limits, the heaviest user × command
 // groups and the heaviest socket holders, with their change since the last

@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 """Writes testdata/doctor/<case>: /proc trees in the kernel's real formats
 (the same formats as testdata/gen/moscow.py, copied from a 6.x kernel), one
-per seed story that `picket doctor` must name:
+per story that `picket doctor` must name:
 
-- seed002-orphans: sockstat "TCP: inuse 35938 orphan 21564 tw 70529 alloc
+- tcp-orphans: sockstat "TCP: inuse 35938 orphan 21564 tw 70529 alloc
   35942 mem 1894", tcp_mem "3093984 4125312 6187968", tcp_max_orphans 65536
-  (case 1 of seed 002: tcp-orphans warning, tcp-memory ok);
-- seed002-tcp-memory: the same host with TCP's pages above tcp_mem[2]
+  (case 1 of Out of socket memory: tcp-orphans warning, tcp-memory ok);
+- tcp-memory: the same host with TCP's pages above tcp_mem[2]
   (case 2: tcp-memory critical);
-- seed000-beancounters: an OpenVZ container whose numothersock is held at
+- numothersock: an OpenVZ container whose numothersock is held at
   its barrier of 400 with failcnt 17, the sockets held by Postfix, Apache,
   MySQL and named (beancounters critical);
-- seed001-storm: the mail server moscow with 64 imapd of one user forked by
+- imapd-storm: the mail server moscow with 64 imapd of one user forked by
   inetd, the user near its RLIMIT_NPROC (process-storm warning);
-- seed004-thrashing/{before,after}: a 2 GiB web server one second apart,
+- apache-thrashing/{before,after}: a 2 GiB web server one second apart,
   Apache going from 20 to 60 children of 25 MiB resident each, swap moving
   both ways, PSI memory climbing (memory-thrashing critical);
 - healthy: a quiet web server (every check ok, exit 0).
@@ -259,7 +259,7 @@ def base_procs(t, init="systemd"):
     t.proc(50, 1, "sshd", 0, rss_pages=2000, start=500, fds=t.sockets(tcp=1, unix=1))
 
 
-def seed002(name, host, sockstat):
+def orphans_host(name, host, sockstat):
     t = Tree(name, host)
     t.kernel(sockstat)
     t.memory(32871236, 20000000)
@@ -273,7 +273,7 @@ def seed002(name, host, sockstat):
 
 
 def beancounters():
-    t = Tree("seed000-beancounters", "vserver")
+    t = Tree("numothersock", "vserver")
     t.kernel("sockets: used 412\nTCP: inuse 12 orphan 0 tw 4 alloc 12 mem 3\nUDP: inuse 40 mem 2\nUDPLITE: inuse 0\n"
              "RAW: inuse 0\nFRAG: inuse 0 memory 0\n", tcp_mem="22113\t29486\t44226", max_orphans=4096,
              file_nr="1126\t0\t9312", pid_max=32768, threads_max=15623)
@@ -323,7 +323,7 @@ def beancounters():
 
 
 def storm():
-    t = Tree("seed001-storm", "moscow")
+    t = Tree("imapd-storm", "moscow")
     t.kernel("sockets: used 240\nTCP: inuse 80 orphan 3 tw 40 alloc 82 mem 25\nUDP: inuse 4 mem 1\nUDPLITE: inuse 0\n"
              "RAW: inuse 0\nFRAG: inuse 0 memory 0\n", tcp_mem="46368\t61824\t92736", max_orphans=8192,
              file_nr="3120\t0\t98304", pid_max=32768, threads_max=15623)
@@ -348,7 +348,7 @@ def storm():
 
 def thrashing():
     for phase in ("before", "after"):
-        t = Tree(f"seed004-thrashing/{phase}", "perian")
+        t = Tree(f"apache-thrashing/{phase}", "perian")
         t.kernel("sockets: used 300\nTCP: inuse 150 orphan 12 tw 80 alloc 152 mem 90\nUDP: inuse 2 mem 1\nUDPLITE: inuse 0\n"
                  "RAW: inuse 0\nFRAG: inuse 0 memory 0\n", tcp_mem="46368\t61824\t92736", max_orphans=8192,
                  file_nr="4100\t0\t200000", pid_max=32768, threads_max=15623)
@@ -393,10 +393,10 @@ def healthy():
 
 
 def main():
-    seed002("seed002-orphans", "varnish1",
+    orphans_host("tcp-orphans", "varnish1",
             "sockets: used 14565\nTCP: inuse 35938 orphan 21564 tw 70529 alloc 35942 mem 1894\n"
             "UDP: inuse 11 mem 3\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n")
-    seed002("seed002-tcp-memory", "varnish2",
+    orphans_host("tcp-memory", "varnish2",
             "sockets: used 14565\nTCP: inuse 35938 orphan 4100 tw 70529 alloc 35942 mem 6250000\n"
             "UDP: inuse 11 mem 3\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n")
     beancounters()

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Writes testdata/fixtures/moscow: a /proc tree in the kernel's real formats
-(copied from a 6.x kernel) carrying the seed stories' numbers:
+(copied from a 6.x kernel) carrying the numbers of docs/stories.md:
 
-- seed 001: imapd processes per user on the mail server moscow;
-- seed 002: sockstat "TCP: inuse 35938 orphan 21564 tw 70529 alloc 35942 mem 1894",
+- the imapd storm: imapd processes per user on the mail server moscow;
+- Out of socket memory: sockstat "TCP: inuse 35938 orphan 21564 tw 70529 alloc 35942 mem 1894",
   tcp_mem "3093984 4125312 6187968", tcp_max_orphans 65536;
-- seed 000: an OpenVZ user_beancounters with numothersock at its barrier of
+- the frozen V-Server: an OpenVZ user_beancounters with numothersock at its barrier of
   400 and a failcnt of 17.
 
 Sockets are attributed through fd symlinks "socket:[INODE]" and the

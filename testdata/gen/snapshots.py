@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes testdata/snapshots/*.json: `picket snapshot --json` documents for
-the seed stories, derived from the moscow fixture's golden snapshot
+the stories of docs/stories.md, derived from the moscow fixture's golden snapshot
 (internal/collect/testdata/moscow.json), for `picket check --snapshot`.
 Run from the repository root."""
 import copy, json
@@ -26,7 +26,7 @@ def finish(s):
     s["processes"]["groups"] = sorted(groups.values(), key=lambda g: (-g["count"], g["user"], g["comm"]))
     return s
 
-# seed 001: the imapd storm on moscow.
+# the imapd storm: the imapd storm on moscow.
 storm = copy.deepcopy(base)
 storm["host"] = "moscow"
 lst = storm["processes"]["list"]
@@ -37,7 +37,7 @@ lst += procs("www-data", 33, "httpd", 4000, 44)         # + nginx's user: httpd 
 lst += procs("nobody", 65534, "ypserv", 5000, 12)
 json.dump(finish(storm), open("testdata/snapshots/imapd-storm.json", "w"), indent=1)
 
-# seed 004: apache children on a web server under memory pressure.
+# the thrashing web server: apache children on a web server under memory pressure.
 thrash = copy.deepcopy(base)
 thrash["host"] = "www1"
 thrash["processes"]["list"] += procs("www-data", 33, "apache2", 6000, 220, ppid=5999)
@@ -45,6 +45,6 @@ thrash["processes"]["list"] += [{"pid": 5999, "ppid": 1, "user": "root", "uid": 
                                   "start_time": "2026-11-01T00:00:00Z", "threads": 1, "rss_bytes": 8 << 20, "fds": 12}]
 json.dump(finish(thrash), open("testdata/snapshots/apache-thrash.json", "w"), indent=1)
 
-# seeds 000/002/003: the moscow fixture as it is (orphans 21564 vs 65536,
+# the frozen V-Server, Out of socket memory, the socket leak: the moscow fixture as it is (orphans 21564 vs 65536,
 # numothersock at its barrier with failcnt 17).
 json.dump(base, open("testdata/snapshots/moscow.json", "w"), indent=1)

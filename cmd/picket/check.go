@@ -195,11 +195,11 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 		printCheck(stdout, stderr, report)
 	}
 	if !*dryRun {
-		// Throttles and freezes end when their Runner closes: a one-shot
-		// check keeps running until their time is up, so they last as long
-		// as the rule asked. Ctrl-C (or SIGTERM) ends them now.
-		if hasTimed(report) {
-			fmt.Fprintln(stderr, "picket check: holding throttles and freezes until their time is up (Ctrl-C ends them now)")
+		// Timed actions (throttles, freezes) end when their Runner closes: a
+		// one-shot check keeps running until their time is up, so they last
+		// as long as the rule asked. Ctrl-C (or SIGTERM) ends them now.
+		if kinds := timedKinds(report); len(kinds) > 0 {
+			fmt.Fprintf(stderr, "picket check: holding timed actions (%s) until their time is up (Ctrl-C ends them now)\n", strings.Join(kinds, ", "))
 			runner.Wait(ctx)
 		}
 	}
@@ -209,16 +209,21 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 	return 0
 }
 
-// hasTimed reports whether any action that ends by itself was taken.
-func hasTimed(r checkReport) bool {
+// timedKinds lists the kinds of the actions taken that end by themselves,
+// sorted, each once ("throttle", "freeze").
+func timedKinds(r checkReport) []string {
+	seen := map[string]bool{}
+	var out []string
 	for _, a := range r.Alarms {
 		for _, x := range a.Actions {
-			if (x.Type == "throttle" || x.Type == "freeze") && !x.DryRun && x.Error == "" {
-				return true
+			if act.Timed(x.Type) && !x.DryRun && x.Error == "" && !seen[x.Type] {
+				seen[x.Type] = true
+				out = append(out, x.Type)
 			}
 		}
 	}
-	return false
+	sort.Strings(out)
+	return out
 }
 
 func readSnapshot(path string) (*snapshot.Snapshot, error) {

@@ -109,9 +109,10 @@ type Runner struct {
 	journal       *Journal // nil when every action is a dry run
 	limits        *limiter
 	protectedUIDs map[uint32]bool
+	kinds         []kind
 
 	mu       sync.Mutex
-	timers   map[string]*time.Timer // throttles and freezes this Runner will end
+	timers   map[string]*time.Timer // timed actions this Runner will end
 	wg       sync.WaitGroup         // timers reverting now
 	inflight sync.WaitGroup         // Do calls under way
 	closed   bool
@@ -140,6 +141,7 @@ func NewRunner(opts Options) (*Runner, error) {
 	r := &Runner{
 		opts: opts, root: root, live: root == "/", procs: procs, log: opts.Logger,
 		limits: newLimiter(opts.Limits), protectedUIDs: map[uint32]bool{}, timers: map[string]*time.Timer{},
+		kinds: kinds(),
 	}
 	for _, u := range opts.Protected.Users {
 		uid, err := lookupUID(root, u)
@@ -185,26 +187,19 @@ func (r *Runner) Do(ctx context.Context, req Request) Result {
 	r.inflight.Add(1)
 	r.mu.Unlock()
 	defer r.inflight.Done()
-	switch s := req.Spec.(type) {
-	case *KillSpec:
-		r.kill(ctx, o, s)
-	case *ArchiveSpec:
-		r.archive(ctx, o, s)
-	case *ExecSpec:
-		r.runExec(ctx, o, s)
-	case *ThrottleSpec:
-		r.throttle(ctx, o, s)
-	case *FreezeSpec:
-		r.freeze(ctx, o, s)
-	case *SysctlSpec:
-		r.sysctl(ctx, o, s)
-	default:
-		o.refuse(fmt.Errorf("unknown action kind %q", s.Kind()))
+	k := r.kind(o.res.Type)
+	if k == nil {
+		o.refuse(fmt.Errorf("unknown action kind %q", o.res.Type))
+		return o.res
 	}
+	k.do(r, ctx, o, req.Spec)
 	return o.res
 }
 
-// Close ends what this Runner still has running: throttles and freezes it
+// kind is the descriptor of the action kind called name, nil if none is.
+func (r *Runner) kind(name string) *kind { return kindNamed(r.kinds, name) }
+
+// Close ends what this Runner still has running: the timed actions it
 // armed are reverted now (a clean stop leaves nothing behind; a crash
 // leaves them to the next Runner's Recover). Then it closes the journal.
 func (r *Runner) Close() error {

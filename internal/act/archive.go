@@ -8,10 +8,47 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// ArchiveSpec copies Path into the directory To as NAME.TIMESTAMP, keeping
+// mode, owner and times; the seed's `cp -p /var/mail/USER /var/mail/arc/USER.NOW`.
+// Both must lie under one of Roots, reached without following a symlink.
+//
+//	archive: {path: "/var/mail/{{.user}}", to: /var/mail/arc, roots: [/var/mail], if_exists: true}
+type ArchiveSpec struct {
+	Path  string   `yaml:"path" json:"path"`
+	To    string   `yaml:"to" json:"to"`
+	Roots []string `yaml:"roots" json:"roots"`
+	// IfExists: a missing Path is "nothing to archive", not an error (the
+	// seed's `if -e`).
+	IfExists bool `yaml:"if_exists" json:"if_exists,omitempty"`
+}
+
+func (*ArchiveSpec) Kind() string { return "archive" }
+
+func (s *ArchiveSpec) Validate() error {
+	var errs []error
+	if len(s.Roots) == 0 {
+		errs = append(errs, errors.New("archive: roots is required (the directories archive may read from and write to)"))
+	}
+	for _, r := range s.Roots {
+		if !path.IsAbs(r) || hasDotDot(r) {
+			errs = append(errs, fmt.Errorf("archive: root %q must be an absolute path without . or .. components", r))
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"path", s.Path}, {"to", s.To}} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("archive: %s is required", f.name))
+		} else if !strings.HasPrefix(f.v, "/") {
+			errs = append(errs, fmt.Errorf("archive: %s %q is not an absolute path", f.name, f.v))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // archive is seed 001's archive_mail_file: `cp -p /var/mail/USER
 // /var/mail/arc/USER.NOW`, where USER came from a process table. Both ends

@@ -6,12 +6,54 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
+
+// ExecSpec runs a program: Argv[0] is an absolute path fixed in the
+// configuration, never a shell command line. The alarm's row reaches it as
+// PICKET_* environment variables (and as arguments where Argv uses
+// placeholders).
+//
+//	exec: {argv: [/usr/local/bin/notify-ops, "{{.user}}"], timeout: 10s}
+type ExecSpec struct {
+	Argv    []string      `yaml:"argv" json:"argv"`
+	Timeout time.Duration `yaml:"timeout" json:"timeout,omitempty"` // default 30s
+}
+
+func (*ExecSpec) Kind() string { return "exec" }
+
+func (s *ExecSpec) Validate() error {
+	if len(s.Argv) == 0 {
+		return errors.New("exec: argv is required")
+	}
+	if hasPlaceholder(s.Argv[0]) {
+		return errors.New("exec: argv[0] cannot hold a placeholder: the program to run must be fixed in the configuration")
+	}
+	if !path.IsAbs(s.Argv[0]) {
+		return fmt.Errorf("exec: argv[0] %q must be an absolute path (no shell, no PATH search)", s.Argv[0])
+	}
+	for i, a := range s.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("exec: argv[%d] holds a NUL byte", i)
+		}
+	}
+	if s.Timeout < 0 {
+		return errors.New("exec: timeout must not be negative")
+	}
+	return nil
+}
+
+func (s *ExecSpec) timeout() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return 30 * time.Second
+}
 
 // maxOutput bounds what exec keeps of a program's output for the journal.
 const maxOutput = 16 << 10

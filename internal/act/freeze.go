@@ -15,6 +15,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// FreezeSpec stops a process (and with Tree its descendants) for For, then
+// thaws it: the cgroup freezer where the tree has a cgroup of its own, else
+// SIGSTOP and SIGCONT.
+//
+//	freeze: {pid: "{{.pid}}", tree: true, for: 2m}
+type FreezeSpec struct {
+	PID  string        `yaml:"pid" json:"pid"`
+	Tree bool          `yaml:"tree" json:"tree,omitempty"`
+	For  time.Duration `yaml:"for" json:"for"`
+}
+
+func (*FreezeSpec) Kind() string { return "freeze" }
+
+func (s *FreezeSpec) Validate() error {
+	var errs []error
+	if s.PID == "" {
+		errs = append(errs, errors.New("freeze: pid is required"))
+	} else if !hasPlaceholder(s.PID) {
+		if pids, err := parsePIDs(s.PID); err != nil || len(pids) != 1 {
+			errs = append(errs, fmt.Errorf("freeze: pid %q: want one process id", s.PID))
+		}
+	}
+	if s.For <= 0 || s.For > maxFor {
+		errs = append(errs, fmt.Errorf("freeze: for is required, at most %v (a freeze must end by itself)", maxFor))
+	}
+	return errors.Join(errs...)
+}
+
 // Freeze methods, in order of preference.
 const (
 	freezeCgroup2 = "cgroup2" // cgroup.freeze of the tree's own v2 cgroup
@@ -194,6 +222,9 @@ func (r *Runner) applyFreeze(ctx context.Context, u *Undo, tree []proc) error {
 	}
 	return errors.Join(errs...)
 }
+
+// unfreeze is a freeze's revert.
+func (r *Runner) unfreeze(a Action) (string, error) { return r.thaw(a.Undo) }
 
 // thaw undoes a freeze. A process that exited or whose pid was reused is
 // left alone.

@@ -43,13 +43,15 @@ type Entry struct {
 	Row     map[string]any  `json:"row,omitempty"`
 	Targets []any           `json:"targets,omitempty"`
 	Undo    *Undo           `json:"undo,omitempty"`
-	Until   time.Time       `json:"until,omitzero"` // when a throttle or freeze ends by itself
+	Until   time.Time       `json:"until,omitzero"` // when a timed action (throttle, freeze) ends by itself
 	Result  string          `json:"result,omitempty"`
 	Error   string          `json:"error,omitempty"`
 	Output  string          `json:"output,omitempty"` // exec's captured output, bounded
 }
 
-// Undo is what reverting an action needs, written with its intent.
+// Undo is what reverting an action needs, written with its intent. A kind
+// uses the fields whose meaning fits it (a cgroup directory, a key with its
+// old and new value), so a new kind adds one only for what none says.
 type Undo struct {
 	// throttle: the nftables rule is found by its user data, "picket:ID".
 	NetNS string `json:"netns,omitempty"` // network namespace file, "" for picket's own
@@ -189,11 +191,17 @@ type Action struct {
 	Undo         *Undo  `json:"undo,omitempty"`
 }
 
-// Undoable reports whether `picket undo` can revert this kind of action.
-func Undoable(kind string) bool { return kind == "throttle" || kind == "freeze" || kind == "sysctl" }
+// Actions folds entries into one Action per id, oldest first. Whether an
+// action is active (until reverted) or expired comes from its kind: see
+// kind.revert and kind.timed.
+func Actions(entries []Entry, now time.Time) []Action { return foldActions(entries, now, kinds()) }
 
-// Actions folds entries into one Action per id, oldest first.
-func Actions(entries []Entry, now time.Time) []Action {
+// actions is Actions as this Runner's kinds see them.
+func (r *Runner) actions(entries []Entry) []Action {
+	return foldActions(entries, r.opts.Now(), r.kinds)
+}
+
+func foldActions(entries []Entry, now time.Time, ks []kind) []Action {
 	idx := map[string]int{}
 	var out []Action
 	for _, e := range entries {
@@ -225,6 +233,7 @@ func Actions(entries []Entry, now time.Time) []Action {
 	}
 	for i := range out {
 		a := &out[i]
+		k := kindNamed(ks, a.Type)
 		switch {
 		case a.State == StateRefused:
 		case !a.Reverted.IsZero():
@@ -233,7 +242,7 @@ func Actions(entries []Entry, now time.Time) []Action {
 		case a.Error != "":
 			// An undoable action that fails takes back what it did at once.
 			a.State = StateFailed
-		case Undoable(a.Type) && a.Undo != nil:
+		case k != nil && k.revert != nil && a.Undo != nil:
 			a.State = StateActive
 			if !a.Until.IsZero() && !now.Before(a.Until) {
 				a.State = StateExpired

@@ -2,7 +2,9 @@ package act
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -12,6 +14,143 @@ import (
 
 	"github.com/picket-guard/picket/internal/snapshot"
 )
+
+// KillSpec signals the processes its selectors pick, the way an administrator
+// would by hand: optionally warn, send Signal, wait Grace, send Then to what
+// is left; with Until, re-scan and repeat (PIKT's kill_user_proc loop) until
+// fewer than Until.Below match, at most MaxTries rounds within MaxTime.
+//
+//	kill: {user: "{{.user}}", comm: imapd, signal: TERM, grace: 5s, then: KILL, until: {below: 1}, max_tries: 5, max_time: 30s}
+type KillSpec struct {
+	// Selectors; every one given must match. At least one of user, comm,
+	// comm_regex, cmdline, exe, cgroup, pid and ppid is required.
+	User      string `yaml:"user" json:"user,omitempty"`             // name or uid (effective uid, as ps shows)
+	Comm      string `yaml:"comm" json:"comm,omitempty"`             // exact, as /proc/PID/comm (15 bytes at most)
+	CommRegex string `yaml:"comm_regex" json:"comm_regex,omitempty"` // Go regexp, unanchored; no placeholders
+	Cmdline   string `yaml:"cmdline" json:"cmdline,omitempty"`       // Go regexp over argv joined by spaces; no placeholders
+	Exe       string `yaml:"exe" json:"exe,omitempty"`               // exact target of /proc/PID/exe
+	Cgroup    string `yaml:"cgroup" json:"cgroup,omitempty"`         // cgroup path: that cgroup and the ones below it
+	PID       string `yaml:"pid" json:"pid,omitempty"`               // a pid or a list ("12 13", "[12 13]", "12,13"), usually "{{.pid}}"
+	PPID      string `yaml:"ppid" json:"ppid,omitempty"`             // parent pid
+	// Youngest keeps only the N most recently started matches (0: all).
+	Youngest int `yaml:"youngest" json:"youngest,omitempty"`
+	// OlderThan keeps only processes started at least this long ago.
+	OlderThan time.Duration `yaml:"older_than" json:"older_than,omitempty"`
+
+	Signal string `yaml:"signal" json:"signal,omitempty"` // default TERM
+	// Scope is what one match stands for: "process" (default), "group" (its
+	// process group) or "cgroup" (every process of its cgroup). A group or
+	// cgroup holding a protected process is refused whole.
+	Scope string `yaml:"scope" json:"scope,omitempty"`
+	// Warn: call the runner's Warn hook with the targets, wait this long,
+	// then select again before the first signal.
+	Warn time.Duration `yaml:"warn" json:"warn,omitempty"`
+	// Grace is how long to wait for the targets to exit after Signal before
+	// sending Then (default 5s when Then is set, 1s otherwise).
+	Grace time.Duration `yaml:"grace" json:"grace,omitempty"`
+	Then  string        `yaml:"then" json:"then,omitempty"` // escalation signal, usually KILL
+	Until *Until        `yaml:"until" json:"until,omitempty"`
+	// MaxTries bounds the rounds of an Until loop (default 5); MaxTime its
+	// duration (default 30s).
+	MaxTries int           `yaml:"max_tries" json:"max_tries,omitempty"`
+	MaxTime  time.Duration `yaml:"max_time" json:"max_time,omitempty"`
+}
+
+// Until is the stop condition of a kill loop: stop once fewer than Below
+// processes match (Below: 1 is "until none remain", the seed's loop).
+type Until struct {
+	Below int `yaml:"below" json:"below"`
+}
+
+func (*KillSpec) Kind() string { return "kill" }
+
+func (s *KillSpec) Validate() error {
+	var errs []error
+	if s.User == "" && s.Comm == "" && s.CommRegex == "" && s.Cmdline == "" && s.Exe == "" &&
+		s.Cgroup == "" && s.PID == "" && s.PPID == "" {
+		errs = append(errs, errors.New("kill: needs a selector (user, comm, comm_regex, cmdline, exe, cgroup, pid or ppid); it would match every process"))
+	}
+	for _, f := range []struct{ name, v string }{{"comm_regex", s.CommRegex}, {"cmdline", s.Cmdline}} {
+		if f.v == "" {
+			continue
+		}
+		if hasPlaceholder(f.v) {
+			errs = append(errs, fmt.Errorf("kill: %s cannot hold a placeholder: process and user names are untrusted and would become regular-expression syntax (use comm, user or pid)", f.name))
+		} else if _, err := regexp.Compile(f.v); err != nil {
+			errs = append(errs, fmt.Errorf("kill: %s: %w", f.name, err))
+		}
+	}
+	if s.Exe != "" && !hasPlaceholder(s.Exe) && !path.IsAbs(s.Exe) {
+		errs = append(errs, fmt.Errorf("kill: exe %q is not an absolute path", s.Exe))
+	}
+	if s.Cgroup != "" && !hasPlaceholder(s.Cgroup) && !strings.HasPrefix(s.Cgroup, "/") {
+		errs = append(errs, fmt.Errorf("kill: cgroup %q must start with /", s.Cgroup))
+	}
+	for _, f := range []struct{ name, v string }{{"pid", s.PID}, {"ppid", s.PPID}} {
+		if f.v != "" && !hasPlaceholder(f.v) {
+			if _, err := parsePIDs(f.v); err != nil {
+				errs = append(errs, fmt.Errorf("kill: %s: %w", f.name, err))
+			}
+		}
+	}
+	if s.Youngest < 0 {
+		errs = append(errs, errors.New("kill: youngest must not be negative"))
+	}
+	if s.OlderThan < 0 || s.Warn < 0 || s.Grace < 0 || s.MaxTime < 0 || s.MaxTries < 0 {
+		errs = append(errs, errors.New("kill: durations and max_tries must not be negative"))
+	}
+	for _, f := range []struct{ name, v string }{{"signal", s.Signal}, {"then", s.Then}} {
+		if f.v != "" {
+			if _, err := parseSignal(f.v); err != nil {
+				errs = append(errs, fmt.Errorf("kill: %s: %w", f.name, err))
+			}
+		}
+	}
+	switch s.Scope {
+	case "", "process", "group", "cgroup":
+	default:
+		errs = append(errs, fmt.Errorf("kill: scope %q: want process, group or cgroup", s.Scope))
+	}
+	if s.Until != nil && s.Until.Below < 1 {
+		errs = append(errs, errors.New("kill: until.below must be at least 1 (1: until none remain)"))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *KillSpec) signals() (sig, then unix.Signal) {
+	sig, _ = parseSignal(s.Signal)
+	if s.Signal == "" {
+		sig = unix.SIGTERM
+	}
+	if s.Then != "" {
+		then, _ = parseSignal(s.Then)
+	}
+	return sig, then
+}
+
+func (s *KillSpec) grace() time.Duration {
+	switch {
+	case s.Grace > 0:
+		return s.Grace
+	case s.Then != "":
+		return 5 * time.Second
+	}
+	return time.Second
+}
+
+func (s *KillSpec) bounds() (tries int, max time.Duration) {
+	tries, max = 1, 0
+	if s.Until != nil {
+		tries, max = 5, 30*time.Second
+	}
+	if s.MaxTries > 0 {
+		tries = s.MaxTries
+	}
+	if s.MaxTime > 0 {
+		max = s.MaxTime
+	}
+	return tries, max
+}
 
 // selector is a KillSpec's selectors, compiled.
 type selector struct {

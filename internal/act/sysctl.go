@@ -2,14 +2,59 @@ package act
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// SysctlSpec writes a kernel parameter under /proc/sys, remembering the old
+// value for `picket undo`.
+//
+//	sysctl: {key: net.ipv4.tcp_max_orphans, value: "262144"}
+type SysctlSpec struct {
+	Key   string `yaml:"key" json:"key"`
+	Value string `yaml:"value" json:"value"`
+}
+
+func (*SysctlSpec) Kind() string { return "sysctl" }
+
+func (s *SysctlSpec) Validate() error {
+	if !hasPlaceholder(s.Key) {
+		if _, err := sysctlPath(s.Key); err != nil {
+			return fmt.Errorf("sysctl: %w", err)
+		}
+	}
+	if s.Value == "" || len(s.Value) > 4096 || strings.ContainsAny(s.Value, "\x00\n") {
+		return errors.New("sysctl: value must be one non-empty line of at most 4096 bytes")
+	}
+	return nil
+}
+
+// sysctlKey is one component of a sysctl name; interface names may hold
+// dots, so the slash form (net/ipv4/conf/eth0.100/rp_filter) is accepted too.
+var sysctlKey = regexp.MustCompile(`^[A-Za-z0-9_@:+.-]+$`)
+
+// sysctlPath turns net.ipv4.tcp_max_orphans into net/ipv4/tcp_max_orphans,
+// refusing anything that could step outside /proc/sys.
+func sysctlPath(key string) (string, error) {
+	sep := "."
+	if strings.Contains(key, "/") {
+		sep = "/"
+	}
+	parts := strings.Split(key, sep)
+	for _, p := range parts {
+		if p == "" || p == "." || p == ".." || !sysctlKey.MatchString(p) {
+			return "", fmt.Errorf("key %q is not a sysctl name", key)
+		}
+	}
+	return strings.Join(parts, "/"), nil
+}
 
 // sysctl writes ROOT/proc/sys/KEY, journaling the old value first so that
 // `picket undo` can put it back.
@@ -42,10 +87,11 @@ func (r *Runner) sysctl(ctx context.Context, o *op, s *SysctlSpec) {
 	o.finish(msg, nil, "")
 }
 
-// restoreSysctl is the undo: the old value goes back only while the
-// parameter still holds what picket wrote; someone else's later change is
-// left alone.
-func (r *Runner) restoreSysctl(u *Undo) (string, error) {
+// restoreSysctl is a sysctl's revert: the old value goes back only while
+// the parameter still holds what picket wrote; someone else's later change
+// is left alone.
+func (r *Runner) restoreSysctl(a Action) (string, error) {
+	u := a.Undo
 	cur, err := r.readSysctl(u.Key)
 	if err != nil {
 		return "", err

@@ -2,9 +2,12 @@ package act
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -12,6 +15,90 @@ import (
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
+
+// ThrottleSpec drops (mode drop) or rate-limits (mode rate: packets opening
+// a connection beyond Rate are dropped) new connections to a local port for
+// For, keeping established ones: seed 004's `iptables -A INPUT -p tcp --dport
+// 80 -j DROP`, made to end by itself. A TCP connection is new when conntrack
+// says so and the packet is a bare SYN; for UDP, conntrack's word alone
+// decides, so flows it did not track before the throttle count as new.
+//
+//	throttle: {port: 80, proto: tcp, mode: drop, rate: "20/second", for: 10m}
+type ThrottleSpec struct {
+	Port  int           `yaml:"port" json:"port"`
+	Proto string        `yaml:"proto" json:"proto,omitempty"` // tcp (default) or udp
+	Mode  string        `yaml:"mode" json:"mode,omitempty"`   // drop (default) or rate
+	Rate  string        `yaml:"rate" json:"rate,omitempty"`   // N/second|minute|hour, for mode rate
+	Burst int           `yaml:"burst" json:"burst,omitempty"` // packets allowed above Rate in a burst (default 5)
+	For   time.Duration `yaml:"for" json:"for"`
+}
+
+func (*ThrottleSpec) Kind() string { return "throttle" }
+
+func (s *ThrottleSpec) Validate() error {
+	var errs []error
+	if s.Port < 1 || s.Port > 65535 {
+		errs = append(errs, fmt.Errorf("throttle: port %d out of 1..65535", s.Port))
+	}
+	switch s.Proto {
+	case "", "tcp", "udp":
+	default:
+		errs = append(errs, fmt.Errorf("throttle: proto %q: want tcp or udp", s.Proto))
+	}
+	switch s.Mode {
+	case "", "drop":
+		if s.Rate != "" {
+			errs = append(errs, errors.New("throttle: rate is only for mode rate"))
+		}
+	case "rate":
+		if _, _, err := parseRate(s.Rate); err != nil {
+			errs = append(errs, fmt.Errorf("throttle: %w", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("throttle: mode %q: want drop or rate", s.Mode))
+	}
+	if s.Burst < 0 {
+		errs = append(errs, errors.New("throttle: burst must not be negative"))
+	}
+	if s.For <= 0 || s.For > maxFor {
+		errs = append(errs, fmt.Errorf("throttle: for is required, at most %v (a throttle must end by itself)", maxFor))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *ThrottleSpec) proto() string {
+	if s.Proto == "" {
+		return "tcp"
+	}
+	return s.Proto
+}
+
+func (s *ThrottleSpec) mode() string {
+	if s.Mode == "" {
+		return "drop"
+	}
+	return s.Mode
+}
+
+// parseRate reads nftables-style "20/second" (also minute, hour, day).
+func parseRate(s string) (uint64, uint64, error) {
+	n, unit, ok := strings.Cut(s, "/")
+	v, err := strconv.ParseUint(n, 10, 32)
+	if !ok || err != nil || v == 0 {
+		return 0, 0, fmt.Errorf("rate %q: want N/second, N/minute, N/hour or N/day", s)
+	}
+	switch unit {
+	case "second", "s":
+		return v, 1, nil
+	case "minute", "m":
+		return v, 60, nil
+	case "hour", "h":
+		return v, 3600, nil
+	case "day", "d":
+		return v, 86400, nil
+	}
+	return 0, 0, fmt.Errorf("rate %q: unit %q: want second, minute, hour or day", s, unit)
+}
 
 // The nftables objects picket owns: `table inet picket { chain input { type
 // filter hook input priority -10; policy accept; } }`. Each throttle is one
@@ -67,7 +154,7 @@ func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {
 		o.res.Result = fmt.Sprintf("would %s for %v", what, s.For)
 		return
 	}
-	if a, ok := r.activeThrottle(s.proto(), s.Port); ok {
+	if a, ok := r.activeThrottle(s); ok {
 		o.res.Result = fmt.Sprintf("already throttled by %s until %s", a.ID, a.Until.Format("15:04:05"))
 		return
 	}
@@ -85,15 +172,47 @@ func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {
 }
 
 // activeThrottle finds a throttle of the same port still in force.
-func (r *Runner) activeThrottle(proto string, port int) (Action, bool) {
+func (r *Runner) activeThrottle(s *ThrottleSpec) (Action, bool) {
 	entries, _ := ReadJournal(r.opts.StateDir)
-	for _, a := range Actions(entries, r.opts.Now()) {
-		if a.Type == "throttle" && a.State == StateActive && a.Undo != nil &&
-			a.Undo.Proto == proto && a.Undo.Port == port && a.Undo.NetNS == r.opts.NetNS {
+	for _, a := range r.actions(entries) {
+		if a.Type == s.Kind() && a.State == StateActive && a.Undo != nil &&
+			a.Undo.Proto == s.proto() && a.Undo.Port == s.Port && a.Undo.NetNS == r.opts.NetNS {
 			return a, true
 		}
 	}
 	return Action{}, false
+}
+
+// unthrottle is a throttle's revert: its rule goes.
+func (r *Runner) unthrottle(a Action) (string, error) {
+	msg, err := r.removeThrottles(a.Undo.NetNS, []string{a.ID}, nil)
+	if msg == "" && err == nil {
+		msg = "no rule left to remove"
+	}
+	return msg, err
+}
+
+// sweepThrottles removes every rule in picket's nftables table (in picket's
+// own network namespace, and in those of the throttles in force) that no
+// throttle in force accounts for: a throttle whose journal entry is gone, or
+// one added by a picket that died before it could journal the result.
+func (r *Runner) sweepThrottles(inForce []Action) error {
+	keep := map[string]map[string]bool{r.opts.NetNS: {}} // netns -> throttle ids in force
+	for _, a := range inForce {
+		if keep[a.Undo.NetNS] == nil {
+			keep[a.Undo.NetNS] = map[string]bool{}
+		}
+		keep[a.Undo.NetNS][a.ID] = true
+	}
+	var errs []error
+	for netns, ids := range keep {
+		if msg, err := r.removeThrottles(netns, nil, ids); err != nil {
+			errs = append(errs, fmt.Errorf("clean picket's nftables table: %w", err))
+		} else if msg != "" {
+			r.log.Warn("removed throttles no journal entry accounts for", "netns", netns, "result", msg)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *Runner) addThrottle(id string, s *ThrottleSpec, u *Undo) error {

@@ -256,7 +256,7 @@ func TestThrottleSurvivesCrash(t *testing.T) {
 		t.Fatal("the crashed picket's rule is not there")
 	}
 	until := actionOf(t, state, id).Until
-	shift := until.Add(-1500 * time.Millisecond).Sub(time.Now())
+	shift := time.Until(until.Add(-1500 * time.Millisecond))
 	r := newRunner(t, Options{StateDir: state, NetNS: ns.path, Now: func() time.Time { return time.Now().Add(shift) }})
 	if err := r.Recover(t.Context()); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Undo reverts action id (a throttle, freeze or sysctl) and journals it.
-// Kills, archives and execs cannot be undone.
+// Undo reverts action id, of a kind that has a revert (a throttle, freeze
+// or sysctl), and journals it. Kills, archives and execs cannot be undone.
 func (r *Runner) Undo(ctx context.Context, id string) (Result, error) {
 	if r.journal == nil {
 		return Result{ID: id}, errors.New("undo: the runner is in dry-run mode")
@@ -19,8 +19,8 @@ func (r *Runner) Undo(ctx context.Context, id string) (Result, error) {
 		return Result{ID: id}, err
 	}
 	res := Result{ID: id, Type: a.Type, Targets: a.Targets}
-	switch {
-	case !Undoable(a.Type):
+	switch k := r.kind(a.Type); {
+	case k == nil || k.revert == nil:
 		err = fmt.Errorf("undo %s: a %s cannot be undone", id, a.Type)
 	case a.State == StateReverted:
 		err = fmt.Errorf("undo %s: already reverted at %s (%s)", id, a.Reverted.Local().Format(time.DateTime), a.RevertResult)
@@ -40,12 +40,13 @@ func (r *Runner) Undo(ctx context.Context, id string) (Result, error) {
 }
 
 // Recover runs once at start, before any action. It settles what the
-// journal shows unfinished: an action interrupted mid-way is reverted (a
-// throttle, freeze or sysctl) or closed with an "interrupted" result (and an
-// archive's temporary file removed); a throttle or freeze whose time is up
-// is reverted, one still running is re-armed to end at its time; and any
-// rule in picket's nftables table that no active throttle accounts for is
-// removed.
+// journal shows unfinished: an action interrupted mid-way is reverted (when
+// its kind has a revert) or closed with an "interrupted" result (and an
+// archive's temporary file removed); a timed action whose time is up is
+// reverted, one still running is re-armed to end at its time (or, with
+// RevertOnRecover, reverted); and each kind's sweep removes what it left on
+// the host that no action in force accounts for (a rule in picket's
+// nftables table that no active throttle accounts for).
 func (r *Runner) Recover(ctx context.Context) error {
 	if r.journal == nil {
 		return nil
@@ -56,13 +57,15 @@ func (r *Runner) Recover(ctx context.Context) error {
 		errs = append(errs, jerr)
 	}
 	now := r.opts.Now()
-	keep := map[string]map[string]bool{r.opts.NetNS: {}} // netns -> throttle ids still in force
-	for _, a := range Actions(entries, now) {
+	inForce := map[string][]Action{} // by kind: the timed actions re-armed to their end
+	for _, a := range foldActions(entries, now, r.kinds) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		k := r.kind(a.Type) // nil: a kind this picket does not know
+		undoable, timed := k != nil && k.revert != nil, k != nil && k.timed
 		switch {
-		case a.State == StateInFlight && Undoable(a.Type) && a.Undo != nil:
+		case a.State == StateInFlight && undoable && a.Undo != nil:
 			_, err := r.revert(a, "interrupted: picket stopped mid-action; reverted at restart")
 			errs = append(errs, err)
 		case a.State == StateInFlight:
@@ -77,24 +80,17 @@ func (r *Runner) Recover(ctx context.Context) error {
 		case a.State == StateExpired:
 			_, err := r.revert(a, "ended while picket was not running; reverted at restart")
 			errs = append(errs, err)
-		case a.State == StateActive && r.opts.RevertOnRecover && (a.Type == "throttle" || a.Type == "freeze"):
+		case a.State == StateActive && r.opts.RevertOnRecover && timed:
 			_, err := r.revert(a, "still in force when picket restarted; reverted (its rule decides again)")
 			errs = append(errs, err)
 		case a.State == StateActive && !a.Until.IsZero():
-			if a.Type == "throttle" {
-				if keep[a.Undo.NetNS] == nil {
-					keep[a.Undo.NetNS] = map[string]bool{}
-				}
-				keep[a.Undo.NetNS][a.ID] = true
-			}
+			inForce[a.Type] = append(inForce[a.Type], a)
 			r.arm(a.ID, a.Until)
 		}
 	}
-	for netns, ids := range keep {
-		if msg, err := r.removeThrottles(netns, nil, ids); err != nil {
-			errs = append(errs, fmt.Errorf("clean picket's nftables table: %w", err))
-		} else if msg != "" {
-			r.log.Warn("removed throttles no journal entry accounts for", "netns", netns, "result", msg)
+	for _, k := range r.kinds {
+		if k.sweep != nil {
+			errs = append(errs, k.sweep(r, inForce[k.name]))
 		}
 	}
 	return errors.Join(errs...)
@@ -103,7 +99,7 @@ func (r *Runner) Recover(ctx context.Context) error {
 // action finds id in the journal.
 func (r *Runner) action(id string) (Action, error) {
 	entries, err := ReadJournal(r.opts.StateDir)
-	for _, a := range Actions(entries, r.opts.Now()) {
+	for _, a := range r.actions(entries) {
 		if a.ID == id {
 			return a, nil
 		}
@@ -114,23 +110,13 @@ func (r *Runner) action(id string) (Action, error) {
 	return Action{}, fmt.Errorf("no action %q in the journal %s", id, r.opts.StateDir)
 }
 
-// revert takes back a throttle, freeze or sysctl, and journals it.
+// revert takes back an action of a kind that has a revert, and journals it.
 func (r *Runner) revert(a Action, why string) (string, error) {
-	var msg string
-	var err error
-	switch a.Type {
-	case "throttle":
-		msg, err = r.removeThrottles(a.Undo.NetNS, []string{a.ID}, nil)
-		if msg == "" && err == nil {
-			msg = "no rule left to remove"
-		}
-	case "freeze":
-		msg, err = r.thaw(a.Undo)
-	case "sysctl":
-		msg, err = r.restoreSysctl(a.Undo)
-	default:
+	k := r.kind(a.Type)
+	if k == nil || k.revert == nil {
 		return "", fmt.Errorf("a %s cannot be reverted", a.Type)
 	}
+	msg, err := k.revert(r, a)
 	msg = why + ": " + msg
 	e := Entry{ID: a.ID, Time: r.opts.Now().UTC(), Phase: PhaseRevert, Type: a.Type, Host: a.Host, Rule: a.Rule, Case: a.Case, Result: msg}
 	if err != nil {
@@ -168,8 +154,8 @@ func (r *Runner) arm(id string, until time.Time) {
 	})
 }
 
-// Wait blocks until every throttle and freeze this Runner armed has ended
-// by itself, or ctx is done. A one-shot caller (picket check) that wants its
+// Wait blocks until every timed action this Runner armed has ended by
+// itself, or ctx is done. A one-shot caller (picket check) that wants its
 // actions to last their time calls it before Close, which would end them.
 func (r *Runner) Wait(ctx context.Context) error {
 	for {

@@ -238,7 +238,10 @@ func (d *Dispatcher) Send(ctx context.Context, n Notifier, b alarm.Batch) error 
 	lock.Lock()
 	defer lock.Unlock()
 
-	_, isLocal := n.(interface{ local() })
+	isLocal := false
+	if k := kindOfSpec(specOf(n)); k != nil {
+		isLocal = k.local
+	}
 	queued := d.pendingFor(name) > 0
 	if !isLocal || queued {
 		// Write-ahead: on disk before anything is sent.
@@ -280,17 +283,27 @@ func (d *Dispatcher) Send(ctx context.Context, n Notifier, b alarm.Batch) error 
 	return fmt.Errorf("output %s: %w: %v", name, ErrSpooled, err)
 }
 
+// specOf is the spec New built n from; nil for a Notifier New did not
+// build (a test's, or one wrapping another), which is then remote and, if
+// inline, not rebuilt after a restart.
+func specOf(n Notifier) Spec {
+	if h, ok := n.(interface{ spec() Spec }); ok {
+		return h.spec()
+	}
+	return nil
+}
+
 func specJSON(n Notifier) (string, json.RawMessage) {
-	h, ok := n.(specHolder)
-	if !ok {
+	s := specOf(n)
+	k := kindOfSpec(s)
+	if k == nil {
 		return "", nil
 	}
-	s := h.spec()
 	b, err := json.Marshal(s)
 	if err != nil {
 		return "", nil
 	}
-	return KindOf(s), b
+	return k.name, b
 }
 
 // attempt runs one Notify with the attempt timeout and the delivery id.

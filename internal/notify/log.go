@@ -63,10 +63,6 @@ func newLog(name string, s LogSpec, env Env) (*logNotifier, error) {
 func (l *logNotifier) Name() string { return l.name }
 func (l *logNotifier) spec() Spec   { s := l.s; return &s }
 
-// local: a failed local write is spooled, but a good one is not spooled
-// first (that would be two fsyncs per log line).
-func (l *logNotifier) local() {}
-
 // Notify writes every alarm of b, one line each, in one write per
 // destination so lines from concurrent rules do not interleave.
 func (l *logNotifier) Notify(ctx context.Context, b alarm.Batch) error {

@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"reflect"
 	"strings"
 	"time"
 
@@ -38,39 +37,6 @@ import (
 // never choose a log path, a recipient or a URL.
 type Spec interface {
 	Validate() error
-}
-
-// NewSpec returns a fresh zero Spec for kind, for the loader to decode into.
-func NewSpec(kind string) (Spec, bool) {
-	switch kind {
-	case "log":
-		return &LogSpec{}, true
-	case "mail":
-		return &MailSpec{}, true
-	case "webhook":
-		return &WebhookSpec{}, true
-	case "alertmanager":
-		return &AlertmanagerSpec{}, true
-	}
-	return nil, false
-}
-
-// Kinds lists the output kinds NewSpec knows.
-func Kinds() []string { return []string{"alertmanager", "log", "mail", "webhook"} }
-
-// KindOf names the kind of a Spec made by NewSpec ("" for anything else).
-func KindOf(s Spec) string {
-	switch s.(type) {
-	case *LogSpec:
-		return "log"
-	case *MailSpec:
-		return "mail"
-	case *WebhookSpec:
-		return "webhook"
-	case *AlertmanagerSpec:
-		return "alertmanager"
-	}
-	return ""
 }
 
 // Notifier delivers one rule evaluation's alarms for one output.
@@ -121,44 +87,6 @@ func (e Env) withDefaults() Env {
 		e.Stderr = os.Stderr
 	}
 	return e
-}
-
-// New makes the notifier for the output called name. spec is validated
-// again here (the engine may hand a rendered copy).
-func New(name string, spec Spec, env Env) (Notifier, error) {
-	if spec == nil || reflect.ValueOf(spec).IsNil() {
-		return nil, fmt.Errorf("output %s: no spec", name)
-	}
-	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("output %s: %w", name, err)
-	}
-	env = env.withDefaults()
-	var (
-		n   Notifier
-		err error
-	)
-	switch s := spec.(type) {
-	case *LogSpec:
-		n, err = newLog(name, *s, env)
-	case *MailSpec:
-		n, err = newMail(name, *s, env)
-	case *WebhookSpec:
-		n, err = newWebhook(name, *s, env)
-	case *AlertmanagerSpec:
-		n, err = newAlertmanager(name, *s, env)
-	default:
-		return nil, fmt.Errorf("output %s: unknown spec type %T", name, spec)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("output %s: %w", name, err)
-	}
-	return n, nil
-}
-
-// specHolder lets the Dispatcher spool an output the configuration does not
-// name (an inline output of a rule) together with its spec.
-type specHolder interface {
-	spec() Spec
 }
 
 // Permanent marks err as one retrying cannot cure.

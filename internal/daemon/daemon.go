@@ -364,7 +364,7 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 	// fork-storm guard every second must not pay socket attribution.
 	full := lastFull == nil || start.Sub(lastFull.Time) >= d.opts.Interval
 	for _, r := range due {
-		full = full || r.Table == "socket_holders" || r.Table == "findings"
+		full = full || r.NeedsSockets() || r.NeedsFindings()
 	}
 	var snap *snapshot.Snapshot
 	var err error

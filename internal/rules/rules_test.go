@@ -509,3 +509,39 @@ func TestSocketLeakExample(t *testing.T) {
 		t.Errorf("fired %v, want %s", fired, want)
 	}
 }
+
+// TestTableNeeds: what a rule's table is built from comes from the table
+// registry: only socket_holders needs the socket tables, only findings
+// needs doctor's findings.
+func TestTableNeeds(t *testing.T) {
+	var src strings.Builder
+	src.WriteString("rules:\n")
+	for _, name := range TableNames() {
+		field := ""
+		for _, f := range sortedKeys(tables[name].fields) {
+			if _, ok := tables[name].fields[f].(int); ok {
+				field = f
+				break
+			}
+		}
+		fmt.Fprintf(&src, "  - {name: on_%s, table: %s, if: %s > 0}\n", name, name, field)
+	}
+	cfg, err := loadString(t, src.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Rules) != len(TableNames()) {
+		t.Fatalf("%d rules for %d tables", len(cfg.Rules), len(TableNames()))
+	}
+	for _, r := range cfg.Rules {
+		if got, want := r.NeedsSockets(), r.Table == "socket_holders"; got != want {
+			t.Errorf("%s: NeedsSockets = %v", r.Table, got)
+		}
+		if got, want := r.NeedsFindings(), r.Table == "findings"; got != want {
+			t.Errorf("%s: NeedsFindings = %v", r.Table, got)
+		}
+	}
+	if (&Rule{}).NeedsSockets() || (&Rule{}).NeedsFindings() {
+		t.Error("a rule without a table needs something")
+	}
+}

@@ -14,13 +14,20 @@ type Row map[string]any
 
 // table is something a rule can run over: its fields with a sample value of
 // each field's type (what expressions are type-checked against), the fields
-// that identify a row across evaluations, and how to build rows.
+// that identify a row across evaluations, how to build rows, and what its
+// rows are built from beyond processes and kernel counters.
 type table struct {
 	name   string
 	doc    string
 	fields Row
 	key    []string
 	rows   func(in *Input) []Row
+	// sockets: the rows come from the socket tables and every process's
+	// fds, which only a full collection reads.
+	sockets bool
+	// findings: the rows are doctor's findings, which the caller computes
+	// on full collections only.
+	findings bool
 }
 
 // Input is what one evaluation sees.
@@ -42,6 +49,14 @@ type Finding struct {
 var tables = map[string]*table{}
 
 func register(t *table) { tables[t.name] = t }
+
+// NeedsSockets reports whether the rule's table is built from the socket
+// tables and every process's fds: a light collection does not have them.
+func (r *Rule) NeedsSockets() bool { return r.tbl != nil && r.tbl.sockets }
+
+// NeedsFindings reports whether the rule's table is doctor's findings,
+// which the caller passes in Input.Findings.
+func (r *Rule) NeedsFindings() bool { return r.tbl != nil && r.tbl.findings }
 
 // TableNames lists the tables, sorted.
 func TableNames() []string { return sortedKeys(tables) }
@@ -86,8 +101,9 @@ func init() {
 		},
 	})
 	register(&table{
-		name: "socket_holders",
-		doc:  "processes holding sockets, with counts by type",
+		name:    "socket_holders",
+		doc:     "processes holding sockets, with counts by type",
+		sockets: true,
 		fields: Row{"pid": 0, "user": "", "uid": 0, "comm": "", "tcp": 0, "udp": 0, "unix": 0, "raw": 0,
 			"netlink": 0, "packet": 0, "other": 0, "total": 0, "non_tcp": 0, "fds": 0, "fd_limit": 0},
 		key: []string{"pid", "comm"},
@@ -128,10 +144,11 @@ func init() {
 		},
 	})
 	register(&table{
-		name:   "findings",
-		doc:    "picket doctor's findings (id, severity, title)",
-		fields: Row{"id": "", "severity": "", "title": "", "summary": "", "rank": 0},
-		key:    []string{"id"},
+		name:     "findings",
+		doc:      "picket doctor's findings (id, severity, title)",
+		findings: true,
+		fields:   Row{"id": "", "severity": "", "title": "", "summary": "", "rank": 0},
+		key:      []string{"id"},
 		rows: func(in *Input) []Row {
 			var out []Row
 			for _, f := range in.Findings {

@@ -83,15 +83,16 @@ type Daemon struct {
 	silenced  map[string]time.Time
 	health    server.Health
 
-	jobs chan job
+	jobs chan job // deliveries and actions, in the order decided
 	wg   sync.WaitGroup
 }
 
+// job is one piece of work the collection loop hands to the workers: a
+// batch to deliver or an action to take. what and rule say what was
+// dropped if the queue is full.
 type job struct {
-	kind  string // "notify" or "act"
-	batch alarm.Batch
-	out   notify.Notifier
-	req   act.Request
+	what, rule string
+	run        func()
 }
 
 // New prepares a daemon: loads and checks the configuration, opens the
@@ -125,25 +126,28 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{opts: opts, logf: logf, alarms: map[string]alarm.Alarm{}, silenced: map[string]time.Time{},
 		jobs: make(chan job, 1024), rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))}
 	d.log = slog.New(teeHandler{slog.NewTextHandler(opts.Stderr, nil), slog.NewJSONHandler(logf, nil)})
+	// Whatever fails below, what was opened so far is closed: a caller that
+	// retries New (or a test) must find the spool lock, the journal and the
+	// log file free.
+	fail := func(err error) (*Daemon, error) {
+		d.closeState()
+		return nil, err
+	}
 
 	cfg, name, err := opts.LoadConfig(opts.ConfigPath)
 	if err != nil {
-		logf.Close()
-		return nil, err
+		return fail(err)
 	}
 	if opts.ConfigPath != "" {
 		if err := strictModes(cfg.Files); err != nil {
-			logf.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	if d.col, err = collect.New(collect.Options{Root: opts.Root}); err != nil {
-		logf.Close()
-		return nil, err
+		return fail(err)
 	}
 	if d.hist, err = history.Open(filepath.Join(opts.StateDir, "history.db"), history.Options{}); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("history: %w", err)
+		return fail(fmt.Errorf("history: %w", err))
 	}
 	d.runner, err = act.NewRunner(act.Options{Root: opts.Root, StateDir: opts.StateDir, DryRun: opts.DryRun, Logger: d.log,
 		RevertOnRecover: true,
@@ -151,21 +155,36 @@ func New(opts Options) (*Daemon, error) {
 			d.log.Error("actions stopped by their rate limit: acting needs an administrator now", "rule", rule, "err", err)
 		}})
 	if err != nil {
-		d.hist.Close()
-		logf.Close()
-		return nil, err
+		return fail(err)
 	}
 	d.disp, err = notify.NewDispatcher(notify.DispatcherOptions{Dir: filepath.Join(opts.StateDir, "spool"), Env: d.notifyEnv("")})
 	if err != nil {
-		d.runner.Close()
-		d.hist.Close()
-		logf.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := d.install(cfg, name); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	return d, nil
+}
+
+// closeState closes what New opened, the newest first: the dispatcher
+// (its spool lock), the runner (its journal), the history store and the
+// log file. Run's shutdown does the same once the workers are done.
+func (d *Daemon) closeState() error {
+	var errs []error
+	if d.disp != nil {
+		errs = append(errs, d.disp.Close())
+	}
+	if d.runner != nil {
+		errs = append(errs, d.runner.Close())
+	}
+	if d.hist != nil {
+		errs = append(errs, d.hist.Close())
+	}
+	if d.logf != nil {
+		errs = append(errs, d.logf.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // install makes cfg the running configuration.
@@ -180,6 +199,7 @@ func (d *Daemon) install(cfg *rules.Config, name string) error {
 		spec, _ := o.Spec.(notify.Spec)
 		nt, err := notify.New(n, spec, env)
 		if err != nil {
+			closeNotifiers(ns)
 			return fmt.Errorf("output %s: %w", n, err)
 		}
 		ns[n] = nt
@@ -259,7 +279,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	defer stop()
 	for i := 0; i < 2; i++ {
 		d.wg.Add(1)
-		go d.worker(runCtx)
+		go d.worker(d.jobs)
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.disp.Run(runCtx) }()
@@ -273,7 +293,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		srv, err := server.New(server.Options{Listen: d.opts.Listen, TokenFile: d.opts.TokenFile, Source: d, Mutator: d,
 			Logger: d.log, Version: d.opts.Version, StaleAfter: stale, History: historySource{d.hist}, Assets: dashboard.Assets()})
 		if err != nil {
-			return err
+			stop()
+			return errors.Join(err, d.shutdown())
 		}
 		d.wg.Add(1)
 		go func() {
@@ -345,10 +366,8 @@ func (d *Daemon) shutdown() error {
 	d.mu.RLock()
 	closeNotifiers(d.notifiers)
 	d.mu.RUnlock()
-	errs := []error{d.runner.Close(), d.hist.Close(), d.disp.Close()}
 	d.log.Info("stopped")
-	d.logf.Close()
-	return errors.Join(errs...)
+	return d.closeState()
 }
 
 // cycle is one look: collect, diagnose, record, evaluate the due rules and
@@ -479,45 +498,53 @@ func (d *Daemon) dispatch(snap *snapshot.Snapshot, events []rules.Event) {
 				continue
 			}
 		}
-		d.enqueue(job{kind: "notify", batch: *batches[k], out: n})
+		b := *batches[k]
+		d.enqueue(d.jobs, job{what: "output " + k.out, rule: k.rule, run: func() { d.deliver(n, b) }})
 	}
 	for _, ev := range events {
 		for _, a := range ev.Actions {
 			spec, _ := a.Spec.(act.Spec)
-			d.enqueue(job{kind: "act", req: act.Request{Spec: spec, Host: ev.Alarm.Host, Rule: ev.Alarm.Rule, Case: ev.Alarm.Case,
-				Row: ev.Alarm.Row, Snapshot: snap, DryRun: d.opts.DryRun || ruleDry[ev.Alarm.Rule]}})
+			req := act.Request{Spec: spec, Host: ev.Alarm.Host, Rule: ev.Alarm.Rule, Case: ev.Alarm.Case,
+				Row: ev.Alarm.Row, Snapshot: snap, DryRun: d.opts.DryRun || ruleDry[ev.Alarm.Rule]}
+			d.enqueue(d.jobs, job{what: "action", rule: req.Rule, run: func() { d.takeAction(req) }})
 		}
 	}
 }
 
 // enqueue never blocks the collection loop: a full queue drops the job,
 // loudly (outputs are still spooled by the Dispatcher once queued).
-func (d *Daemon) enqueue(j job) {
+func (d *Daemon) enqueue(q chan<- job, j job) {
 	select {
-	case d.jobs <- j:
+	case q <- j:
 	default:
-		d.log.Error("work queue full: dropped", "kind", j.kind, "rule", j.batch.Rule+j.req.Rule)
+		d.log.Error("work queue full: dropped", "job", j.what, "rule", j.rule)
 	}
 }
 
-func (d *Daemon) worker(ctx context.Context) {
+// worker runs q's jobs until q is closed.
+func (d *Daemon) worker(q <-chan job) {
 	defer d.wg.Done()
-	for j := range d.jobs {
-		switch j.kind {
-		case "notify":
-			nctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := d.disp.Send(nctx, j.out, j.batch); err != nil {
-				d.log.Warn("output failed, spooled for retry", "output", j.out.Name(), "rule", j.batch.Rule, "err", err)
-			}
-			cancel()
-		case "act":
-			actx, cancel := context.WithTimeout(context.Background(), d.opts.ActionTimeout)
-			res := d.runner.Do(actx, j.req)
-			cancel()
-			d.log.Info("action", "rule", j.req.Rule, "case", j.req.Case, "type", res.Type, "dry_run", res.DryRun,
-				"result", res.Result, "error", res.Error, "targets", len(res.Targets))
-		}
+	for j := range q {
+		j.run()
 	}
+}
+
+// deliver sends b through n; what fails is spooled by the Dispatcher.
+func (d *Daemon) deliver(n notify.Notifier, b alarm.Batch) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.disp.Send(ctx, n, b); err != nil {
+		d.log.Warn("output failed, spooled for retry", "output", n.Name(), "rule", b.Rule, "err", err)
+	}
+}
+
+// takeAction runs req, bounded by the action timeout.
+func (d *Daemon) takeAction(req act.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.ActionTimeout)
+	defer cancel()
+	res := d.runner.Do(ctx, req)
+	d.log.Info("action", "rule", req.Rule, "case", req.Case, "type", res.Type, "dry_run", res.DryRun,
+		"result", res.Result, "error", res.Error, "targets", len(res.Targets))
 }
 
 // Server Source.

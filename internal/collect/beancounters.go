@@ -18,7 +18,7 @@ import (
 // no parser for it: it only exists on OpenVZ/Virtuozzo kernels.
 type beancounterSource struct{}
 
-func (beancounterSource) name() string { return "beancounters" }
+func (beancounterSource) name() snapshot.Source { return snapshot.SourceBeancounters }
 
 func (beancounterSource) update(_ context.Context, c *Collector, snap *snapshot.Snapshot) error {
 	path := filepath.Join(c.proc, "user_beancounters")

@@ -44,7 +44,7 @@ type Options struct {
 // source is one part of the snapshot read from its own files. Each lives in
 // a file of its own; update fills its part of snap or returns ErrNoData.
 type source interface {
-	name() string
+	name() snapshot.Source
 	update(ctx context.Context, c *Collector, snap *snapshot.Snapshot) error
 }
 
@@ -102,6 +102,7 @@ func New(opts Options) (*Collector, error) {
 	c.sources = []source{
 		sockstatSource{},
 		sysctlSource{},
+		conntrackSource{},
 		meminfoSource{},
 		vmstatSource{},
 		psiSource{},
@@ -139,9 +140,9 @@ func (c *Collector) Collect(ctx context.Context) (*snapshot.Snapshot, error) {
 	snap.Kernel.PageSize = os.Getpagesize()
 
 	var errs []error
-	fail := func(what string, err error) {
-		errs = append(errs, fmt.Errorf("%s: %w", what, err))
-		snap.Errors = append(snap.Errors, fmt.Sprintf("%s: %v", what, err))
+	fail := func(src snapshot.Source, err error) {
+		errs = append(errs, fmt.Errorf("%s: %w", src, err))
+		snap.AddError(src, err)
 	}
 	for _, s := range c.sources {
 		if err := ctx.Err(); err != nil {
@@ -158,7 +159,7 @@ func (c *Collector) Collect(ctx context.Context) (*snapshot.Snapshot, error) {
 		if ctx.Err() != nil {
 			return snap, ctx.Err()
 		}
-		fail("processes", err)
+		fail(snapshot.SourceProcesses, err)
 	}
 	sortSnapshot(snap)
 	snap.DurationSeconds = c.opts.Now().Sub(start).Seconds()

@@ -12,7 +12,7 @@ import (
 // whether a box is about to swap itself unresponsive (seed 004).
 type meminfoSource struct{}
 
-func (meminfoSource) name() string { return "meminfo" }
+func (meminfoSource) name() snapshot.Source { return snapshot.SourceMeminfo }
 
 func (meminfoSource) update(_ context.Context, c *Collector, snap *snapshot.Snapshot) error {
 	mi, err := c.fs.Meminfo()
@@ -47,7 +47,7 @@ func u64(p *uint64) uint64 {
 // open them with EOPNOTSUPP): then only this part is empty.
 type psiSource struct{}
 
-func (psiSource) name() string { return "psi" }
+func (psiSource) name() snapshot.Source { return snapshot.SourcePSI }
 
 func (psiSource) update(_ context.Context, c *Collector, snap *snapshot.Snapshot) error {
 	out := map[string]snapshot.PSI{}

@@ -14,7 +14,7 @@ import (
 // pages against tcp_mem[2].
 type sockstatSource struct{}
 
-func (sockstatSource) name() string { return "sockstat" }
+func (sockstatSource) name() snapshot.Source { return snapshot.SourceSockstat }
 
 func (sockstatSource) update(_ context.Context, c *Collector, snap *snapshot.Snapshot) error {
 	st, err := c.fs.NetSockstat()

@@ -15,11 +15,10 @@ import (
 
 // sysctlSource reads the kernel limits that the seed stories ran into:
 // net.ipv4.tcp_mem and tcp_max_orphans (seed 002), fs.file-nr/file-max and
-// fs.nr_open (seed 003), kernel.pid_max and threads-max (seeds 001, 004) and
-// the conntrack table where nf_conntrack is loaded.
+// fs.nr_open (seed 003), kernel.pid_max and threads-max (seeds 001, 004).
 type sysctlSource struct{}
 
-func (sysctlSource) name() string { return "limits" }
+func (sysctlSource) name() snapshot.Source { return snapshot.SourceLimits }
 
 func (sysctlSource) update(_ context.Context, c *Collector, snap *snapshot.Snapshot) error {
 	k := &snap.Kernel
@@ -47,9 +46,6 @@ func (sysctlSource) update(_ context.Context, c *Collector, snap *snapshot.Snaps
 	k.NrOpen = one("fs/nr_open")
 	k.PidMax = one("kernel/pid_max")
 	k.ThreadsMax = one("kernel/threads-max")
-	if cnt, max := read("net/netfilter/nf_conntrack_count"), read("net/netfilter/nf_conntrack_max"); len(cnt) == 1 && len(max) == 1 {
-		k.Conntrack = &snapshot.Conntrack{Count: cnt[0], Max: max[0]}
-	}
 	return errors.Join(errs...)
 }
 

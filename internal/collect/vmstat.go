@@ -26,7 +26,7 @@ var vmstatKeys = map[string]bool{
 // vmstat collector reads it: "name value" per line.
 type vmstatSource struct{}
 
-func (vmstatSource) name() string { return "vmstat" }
+func (vmstatSource) name() snapshot.Source { return snapshot.SourceVMStat }
 
 func (vmstatSource) update(_ context.Context, c *Collector, snap *snapshot.Snapshot) error {
 	path := filepath.Join(c.proc, "vmstat")

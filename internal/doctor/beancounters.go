@@ -49,7 +49,7 @@ var beancounterMeaning = map[string]string{
 
 func (Beancounters) Run(in Input) Finding {
 	s := in.Cur
-	if e, ok := sourceError(s, "beancounters"); ok {
+	if e, ok := s.SourceError(snapshot.SourceBeancounters); ok {
 		return unknownFinding("/proc/user_beancounters not readable",
 			"The file exists but could not be read or parsed: "+term.Escape(e), Evidence{{"present", true}})
 	}

@@ -2,8 +2,8 @@ package doctor
 
 import (
 	"fmt"
-	"strings"
 
+	"github.com/picket-guard/picket/internal/snapshot"
 	"github.com/picket-guard/picket/internal/term"
 )
 
@@ -26,9 +26,9 @@ func (Conntrack) Run(in Input) Finding {
 	t := in.Thresholds
 	c := s.Kernel.Conntrack
 	if c == nil {
-		// The sysctl source reports a malformed file as an error; a
+		// The conntrack source reports a malformed file as an error; a
 		// missing one is the module not being loaded.
-		if e, ok := sourceError(s, "limits"); ok && strings.Contains(e, "netfilter") {
+		if e, ok := s.SourceError(snapshot.SourceConntrack); ok {
 			return unknownFinding("conntrack files not readable", "nf_conntrack_count or nf_conntrack_max exists but could not be read: "+term.Escape(e),
 				Evidence{{"loaded", true}})
 		}

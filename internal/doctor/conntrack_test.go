@@ -17,7 +17,8 @@ func TestConntrack(t *testing.T) {
 	}{
 		{"not loaded is ok", nil, nil, OK, ""},
 		{"not loaded, other limits unreadable", nil, []string{"limits: /proc/sys/kernel/pid_max:1: field 1: invalid syntax"}, OK, ""},
-		{"loaded but unreadable", nil, []string{"limits: /proc/sys/net/netfilter/nf_conntrack_max:1: field 1: invalid syntax"}, Unknown, ""},
+		{"loaded but unreadable", nil, []string{"conntrack: /proc/sys/net/netfilter/nf_conntrack_max:1: field 1: invalid syntax"}, Unknown, ""},
+		{"a limits error naming netfilter is not conntrack's", nil, []string{"limits: /proc/sys/net/netfilter/nf_conntrack_max:1: field 1: invalid syntax"}, OK, ""},
 		{"quiet", &snapshot.Conntrack{Count: 1200, Max: 262144}, nil, OK, ""},
 		{"80%", &snapshot.Conntrack{Count: 209716, Max: 262144}, nil, Warning, "sysctl -w net.netfilter.nf_conntrack_max=420000"},
 		{"full", &snapshot.Conntrack{Count: 262144, Max: 262144}, nil, Critical, "/etc/sysctl.d/60-conntrack.conf"},

@@ -234,18 +234,6 @@ func runOne(c Check, in Input) (f Finding) {
 	return c.Run(in)
 }
 
-// sourceError returns the collection error the snapshot recorded for a
-// source ("sockstat", "limits", "psi", "beancounters", ...), if any. A
-// missing file is not an error; a malformed or unreadable one is.
-func sourceError(s *snapshot.Snapshot, source string) (string, bool) {
-	for _, e := range s.Errors {
-		if strings.HasPrefix(e, source+":") {
-			return e, true
-		}
-	}
-	return "", false
-}
-
 // unknownFinding is the verdict of a check whose files are missing.
 func unknownFinding(title, why string, ev Evidence) Finding {
 	return Finding{Severity: Unknown, Title: title, Evidence: ev, Explanation: why}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/picket-guard/picket/internal/snapshot"
 	"github.com/picket-guard/picket/internal/term"
 )
 
@@ -24,7 +25,7 @@ func (FDExhaustion) Run(in Input) Finding {
 	k := s.Kernel
 	if k.FileNr == nil {
 		why := "The host's open files and fs.file-max are /proc/sys/fs/file-nr, which could not be read."
-		if e, ok := sourceError(s, "limits"); ok {
+		if e, ok := s.SourceError(snapshot.SourceLimits); ok {
 			why += " " + term.Escape(e)
 		}
 		return unknownFinding("file-nr not readable", why, Evidence{})

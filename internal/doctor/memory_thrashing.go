@@ -109,7 +109,7 @@ func (MemoryThrashing) Run(in Input) Finding {
 	if !hasPSI && !measured {
 		why := "There is no /proc/pressure/memory (a kernel without CONFIG_PSI, or booted with psi=0). " + noRates +
 			" Run picket doctor with --interval 1s or more to measure the rates."
-		if e, ok := sourceError(s, "psi"); ok {
+		if e, ok := s.SourceError(snapshot.SourcePSI); ok {
 			why += " " + term.Escape(e)
 		}
 		return unknownFinding("no PSI and no rates: thrashing cannot be measured", why, ev)

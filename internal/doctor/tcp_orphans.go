@@ -36,7 +36,7 @@ func (TCPOrphans) Run(in Input) Finding {
 		default:
 			why += "tcp_max_orphans could not be read."
 		}
-		if e, ok := sourceError(s, "sockstat"); ok {
+		if e, ok := s.SourceError(snapshot.SourceSockstat); ok {
 			why += " " + e
 		}
 		return unknownFinding("orphan count or tcp_max_orphans not readable", why, Evidence{})

@@ -488,8 +488,12 @@ function renderHolders() {
 
 // ---- actions -----------------------------------------------------------
 
-// foldActions mirrors act.Actions: one action per id from its journal
-// entries (intent, result, revert, refused), oldest first.
+// foldActions is act.Actions for the actions that end by themselves: one
+// action per id from its journal entries (intent, result, revert,
+// refused), oldest first. Which kinds those are is the server's knowledge,
+// not the page's: an intent journals an until exactly when its kind is
+// timed (a throttle, a freeze), so a timed action with its undo is active
+// until that time. Other actions end up done, failed, refused or reverted.
 function foldActions(entries, now) {
   const byId = new Map();
   // The API lists newest first; an intent and its result can share a time,
@@ -522,8 +526,8 @@ function foldActions(entries, now) {
     if (a.reverted) a.state = 'reverted';
     else if (a.state === 'in flight') continue;
     else if (a.error) a.state = 'failed';
-    else if (['throttle', 'freeze', 'sysctl'].includes(a.type) && a.undo) {
-      a.state = a.until && Date.parse(a.until) <= now ? 'expired' : 'active';
+    else if (a.until && a.undo) {
+      a.state = Date.parse(a.until) <= now ? 'expired' : 'active';
     }
   }
   return [...byId.values()];
@@ -542,7 +546,7 @@ function ruleText(x) {
 function renderActions(journal, error) {
   const entries = (journal && journal.entries) || [];
   const now = state.snap ? Date.parse(state.snap.time) : Date.now();
-  const active = foldActions(entries, now).filter((a) => (a.type === 'throttle' || a.type === 'freeze') && (a.state === 'active' || a.state === 'in flight'));
+  const active = foldActions(entries, now).filter((a) => a.until && (a.state === 'active' || a.state === 'in flight'));
   const activeBody = $('#active tbody');
   if (active.length === 0) {
     activeBody.replaceChildren(el('tr', null, el('td', { colSpan: 6, className: 'muted' }, 'none')));

@@ -287,7 +287,7 @@ func (d *Dispatcher) Send(ctx context.Context, n Notifier, b alarm.Batch) error 
 // build (a test's, or one wrapping another), which is then remote and, if
 // inline, not rebuilt after a restart.
 func specOf(n Notifier) Spec {
-	if h, ok := n.(interface{ spec() Spec }); ok {
+	if h, ok := n.(specNotifier); ok {
 		return h.spec()
 	}
 	return nil

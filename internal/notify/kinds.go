@@ -33,12 +33,20 @@ func kinds() []kind {
 	}
 }
 
+// specNotifier is what a kind's constructor returns: a Notifier that says
+// which spec it was built from, so the Dispatcher can read its kind's
+// properties (local) and spool an inline output with its spec.
+type specNotifier interface {
+	Notifier
+	spec() Spec
+}
+
 // building adapts a kind's constructor, which takes its own spec type, to
 // kind.build.
 func building[S any, P interface {
 	*S
 	Spec
-}, N Notifier](f func(string, S, Env) (N, error)) func(string, Spec, Env) (Notifier, error) {
+}, N specNotifier](f func(string, S, Env) (N, error)) func(string, Spec, Env) (Notifier, error) {
 	return func(name string, s Spec, env Env) (Notifier, error) {
 		p, ok := s.(P)
 		if !ok {

@@ -210,7 +210,7 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 }
 
 // timedKinds lists the kinds of the actions taken that end by themselves,
-// sorted, each once ("throttle", "freeze").
+// sorted, each once.
 func timedKinds(r checkReport) []string {
 	seen := map[string]bool{}
 	var out []string

@@ -25,8 +25,9 @@ type kind struct {
 	// active in the journal until it is reverted (`picket undo`, its time
 	// being up, or a restart finding it interrupted).
 	revert func(r *Runner, a Action) (string, error)
-	// timed: the action ends by itself at its journal entry's Until, by a
-	// timer the Runner arms. Close ends it early, `picket check` waits for
+	// timed: the action ends by itself at its journal entry's Until (do
+	// gives o.intent the end, and only a timed kind does; the dashboard
+	// relies on it) by a timer do arms with r.arm. Close ends it early, `picket check` waits for
 	// it, and with Options.RevertOnRecover a restarted Runner reverts one
 	// still in force instead of re-arming it. A timed kind has a revert.
 	timed bool

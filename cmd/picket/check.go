@@ -85,7 +85,7 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 			return 3
 		}
 	} else {
-		snap, cerr = col.Collect(ctx)
+		snap, cerr = col.Collect(ctx, collect.Full)
 		if snap == nil {
 			fmt.Fprintf(stderr, "picket check: %s\n", term.Escape(cerr.Error()))
 			return 3

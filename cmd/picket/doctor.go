@@ -68,7 +68,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// A partial snapshot is still worth diagnosing: the checks whose files
 	// failed say unknown, the rest still speak.
 	collectOne := func() (*snapshot.Snapshot, bool) {
-		s, err := c.Collect(ctx)
+		s, err := c.Collect(ctx, collect.Full)
 		if s == nil || ctx.Err() != nil {
 			if err == nil {
 				err = ctx.Err()

@@ -24,7 +24,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "picket snapshot: %s\n", term.Escape(err.Error()))
 		return 1
 	}
-	snap, cerr := c.Collect(ctx)
+	snap, cerr := c.Collect(ctx, collect.Full)
 	if snap == nil {
 		fmt.Fprintf(stderr, "picket snapshot: %s\n", term.Escape(cerr.Error()))
 		return 1

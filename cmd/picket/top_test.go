@@ -58,7 +58,7 @@ func TestTopFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := c.Collect(context.Background())
+	snap, err := c.Collect(context.Background(), collect.Full)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func liveSnapshot(t *testing.T) *snapshot.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, _ := c.Collect(t.Context())
+	snap, _ := c.Collect(t.Context(), collect.Full)
 	if snap == nil {
 		t.Fatal("no snapshot")
 	}

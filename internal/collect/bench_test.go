@@ -1,8 +1,6 @@
 package collect
 
 import (
-	"github.com/picket-guard/picket/internal/snapshot"
-
 	"context"
 	"encoding/json"
 	"io"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/procid"
 )
 
 // Benchmarks of the collector on the live system, under a socket load.
@@ -139,20 +139,20 @@ func liveCollector(b *testing.B) *Collector {
 }
 
 // BenchmarkCollect is one whole snapshot, as `picket snapshot` takes it.
-func BenchmarkCollect(b *testing.B) { benchCollect(b, (*Collector).Collect) }
+func BenchmarkCollect(b *testing.B) { benchCollect(b, Full) }
 
 // BenchmarkCollectLight is what picket run pays for a look when the rules
 // due need no sockets: processes, groups and kernel counters.
-func BenchmarkCollectLight(b *testing.B) { benchCollect(b, (*Collector).CollectLight) }
+func BenchmarkCollectLight(b *testing.B) { benchCollect(b, Light) }
 
-func benchCollect(b *testing.B, collect func(*Collector, context.Context) (*snapshot.Snapshot, error)) {
+func benchCollect(b *testing.B, depth Depth) {
 	benchLoad(b)
 	c := liveCollector(b)
-	s, _ := collect(c, context.Background())
+	s, _ := c.Collect(context.Background(), depth)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		s, _ = collect(c, context.Background())
+		s, _ = c.Collect(context.Background(), depth)
 	}
 	b.ReportMetric(float64(s.Processes.Total), "procs")
 	if !s.Light {
@@ -167,7 +167,7 @@ func BenchmarkSnapshotJSON(b *testing.B) {
 	c := liveCollector(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		s, _ := c.Collect(context.Background())
+		s, _ := c.Collect(context.Background(), Full)
 		enc := json.NewEncoder(io.Discard)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(s); err != nil {
@@ -213,8 +213,8 @@ func BenchmarkStat(b *testing.B) {
 				if err != nil {
 					continue
 				}
-				var p procInfo
-				if err := parseStat(buf[:n], &p); err != nil {
+				var st procid.Stat
+				if err := procid.ParseStat(buf[:n], &st); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -251,8 +251,8 @@ func BenchmarkStatParse(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		var p procInfo
-		if err := parseStat(line, &p); err != nil {
+		var st procid.Stat
+		if err := procid.ParseStat(line, &st); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -272,6 +272,7 @@ func BenchmarkNetTable(b *testing.B) {
 		file   string
 		procfs func() (int, error)
 	}{
+		//lint:ignore SA1019 the benchmark measures procfs's text parser against picket's on purpose
 		{"tcp", func() (int, error) { t, err := fs.NetTCP(); return len(t), err }},
 		{"udp", func() (int, error) { t, err := fs.NetUDP(); return len(t), err }},
 		{"unix", func() (int, error) { t, err := fs.NetUNIX(); return len(t.Rows), err }},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -56,7 +57,8 @@ type Collector struct {
 	proc    string // ROOT/proc
 	fs      procfs.FS
 	live    bool // root is "/": the kernel's own /proc, with its ownership and xattrs
-	users   *userTable
+	ids     procid.FS
+	users   *procid.Users
 	scanner *procScanner
 	sources []source
 }
@@ -90,13 +92,18 @@ func New(opts Options) (*Collector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", proc, err)
 	}
+	ids, err := procid.NewFS(root)
+	if err != nil {
+		return nil, err
+	}
 	c := &Collector{
 		opts:  opts,
 		root:  root,
 		proc:  proc,
 		fs:    fs,
 		live:  root == "/",
-		users: newUserTable(filepath.Join(root, "etc", "passwd")),
+		ids:   ids,
+		users: procid.NewUsers(root),
 	}
 	c.scanner = newProcScanner(c)
 	c.sources = []source{
@@ -111,23 +118,28 @@ func New(opts Options) (*Collector, error) {
 	return c, nil
 }
 
-// Collect takes one snapshot. A missing file leaves its part empty; a
-// process that exits mid-scan is skipped; a malformed file is reported in the
-// returned error (and in snap.Errors) without spoiling the rest, so the
-// snapshot is returned even when err is not nil.
-// CollectLight is Collect without what costs most: no fd walk, no socket
-// tables. Processes, groups, users and every kernel counter are there (fd
-// counts from one stat per process, on Linux ≥ 6.2); Sockets is empty and
-// Snapshot.Light says so. The daemon takes one when the rules due need
-// nothing of sockets (a fork-storm guard every second), a full one
-// otherwise. On a fixture tree it is a full collection.
-func (c *Collector) CollectLight(ctx context.Context) (*snapshot.Snapshot, error) {
-	c.scanner.light = c.live
-	defer func() { c.scanner.light = false }()
-	return c.Collect(ctx)
-}
+// Depth is how much of the host one collection reads.
+type Depth int
 
-func (c *Collector) Collect(ctx context.Context) (*snapshot.Snapshot, error) {
+const (
+	// Full reads everything: processes and their fds, every socket table
+	// and every kernel counter. `picket snapshot` and doctor take full
+	// looks.
+	Full Depth = iota
+	// Light is a full look without what costs most: no fd walk, no socket
+	// tables. Processes, groups, users and every kernel counter are there
+	// (fd counts from one stat per process, on Linux ≥ 6.2); Sockets is
+	// empty and Snapshot.Light says so. The daemon takes one when the rules
+	// due need nothing of sockets (a fork-storm guard every second). On a
+	// fixture tree a light look is a full one.
+	Light
+)
+
+// Collect takes one snapshot, as deep as depth says. A missing file leaves
+// its part empty; a process that exits mid-scan is skipped; a malformed file
+// is reported in the returned error (and in snap.Errors) without spoiling
+// the rest, so the snapshot is returned even when err is not nil.
+func (c *Collector) Collect(ctx context.Context, depth Depth) (*snapshot.Snapshot, error) {
 	start := c.opts.Now()
 	snap := &snapshot.Snapshot{
 		Time:         start.UTC().Truncate(time.Millisecond),
@@ -155,7 +167,7 @@ func (c *Collector) Collect(ctx context.Context) (*snapshot.Snapshot, error) {
 	// The process scan goes last among the cheap sources and right before the
 	// socket tables: a socket held at fd-scan time is then still in the
 	// tables when they are read.
-	if err := c.scanner.scan(ctx, snap); err != nil {
+	if err := c.scanner.scan(ctx, snap, depth == Light && c.live); err != nil {
 		if ctx.Err() != nil {
 			return snap, ctx.Err()
 		}

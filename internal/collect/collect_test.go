@@ -28,7 +28,7 @@ func collectRoot(t *testing.T, root string) (*snapshot.Snapshot, error) {
 	if err != nil {
 		t.Fatalf("New(%s): %v", root, err)
 	}
-	return c.Collect(context.Background())
+	return c.Collect(context.Background(), Full)
 }
 
 func TestMoscowFixture(t *testing.T) {

@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// Fuzz targets for every parser written here rather than taken from procfs.
-// They must never panic; a bad input is an error naming the line.
+// Fuzz targets for every parser written here rather than taken from procfs
+// (those of /proc/PID/stat and status are procid's). They must never panic;
+// a bad input is an error naming the line.
 
 func FuzzParseBeancounters(f *testing.F) {
 	f.Add([]byte("Version: 2.5\n       uid  resource held maxheld barrier limit failcnt\n      101:  numothersock 400 400 400 400 17\n            numproc 43 49 240 240 0\n"))
@@ -28,24 +29,6 @@ func FuzzParseVMStat(f *testing.F) {
 	f.Add([]byte("pswpin -1\n\n x"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = parseVMStat(b, "vmstat")
-	})
-}
-
-func FuzzParseStat(f *testing.F) {
-	f.Add([]byte("2136 (cat) R 2131 2131 1035 0 -1 4194304 99 0 1 0 0 0 0 0 20 0 1 0 56043 3133440 385 18446744073709551615 94731493871616 0\n"))
-	f.Add([]byte("1 (a) b) c) S 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1 0 1 1 -1\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var p procInfo
-		if err := parseStat(b, &p); err == nil && p.threads < 0 {
-			t.Fatalf("negative threads")
-		}
-	})
-}
-
-func FuzzParseStatusUID(f *testing.F) {
-	f.Add([]byte("Name:\tcat\nUid:\t0\t1000\t0\t0\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = parseStatusUID(b)
 	})
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -177,7 +177,7 @@ func liveSnapshot(t *testing.T) *snapshot.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Collect(context.Background())
+	s, err := c.Collect(context.Background(), Full)
 	if err != nil {
 		t.Fatalf("live Collect: %v", err)
 	}
@@ -243,7 +243,7 @@ func TestLiveStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	var attr *syscall.SysProcAttr
-	wantUser := strconv.Itoa(os.Geteuid())
+	var wantUser string
 	if os.Geteuid() == 0 {
 		attr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		wantUser = nameOf(t, 65534)
@@ -293,9 +293,7 @@ func TestLiveStorm(t *testing.T) {
 }
 
 func nameOf(t *testing.T, uid uint32) string {
-	u := newUserTable("/etc/passwd")
-	u.refresh()
-	return u.name(uid)
+	return procid.NewUsers("/").Accounts().Name(uid)
 }
 
 // TestLiveOtherNetns: a process in its own network namespace has its sockets
@@ -377,7 +375,7 @@ func TestLiveChurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 10; i++ {
-		if _, err := c.Collect(ctx); err != nil {
+		if _, err := c.Collect(ctx, Full); err != nil {
 			t.Errorf("collect %d during churn: %v", i, err)
 		}
 	}
@@ -396,11 +394,11 @@ func TestLiveLight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	light, err := c.CollectLight(context.Background())
+	light, err := c.Collect(context.Background(), Light)
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := c.Collect(context.Background())
+	full, err := c.Collect(context.Background(), Full)
 	if err != nil {
 		t.Fatal(err)
 	}

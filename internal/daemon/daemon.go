@@ -385,13 +385,11 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 	for _, r := range due {
 		full = full || r.NeedsSockets() || r.NeedsFindings()
 	}
-	var snap *snapshot.Snapshot
-	var err error
+	depth := collect.Light
 	if full {
-		snap, err = d.col.Collect(ctx)
-	} else {
-		snap, err = d.col.CollectLight(ctx)
+		depth = collect.Full
 	}
+	snap, err := d.col.Collect(ctx, depth)
 	if snap == nil {
 		d.log.Error("collection failed", "err", err)
 		d.mu.Lock()

@@ -64,7 +64,7 @@ func (l *liveSource) Health() server.Health {
 // collectOnce takes one snapshot and publishes it with its diagnosis.
 func (l *liveSource) collectOnce(ctx context.Context, c *collect.Collector, interval time.Duration) error {
 	start := time.Now()
-	snap, err := c.Collect(ctx)
+	snap, err := c.Collect(ctx, collect.Full)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func collectAt(t *testing.T, root string, now time.Time) *snapshot.Snapshot {
 	if err != nil {
 		t.Fatalf("collect.New(%s): %v", root, err)
 	}
-	s, err := c.Collect(context.Background())
+	s, err := c.Collect(context.Background(), collect.Full)
 	if err != nil {
 		t.Fatalf("Collect(%s): %v", root, err)
 	}

@@ -76,7 +76,7 @@ func liveSnapshot(t *testing.T) *snapshot.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Collect(context.Background())
+	s, err := c.Collect(context.Background(), collect.Full)
 	if s == nil {
 		t.Fatalf("live Collect: %v", err)
 	}

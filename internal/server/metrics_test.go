@@ -105,7 +105,7 @@ func TestPromtool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	collected, err := col.Collect(context.Background())
+	collected, err := col.Collect(context.Background(), collect.Full)
 	if collected == nil {
 		t.Fatalf("collect the fixture tree: %v", err)
 	}

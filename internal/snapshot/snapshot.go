@@ -21,7 +21,7 @@ type Snapshot struct {
 	Errors []string `json:"errors,omitempty"`
 	// Duration is how long the collection took, for the operator's eyes.
 	DurationSeconds float64 `json:"duration_seconds"`
-	// Light is set on a light collection (collect.CollectLight): socket
+	// Light is set on a light collection (collect.Light): socket
 	// attribution was skipped, so Sockets is empty, not zero — or, from
 	// picket run, carried over from its last full look.
 	Light bool `json:"light,omitempty"`

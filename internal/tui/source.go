@@ -49,7 +49,7 @@ func NewCollecting(root string, interval time.Duration) (*Collecting, error) {
 
 // Fetch collects once.
 func (s *Collecting) Fetch(ctx context.Context) (*snapshot.Snapshot, *doctor.Report, error) {
-	snap, err := s.c.Collect(ctx)
+	snap, err := s.c.Collect(ctx, collect.Full)
 	if snap == nil || ctx.Err() != nil {
 		if err == nil {
 			err = ctx.Err()

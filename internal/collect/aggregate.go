@@ -1,0 +1,187 @@
+package collect
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/picket-guard/picket/internal/procid"
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+// fill turns the raw scan into the snapshot's process and socket parts.
+func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables) {
+	c := s.c
+	btime := s.bootTime()
+	accounts := c.users.Accounts()
+	pageSize := uint64(snap.Kernel.PageSize)
+	P := &snap.Processes
+	P.List = make([]snapshot.Process, 0, len(s.procs))
+	P.Groups = []snapshot.Group{}
+	P.Users = []snapshot.User{}
+	snap.Sockets.Processes = []snapshot.Holder{}
+
+	type gkey struct {
+		uid  uint32
+		comm string
+	}
+	groups := map[gkey]int{}
+	users := map[uint32]int{}
+	userPid := map[uint32]int{}
+	holderIdx := map[int]int{}    // pid -> index in snap.Sockets.Processes
+	untabled := map[uint64]bool{} // inodes in no table, already in the totals
+	for i := range s.procs {
+		p := &s.procs[i]
+		name := accounts.Name(p.uid)
+		rss := uint64(p.rssPages) * pageSize
+		P.Total++
+		P.Threads += p.threads
+		if p.fds < 0 {
+			P.FDUnreadable++
+		}
+		var start time.Time
+		if btime > 0 {
+			start = procid.StartTime(btime, p.startTicks)
+		}
+		P.List = append(P.List, snapshot.Process{
+			PID: p.pid, PPID: p.ppid, User: name, UID: p.uid, Comm: p.comm,
+			State: string(p.state), StartTime: start, Threads: p.threads, RSSBytes: rss,
+			KernelThread: p.kthread, FDs: p.fds,
+		})
+		k := gkey{p.uid, p.comm}
+		gi, ok := groups[k]
+		if !ok {
+			gi = len(P.Groups)
+			groups[k] = gi
+			P.Groups = append(P.Groups, snapshot.Group{User: name, UID: p.uid, Comm: p.comm})
+		}
+		g := &P.Groups[gi]
+		g.Count++
+		g.Threads += p.threads
+		g.RSSBytes += rss
+		ui, ok := users[p.uid]
+		if !ok {
+			ui = len(P.Users)
+			users[p.uid] = ui
+			userPid[p.uid] = p.pid
+			P.Users = append(P.Users, snapshot.User{User: name, UID: p.uid})
+		}
+		P.Users[ui].Count++
+		P.Users[ui].Threads += p.threads
+
+		if p.inoN == 0 {
+			continue
+		}
+		t := tables[p.netns]
+		h := snapshot.Holder{PID: p.pid, User: name, UID: p.uid, Comm: p.comm, FDs: p.fds}
+		hc := (*snapshotCounts)(&h.SocketCounts)
+		for _, sr := range s.workers[p.worker].socks[p.inoLo : p.inoLo+p.inoN] {
+			kind := kindUnknown
+			if t != nil {
+				kind = t.kinds[sr.ino]
+			}
+			if kind == kindUnknown {
+				// In no table: an unbound UDP or TCP socket (the kernel
+				// lists only hashed ones), or a protocol with no table
+				// (vsock, MPTCP, AF_ALG...). It exists, so it counts in the
+				// totals too, once however many processes hold it, unless
+				// another namespace's table lists it (a socket passed into
+				// a container): that table counted it already.
+				kind = s.protoKind(p.pid, sr)
+				if !untabled[sr.ino] && !inAnyTable(tables, sr.ino) {
+					untabled[sr.ino] = true
+					(*snapshotCounts)(&snap.Sockets.Totals).add(kind)
+				}
+			}
+			hc.add(kind)
+		}
+		h.Total = p.inoN
+		holderIdx[p.pid] = len(snap.Sockets.Processes)
+		snap.Sockets.Processes = append(snap.Sockets.Processes, h)
+	}
+	s.readLimits(snap, holderIdx, userPid)
+}
+
+// inAnyTable says whether some namespace's tables list the inode.
+func inAnyTable(tables map[uint64]*nsTables, ino uint64) bool {
+	for _, t := range tables {
+		if t.kinds[ino] != kindUnknown {
+			return true
+		}
+	}
+	return false
+}
+
+// readLimits reads /proc/PID/limits (RLIMIT_NOFILE) for the processes that
+// hold the most fds, and RLIMIT_NPROC for the heaviest users: reading it for
+// every process would double the cost of a scan, and a process with few fds
+// is not near its limit.
+func (s *procScanner) readLimits(snap *snapshot.Snapshot, holderIdx map[int]int, userPid map[uint32]int) {
+	c := s.c
+	list := snap.Processes.List
+	order := make([]int, len(list))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return list[order[a]].FDs > list[order[b]].FDs })
+	for rank, i := range order {
+		p := &list[i]
+		if p.FDs <= 0 || (rank >= c.opts.LimitsTop && p.FDs < c.opts.LimitsFDFloor) {
+			break
+		}
+		lim, err := c.fs.Proc(p.PID)
+		if err != nil {
+			continue
+		}
+		l, err := lim.Limits()
+		if err != nil {
+			continue // vanished, or limits unreadable
+		}
+		p.FDLimit = rlimit(l.OpenFiles)
+		if hi, ok := holderIdx[p.PID]; ok {
+			snap.Sockets.Processes[hi].FDLimit = p.FDLimit
+		}
+	}
+	users := snap.Processes.Users
+	sort.Slice(users, func(a, b int) bool { return users[a].Threads > users[b].Threads })
+	for i := range users {
+		if i >= c.opts.NprocUsers {
+			break
+		}
+		pr, err := c.fs.Proc(userPid[users[i].UID])
+		if err != nil {
+			continue
+		}
+		if l, err := pr.Limits(); err == nil {
+			users[i].NprocLimit = rlimit(l.Processes)
+		}
+	}
+}
+
+// rlimit maps procfs's "unlimited" (all ones) to -1.
+func rlimit(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return -1
+	}
+	return int64(v)
+}
+
+// bootTime is btime from ROOT/proc/stat, in Unix seconds; 0 if unknown.
+func (s *procScanner) bootTime() int64 {
+	btime, err := s.c.ids.BootTime()
+	if err != nil {
+		return 0
+	}
+	return btime
+}
+
+// addCounts adds one namespace's socket totals to dst.
+func addCounts(dst *snapshot.SocketCounts, a snapshot.SocketCounts) {
+	dst.TCP += a.TCP
+	dst.UDP += a.UDP
+	dst.Unix += a.Unix
+	dst.Raw += a.Raw
+	dst.Netlink += a.Netlink
+	dst.Packet += a.Packet
+	dst.Other += a.Other
+}

@@ -1,0 +1,157 @@
+package collect
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/procid"
+)
+
+// procInfo is one process as the walk read it: its identity and size from
+// stat (parsed by procid, the reader the action runner uses too), its
+// owner, and where its socket fds are.
+type procInfo struct {
+	pid, ppid   int
+	uid         uint32
+	comm        string
+	state       byte
+	kthread     bool
+	startTicks  uint64 // stat's starttime
+	threads     int
+	rssPages    int64
+	fds         int // -1: unreadable
+	netns       uint64
+	worker      int // whose socks the window below is in
+	inoLo, inoN int // window into procWorker.socks
+}
+
+// errVanished marks a process that exited while it was being read: normal,
+// skipped silently.
+var errVanished = errors.New("process vanished")
+
+// readProc reads one process. Files that vanish (ENOENT, ESRCH) mean the
+// process exited: errVanished.
+// A light read (live only) takes the fd count from one stat of fd/ instead
+// of walking it.
+func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
+	c := w.s.c
+	p := procInfo{pid: pid}
+	base := len(strconv.AppendInt(w.path[:0], int64(pid), 10))
+	w.path = append(w.path[:base], "/stat\x00"...)
+	n, err := readAt(procfd, w.path, w.buf)
+	if err != nil {
+		return p, vanished(err, c.proc, pid, "stat")
+	}
+	var stat procid.Stat
+	if err := procid.ParseStat(w.buf[:n], &stat); err != nil {
+		return p, fmt.Errorf("%s: %w", filepath.Join(c.proc, strconv.Itoa(pid), "stat"), err)
+	}
+	p.ppid, p.comm, p.state, p.kthread = stat.PPID, string(stat.Comm), stat.State, stat.KernelThread()
+	p.startTicks, p.threads = stat.Starttime, stat.NumThreads
+	if stat.RSS > 0 { // signed in the kernel's output
+		p.rssPages = stat.RSS
+	}
+	if !c.live {
+		// In a fixture tree ownership means nothing: status says the uid,
+		// and fd/ is listed as a plain directory.
+		if err := w.readStatusUID(procfd, base, &p); err != nil {
+			return p, err
+		}
+		p.inoLo = len(w.socks)
+		w.path = append(w.path[:base], "/fd\x00"...)
+		p.fds = w.readFDs(procfd, w.path)
+		p.inoN = len(w.socks) - p.inoLo
+		return p, nil
+	}
+	// The owner of /proc/PID (and of every file in it) is the process's
+	// effective uid, except for non-dumpable processes (those that changed
+	// uid, such as an imapd that dropped root), whose /proc/PID the kernel
+	// gives to root (task_dump_owner). So a non-root owner is trusted and a
+	// root one is confirmed from status. fstat of fd/, which is opened
+	// anyway, is the cheapest way to ask.
+	//
+	// A kernel thread has no files: its fd/ is empty, so root need not open
+	// it (on a big host there are hundreds of them); it is root's. Without
+	// root it is unreadable and still tried, so that it is counted as such.
+	if w.s.root && p.kthread {
+		return p, w.readStatusUID(procfd, base, &p)
+	}
+	w.path = append(w.path[:base], "/fd\x00"...)
+	if light {
+		// One stat of fd/ tells the owner and, since Linux 6.2, how many
+		// fds are open (proc_fd_getattr puts the count in st_size): no
+		// walk, no readlink. 0 on older kernels means "not counted".
+		var st unix.Stat_t
+		if err := unix.Fstatat(procfd, string(w.path[:len(w.path)-1]), &st, 0); err != nil {
+			w.path = append(w.path[:base], 0)
+			if err := unix.Fstatat(procfd, string(w.path[:base]), &st, 0); err != nil {
+				return p, vanished(err, c.proc, pid, "")
+			}
+			p.fds = -1
+		} else {
+			p.fds = int(st.Size)
+			if st.Size == 0 {
+				p.fds = -1
+			}
+		}
+		p.uid = st.Uid
+		if p.uid == 0 {
+			return p, w.readStatusUID(procfd, base, &p)
+		}
+		return p, nil
+	}
+	dfd, err := openat(procfd, w.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	var st unix.Stat_t
+	if err != nil {
+		// fd/ unreadable (another user's process, picket not root): the
+		// owner from /proc/PID itself.
+		p.fds = -1
+		w.path = append(w.path[:base], 0)
+		if err := unix.Fstatat(procfd, string(w.path[:base]), &st, 0); err != nil {
+			return p, vanished(err, c.proc, pid, "")
+		}
+	} else {
+		err = unix.Fstat(dfd, &st)
+		if err == nil {
+			p.inoLo = len(w.socks)
+			p.fds = w.listFDs(dfd, st.Size)
+			p.inoN = len(w.socks) - p.inoLo
+		}
+		unix.Close(dfd)
+		if err != nil {
+			return p, vanished(err, c.proc, pid, "fd")
+		}
+	}
+	p.uid = st.Uid
+	if p.uid == 0 {
+		return p, w.readStatusUID(procfd, base, &p)
+	}
+	return p, nil
+}
+
+// readStatusUID sets p.uid from PID/status (base is the length of "PID" in
+// w.path).
+func (w *procWorker) readStatusUID(procfd, base int, p *procInfo) error {
+	w.path = append(w.path[:base], "/status\x00"...)
+	n, err := readAt(procfd, w.path, w.buf)
+	if err != nil {
+		return vanished(err, w.s.c.proc, p.pid, "status")
+	}
+	uid, err := procid.ParseStatusUID(w.buf[:n])
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(w.s.c.proc, strconv.Itoa(p.pid), "status"), err)
+	}
+	p.uid = uid
+	return nil
+}
+
+func vanished(err error, proc string, pid int, file string) error {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+		return errVanished
+	}
+	return fmt.Errorf("read %s: %w", filepath.Join(proc, strconv.Itoa(pid), file), err)
+}

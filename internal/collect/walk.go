@@ -1,0 +1,247 @@
+package collect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/snapshot"
+)
+
+// procScanner walks /proc once per collection: for each process one read of
+// stat, (sometimes) one of status, an fstat of fd/ and one readlink per fd
+// (process.go, fds.go); then aggregate.go turns what it read into the
+// snapshot. No fork, nothing of ps, ss or lsof (they are what fails when
+// the pid table is full). Buffers are kept between scans.
+//
+// The walk is split across workers, one per CPU: on a loaded host nearly all
+// of a scan is time in procfs syscalls (a readlink of a /proc/PID/fd entry
+// costs microseconds, and there is one per fd), which the kernel serves on
+// every CPU at once. Each worker has its own buffers; results land in the
+// slot of their pid, so the output does not depend on scheduling.
+type procScanner struct {
+	c       *Collector
+	workers []*procWorker
+	tables  tableReader
+	pids    []int
+	procs   []procInfo
+	errs    []error // per slot of pids: the error reading that process
+	dirbuf  []byte  // getdents of /proc
+	linkbuf []byte
+	xattr   []byte
+	root    bool // euid 0: every fd/ is readable, a kernel thread's is empty
+}
+
+// procWorker is one worker's share of a scan and its buffers.
+type procWorker struct {
+	s       *procScanner
+	buf     []byte // stat and status
+	dirbuf  []byte // getdents of fd/
+	linkbuf []byte
+	path    []byte // NUL-terminated path relative to /proc, reused
+	name    []byte // NUL-terminated fd number, reused
+	socks   []sockRef
+}
+
+// maxWorkers bounds the walk's parallelism: past a few CPUs the kernel's
+// per-process locks, not the CPUs, limit it, and each worker keeps ~50 KiB
+// of buffers.
+const maxWorkers = 8
+
+// walkChunk is how many pids a worker takes at a time. One: a process
+// costs tens of microseconds at least, so the shared counter is never the
+// bottleneck, and heavy fd holders are often consecutive pids (a server
+// forks its workers together), which a bigger chunk would hand to one
+// worker while the others go idle.
+const walkChunk = 1
+
+func newProcScanner(c *Collector) *procScanner {
+	return &procScanner{
+		c:       c,
+		dirbuf:  make([]byte, 32<<10),
+		linkbuf: make([]byte, 256),
+		xattr:   make([]byte, 64),
+		root:    os.Geteuid() == 0,
+	}
+}
+
+func (s *procScanner) worker(i int) *procWorker {
+	for len(s.workers) <= i {
+		s.workers = append(s.workers, &procWorker{
+			s:       s,
+			buf:     make([]byte, 16<<10),
+			dirbuf:  make([]byte, 32<<10),
+			linkbuf: make([]byte, 256),
+			path:    make([]byte, 0, 64),
+			name:    make([]byte, 0, 16),
+		})
+	}
+	return s.workers[i]
+}
+
+// scan reads every process into snap. A light scan (live only) skips the
+// fd walk and the socket tables: fd counts come from one stat of fd/.
+func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light bool) error {
+	c := s.c
+	procfd, err := unix.Open(c.proc, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", c.proc, err)
+	}
+	defer unix.Close(procfd)
+
+	pids, err := s.listPids(procfd)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", c.proc, err)
+	}
+	s.pids = pids
+	if cap(s.procs) < len(pids) {
+		s.procs = make([]procInfo, len(pids), len(pids)+len(pids)/8)
+		s.errs = make([]error, len(pids), cap(s.procs))
+	}
+	s.procs, s.errs = s.procs[:len(pids)], s.errs[:len(pids)]
+	clear(s.errs)
+
+	hostNS := readNSInode(procfd, []byte("self/ns/net\x00"), s.linkbuf)
+	nw := min(runtime.GOMAXPROCS(0), maxWorkers, (len(pids)+walkChunk-1)/walkChunk)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < max(nw, 1); i++ {
+		w := s.worker(i)
+		w.socks = w.socks[:0]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each worker has its own fd of /proc: every *at call takes a
+			// reference on its dirfd's file, and one shared by all workers
+			// would be a cache line bounced between CPUs on every syscall.
+			wfd := procfd
+			if i > 0 {
+				if fd, err := unix.Open(c.proc, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+					wfd = fd
+					defer unix.Close(fd)
+				}
+			}
+			w.run(ctx, wfd, i, &next, hostNS, light)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Compact in pid order; errors keep that order too.
+	var errs []error
+	procs := s.procs[:0]
+	for i := range s.procs {
+		if err := s.errs[i]; err != nil {
+			if !errors.Is(err, errVanished) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		procs = append(procs, s.procs[i])
+	}
+	s.procs = procs
+
+	if light {
+		snap.Light = true
+		s.fill(snap, nil)
+		return errors.Join(errs...)
+	}
+
+	// Network namespaces: the host's tables, plus those of any namespace a
+	// socket holder lives in (containers), read once each.
+	nsDir := map[uint64]string{hostNS: filepath.Join(c.proc, "net")}
+	nsSocks := map[uint64]int{}
+	for i := range s.procs {
+		p := &s.procs[i]
+		if p.inoN == 0 {
+			continue
+		}
+		nsSocks[p.netns] += p.inoN
+		if _, ok := nsDir[p.netns]; !ok {
+			nsDir[p.netns] = filepath.Join(c.proc, strconv.Itoa(p.pid), "net")
+		}
+	}
+	tables := make(map[uint64]*nsTables, len(nsDir))
+	sockets := &snap.Sockets
+	sockets.TCPStates = map[string]int{}
+	for ns, dir := range nsDir {
+		// picket's own namespace is dumped through sock_diag when live
+		// (see sockdiag.go); elsewhere the text tables are read.
+		dump := c.live && ns == hostNS && hostNS != 0
+		t, err := s.tables.readNSDiag(dir, dump, nsSocks[ns])
+		if err != nil {
+			errs = append(errs, err)
+		}
+		tables[ns] = t
+		addCounts(&sockets.Totals, t.totals)
+		for st, n := range t.states {
+			if n > 0 {
+				sockets.TCPStates[tcpStates[st]] += n
+			}
+		}
+	}
+	sockets.Namespaces = len(tables)
+
+	s.fill(snap, tables)
+	return errors.Join(errs...)
+}
+
+// run reads chunks of pids until none are left or ctx is done.
+func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64, hostNS uint64, light bool) {
+	s := w.s
+	for ctx.Err() == nil {
+		lo := int(next.Add(walkChunk)) - walkChunk
+		if lo >= len(s.pids) {
+			return
+		}
+		for i := lo; i < min(lo+walkChunk, len(s.pids)); i++ {
+			p, err := w.readProc(procfd, s.pids[i], light)
+			p.worker = id
+			if err == nil && p.inoN > 0 {
+				w.path = append(strconv.AppendInt(w.path[:0], int64(p.pid), 10), "/ns/net\x00"...)
+				p.netns = readNSInode(procfd, w.path, w.linkbuf)
+				if p.netns == 0 { // unreadable: assume the host's
+					p.netns = hostNS
+				}
+			}
+			s.procs[i], s.errs[i] = p, err
+		}
+	}
+}
+
+// listPids reads the numeric entries of /proc with getdents on procfd (the
+// *at calls that use procfd later do not care about its offset), without a
+// string per entry.
+func (s *procScanner) listPids(procfd int) ([]int, error) {
+	pids := s.pids[:0]
+	for {
+		n, err := unix.Getdents(procfd, s.dirbuf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+		eachDirent(s.dirbuf[:n], func(name []byte) {
+			if pid, ok := parseDec(name); ok && pid > 0 && pid <= math.MaxInt32 {
+				pids = append(pids, int(pid))
+			}
+		})
+	}
+	sort.Ints(pids)
+	return pids, nil
+}

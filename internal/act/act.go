@@ -144,7 +144,7 @@ func NewRunner(opts Options) (*Runner, error) {
 		kinds: kinds(),
 	}
 	for _, u := range opts.Protected.Users {
-		uid, err := lookupUID(root, u)
+		uid, err := procs.lookupUID(u)
 		if err != nil {
 			return nil, fmt.Errorf("protected users: %w", err)
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/procid"
 )
 
 // FreezeSpec stops a process (and with Tree its descendants) for For, then
@@ -68,7 +70,7 @@ func (r *Runner) freeze(ctx context.Context, o *op, s *FreezeSpec) {
 	if snap := o.req.Snapshot; snap != nil {
 		if btime, err := r.procs.bootTime(); err == nil {
 			for _, sp := range snap.Processes.List {
-				if sp.PID == top.pid && !sp.StartTime.IsZero() && !startTime(btime, top.start).Equal(sp.StartTime) {
+				if sp.PID == top.pid && !sp.StartTime.IsZero() && !procid.StartTime(btime, top.start).Equal(sp.StartTime) {
 					o.res.Result = fmt.Sprintf("nothing to freeze: pid %d is another process now", top.pid)
 					return
 				}

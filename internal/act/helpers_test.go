@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	case "throttle":
 		throttleHelper()
 		return
+	case "dropuid":
+		dropUIDHelper()
+		return
 	}
 	os.Exit(m.Run())
 }
@@ -222,6 +225,24 @@ func ignoreTermHelper() {
 	path := os.Getenv("PICKET_ACT_CHILD")
 	syscall.Exec(path, []string{path, "600"}, nil)
 	os.Exit(4)
+}
+
+// dropUIDHelper names itself PICKET_ACT_COMM, then becomes PICKET_ACT_UID
+// without exec, as a daemon dropping root does: the kernel makes it
+// non-dumpable, so its /proc/PID is root's (task_dump_owner) and only
+// status tells its uid.
+func dropUIDHelper() {
+	if err := os.WriteFile("/proc/self/comm", []byte(os.Getenv("PICKET_ACT_COMM")), 0); err != nil {
+		os.Exit(3)
+	}
+	uid, _ := strconv.Atoi(os.Getenv("PICKET_ACT_UID"))
+	if err := syscall.Setgid(uid); err != nil {
+		os.Exit(3)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		os.Exit(3)
+	}
+	time.Sleep(10 * time.Minute)
 }
 
 // throttleHelper is a picket that throttles a port in a namespace, says

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -170,7 +171,7 @@ type selector struct {
 func (r *Runner) newSelector(s *KillSpec) (*selector, error) {
 	sel := &selector{comm: s.Comm, exe: s.Exe, cgroup: strings.TrimSuffix(s.Cgroup, "/"), olderThan: s.OlderThan, youngest: s.Youngest, scope: s.Scope}
 	if s.User != "" {
-		uid, err := lookupUID(r.root, s.User)
+		uid, err := r.procs.lookupUID(s.User)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +210,7 @@ func (sel *selector) cheap(p proc) bool {
 		(sel.commRe == nil || sel.commRe.MatchString(p.comm)) &&
 		(sel.pids == nil || sel.pids[p.pid]) &&
 		(sel.ppids == nil || sel.ppids[p.ppid]) &&
-		(sel.olderThan == 0 || sel.now.Sub(startTime(sel.btime, p.start)) >= sel.olderThan)
+		(sel.olderThan == 0 || sel.now.Sub(procid.StartTime(sel.btime, p.start)) >= sel.olderThan)
 }
 
 // full adds the selectors that need another file each.
@@ -254,7 +255,7 @@ func (r *Runner) selectKill(sel *selector, g *guard, snap *snapshot.Snapshot) ([
 				continue
 			}
 			p, err := r.procs.read(sp.PID)
-			if err != nil || (!sp.StartTime.IsZero() && !startTime(btime, p.start).Equal(sp.StartTime)) {
+			if err != nil || (!sp.StartTime.IsZero() && !procid.StartTime(btime, p.start).Equal(sp.StartTime)) {
 				continue // exited since, or its pid is another process's now
 			}
 			if r.full(sel, p) {

@@ -1,7 +1,6 @@
 package act
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -9,13 +8,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/picket-guard/picket/internal/procid"
 )
 
 // proc is one process as an action sees it when it decides: what identifies
 // it (pid and start time) and what selectors and the safety rules look at.
+// It is read by procid, the reader the collector's walk parses with too, so
+// a process picked from a snapshot is recognised by the same fields here.
 type proc struct {
 	pid, ppid, pgrp, sid, tty int
 	uid                       uint32 // effective, as ps's user column
@@ -28,16 +30,13 @@ type proc struct {
 // and its pid until reaped, but it can no longer do harm or be signalled.
 func (p proc) gone() bool { return p.state == "Z" || p.state == "X" }
 
-// pfKthread is PF_KTHREAD (include/linux/sched.h).
-const pfKthread = 0x00200000
-
-// userHZ is USER_HZ, the unit of starttime (see collect).
-const userHZ = 100
-
-// procFS reads ROOT/proc through prometheus/procfs.
+// procFS reads ROOT/proc and ROOT/etc: identities and accounts through
+// procid, the rest (cmdline, exe, cgroups) through prometheus/procfs.
 type procFS struct {
-	fs  procfs.FS
-	dir string
+	ids   procid.FS
+	users *procid.Users
+	fs    procfs.FS
+	dir   string
 }
 
 func newProcFS(root string) (procFS, error) {
@@ -46,30 +45,26 @@ func newProcFS(root string) (procFS, error) {
 	if err != nil {
 		return procFS{}, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return procFS{fs: fs, dir: dir}, nil
+	ids, err := procid.NewFS(root)
+	if err != nil {
+		return procFS{}, err
+	}
+	return procFS{ids: ids, users: procid.NewUsers(root), fs: fs, dir: dir}, nil
 }
 
 // read reads one process's stat and status. Any error means the process
 // cannot be vouched for (usually: it exited); callers treat it as gone.
 func (f procFS) read(pid int) (proc, error) {
-	pp, err := f.fs.Proc(pid)
-	if err != nil {
-		return proc{}, err
-	}
-	st, err := pp.Stat()
-	if err != nil {
-		return proc{}, err
-	}
-	status, err := pp.NewStatus()
+	p, err := f.ids.Process(pid)
 	if err != nil {
 		return proc{}, err
 	}
 	return proc{
-		pid: st.PID, ppid: st.PPID, pgrp: st.PGRP, sid: st.Session, tty: st.TTY,
-		uid:  uint32(status.UIDs[1]),
-		comm: st.Comm, state: st.State,
-		kthread: st.Flags&pfKthread != 0,
-		start:   st.Starttime,
+		pid: p.PID, ppid: p.PPID, pgrp: p.PGRP, sid: p.Session, tty: p.TTY,
+		uid:  p.UID,
+		comm: p.Comm, state: string(p.State),
+		kthread: p.KernelThread(),
+		start:   p.Starttime,
 	}, nil
 }
 
@@ -162,100 +157,19 @@ func (f procFS) controllerPath(pid int, controller string) string {
 }
 
 // bootTime is btime of ROOT/proc/stat, in Unix seconds.
-func (f procFS) bootTime() (int64, error) {
-	st, err := f.fs.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return int64(st.BootTime), nil
-}
-
-// startTime is when p started, computed as collect computes
-// snapshot.Process.StartTime, so the two compare exactly.
-func startTime(btime int64, ticks uint64) time.Time {
-	return time.Unix(btime+int64(ticks/userHZ), int64(ticks%userHZ)*int64(time.Second/userHZ)).UTC()
-}
-
-// account is one line of ROOT/etc/passwd.
-type account struct {
-	name string
-	uid  uint32
-	gid  uint32
-}
-
-func readPasswd(root string) []account {
-	var out []account
-	eachLine(filepath.Join(root, "etc", "passwd"), func(f []string) {
-		if len(f) < 4 {
-			return
-		}
-		uid, err1 := strconv.ParseUint(f[2], 10, 32)
-		gid, err2 := strconv.ParseUint(f[3], 10, 32)
-		if err1 == nil && err2 == nil && f[0] != "" {
-			out = append(out, account{f[0], uint32(uid), uint32(gid)})
-		}
-	})
-	return out
-}
+func (f procFS) bootTime() (int64, error) { return f.ids.BootTime() }
 
 // lookupUID resolves a user name (or a decimal uid) from ROOT/etc/passwd.
-// The binary is static, so NSS is not consulted (see collect's userTable).
-func lookupUID(root, user string) (uint32, error) {
-	if n, err := strconv.ParseUint(user, 10, 32); err == nil {
-		return uint32(n), nil
-	}
-	for _, a := range readPasswd(root) {
-		if a.name == user {
-			return a.uid, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown user %q", user)
+func (f procFS) lookupUID(user string) (uint32, error) {
+	return f.users.Accounts().Lookup(user)
 }
 
 // adminUIDs is root plus every member of the admin groups (by primary gid
 // or by the group's member list).
-func adminUIDs(root string, groups []string) map[uint32]bool {
-	want := map[string]bool{}
-	for _, g := range groups {
-		want[g] = true
-	}
-	gids := map[uint32]bool{}
-	members := map[string]bool{}
-	eachLine(filepath.Join(root, "etc", "group"), func(f []string) {
-		if len(f) < 4 || !want[f[0]] {
-			return
-		}
-		if gid, err := strconv.ParseUint(f[2], 10, 32); err == nil {
-			gids[uint32(gid)] = true
-		}
-		for _, m := range strings.Split(f[3], ",") {
-			if m != "" {
-				members[m] = true
-			}
-		}
-	})
-	out := map[uint32]bool{0: true}
-	for _, a := range readPasswd(root) {
-		if gids[a.gid] || members[a.name] {
-			out[a.uid] = true
-		}
-	}
+func (f procFS) adminUIDs(groups []string) map[uint32]bool {
+	out := f.users.Accounts().InGroups(groups)
+	out[0] = true
 	return out
-}
-
-func eachLine(path string, fn func([]string)) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		fn(strings.Split(line, ":"))
-	}
 }
 
 // utmpLogin is one USER_PROCESS record of utmp: a logged-in user and the

@@ -96,9 +96,9 @@ func (r *Runner) newGuard() *guard {
 	if len(groups) == 0 {
 		groups = defaultAdminGroups
 	}
-	g.admins = adminUIDs(r.root, groups)
+	g.admins = r.procs.adminUIDs(groups)
 	for _, l := range readUtmp(r.root) {
-		if uid, err := lookupUID(r.root, l.user); err == nil && g.admins[uid] {
+		if uid, err := r.procs.lookupUID(l.user); err == nil && g.admins[uid] {
 			g.pids[l.pid] = "login shell of logged-in administrator " + l.user
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/proctext"
 )
 
 // sockRef is one socket fd: the socket's inode and the fd number it was
@@ -63,7 +65,7 @@ func (w *procWorker) listFDs(dfd int, size int64) int {
 // addSocket records fd when its link l is "socket:[INODE]".
 func (w *procWorker) addSocket(l []byte, fd int) {
 	if len(l) > 9 && string(l[:8]) == "socket:[" && l[len(l)-1] == ']' {
-		if ino, ok := parseDec(l[8 : len(l)-1]); ok && fd <= math.MaxInt32 {
+		if ino, ok := proctext.Dec(l[8 : len(l)-1]); ok && fd <= math.MaxInt32 {
 			w.socks = append(w.socks, sockRef{ino, int32(fd)})
 		}
 	}
@@ -120,7 +122,7 @@ func (w *procWorker) scanDirents(dfd int) int {
 			if err != nil {
 				continue // closed since getdents
 			}
-			if fd, ok := parseDec(name); ok && fd <= math.MaxInt32 {
+			if fd, ok := proctext.Dec(name); ok && fd <= math.MaxInt32 {
 				w.addSocket(w.linkbuf[:ln], int(fd))
 			}
 		}
@@ -180,6 +182,6 @@ func readNSInode(procfd int, path []byte, buf []byte) uint64 {
 	if i < 0 || l[len(l)-1] != ']' {
 		return 0
 	}
-	v, _ := parseDec(l[i+1 : len(l)-1])
+	v, _ := proctext.Dec(l[i+1 : len(l)-1])
 	return v
 }

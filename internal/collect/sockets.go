@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/picket-guard/picket/internal/proctext"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -192,14 +193,14 @@ func (r *tableReader) scan(f io.Reader, path string, nt netTable, t *nsTables) e
 		if line == 1 {
 			return nil // header
 		}
-		inode, ok := parseDec(field(l, nt.inodeCol))
+		inode, ok := proctext.Dec(proctext.Field(l, nt.inodeCol))
 		if !ok {
 			return fmt.Errorf("%s:%d: no inode in column %d", path, line, nt.inodeCol+1)
 		}
 		switch nt.kind {
 		case kindTCP:
 			t.totals.TCP++
-			st, ok := parseHex(field(l, nt.stateCol))
+			st, ok := proctext.Hex(proctext.Field(l, nt.stateCol))
 			if !ok {
 				return fmt.Errorf("%s:%d: bad state in column %d", path, line, nt.stateCol+1)
 			}
@@ -259,62 +260,6 @@ func eachLine(r io.Reader, buf []byte, fn func([]byte) error) error {
 		end -= start
 		start = 0
 	}
-}
-
-// field returns the n-th (0-based) whitespace-separated field of l.
-func field(l []byte, n int) []byte {
-	i := 0
-	for {
-		for i < len(l) && (l[i] == ' ' || l[i] == '\t') {
-			i++
-		}
-		if i == len(l) {
-			return nil
-		}
-		j := i
-		for j < len(l) && l[j] != ' ' && l[j] != '\t' {
-			j++
-		}
-		if n == 0 {
-			return l[i:j]
-		}
-		n--
-		i = j
-	}
-}
-
-func parseDec(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-	}
-	return v, true
-}
-
-func parseHex(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 16 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			v = v<<4 | uint64(c-'0')
-		case c >= 'a' && c <= 'f':
-			v = v<<4 | uint64(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			v = v<<4 | uint64(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return v, true
 }
 
 func (c *snapshotCounts) add(k sockKind) {

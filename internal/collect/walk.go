@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/picket-guard/picket/internal/proctext"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -237,7 +238,7 @@ func (s *procScanner) listPids(procfd int) ([]int, error) {
 			break
 		}
 		eachDirent(s.dirbuf[:n], func(name []byte) {
-			if pid, ok := parseDec(name); ok && pid > 0 && pid <= math.MaxInt32 {
+			if pid, ok := proctext.Dec(name); ok && pid > 0 && pid <= math.MaxInt32 {
 				pids = append(pids, int(pid))
 			}
 		})

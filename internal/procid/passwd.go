@@ -1,7 +1,6 @@
 package procid
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/picket-guard/picket/internal/proctext"
 )
 
 // Users is the account table of ROOT/etc/passwd and ROOT/etc/group, read
@@ -207,11 +208,7 @@ func parseGroup(b []byte) []group {
 func eachEntry(b []byte, fn func([]string)) {
 	for len(b) > 0 {
 		var l []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			l, b = b[:i], b[i+1:]
-		} else {
-			l, b = b, nil
-		}
+		l, b = proctext.Line(b)
 		if len(l) == 0 || l[0] == '#' {
 			continue
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/picket-guard/picket/internal/proctext"
 )
 
 // KernelThreadFlag is PF_KTHREAD (include/linux/sched.h): the bit of
@@ -91,37 +93,21 @@ func ParseStat(b []byte, st *Stat) error {
 		}
 		*f.dst = int(v)
 	}
-	if st.Flags, ok = parseDec(vals[5]); !ok {
+	if st.Flags, ok = proctext.Dec(vals[5]); !ok {
 		return fmt.Errorf("line 1: field 9 (flags) is %q", vals[5])
 	}
-	v, ok := parseDec(vals[6])
+	v, ok := proctext.Dec(vals[6])
 	if !ok || v > 1<<31 {
 		return fmt.Errorf("line 1: field 20 (num_threads) is %q", vals[6])
 	}
 	st.NumThreads = int(v)
-	if st.Starttime, ok = parseDec(vals[7]); !ok {
+	if st.Starttime, ok = proctext.Dec(vals[7]); !ok {
 		return fmt.Errorf("line 1: field 22 (starttime) is %q", vals[7])
 	}
 	if st.RSS, ok = parseInt(vals[8]); !ok {
 		return fmt.Errorf("line 1: field 24 (rss) is %q", vals[8])
 	}
 	return nil
-}
-
-// parseDec parses an unsigned decimal of at most 19 digits (so it fits an
-// int64 too).
-func parseDec(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-	}
-	return v, true
 }
 
 // parseInt parses a decimal with an optional '-', as the kernel prints a
@@ -131,7 +117,7 @@ func parseInt(b []byte) (int64, bool) {
 	if neg {
 		b = b[1:]
 	}
-	v, ok := parseDec(b)
+	v, ok := proctext.Dec(b)
 	if v > math.MaxInt64 {
 		return 0, false
 	}

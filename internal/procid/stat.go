@@ -38,6 +38,9 @@ func (s *Stat) KernelThread() bool { return s.Flags&KernelThreadFlag != 0 }
 // statFields are the fields ParseStat reads, in order, from field 3 on.
 var statFields = [...]int{3, 4, 5, 6, 7, 9, 20, 22, 24}
 
+// idNames are the kernel's names of fields 4 to 7.
+var idNames = [...]string{"ppid", "pgrp", "session", "tty_nr"}
+
 // ParseStat parses the contents of /proc/PID/stat into st without
 // allocating: st.Comm points into b, so it is valid only as long as b is.
 // This is the one parser of the file in picket: the collector's walk calls
@@ -82,17 +85,17 @@ func ParseStat(b []byte, st *Stat) error {
 		return fmt.Errorf("line 1: field 3 (state) is %q", vals[0])
 	}
 	st.State = vals[0][0]
-	ints := [...]struct {
-		dst  *int
-		name string
-	}{{&st.PPID, "ppid"}, {&st.PGRP, "pgrp"}, {&st.Session, "session"}, {&st.TTY, "tty_nr"}}
-	for k, f := range ints {
+	// Fields 4 to 7, signed; no pointers into st, which would make every
+	// caller's Stat escape to the heap.
+	var ids [4]int
+	for k := range ids {
 		v, ok := parseInt(vals[1+k])
 		if !ok {
-			return fmt.Errorf("line 1: field %d (%s) is %q", statFields[1+k], f.name, vals[1+k])
+			return fmt.Errorf("line 1: field %d (%s) is %q", statFields[1+k], idNames[k], vals[1+k])
 		}
-		*f.dst = int(v)
+		ids[k] = int(v)
 	}
+	st.PPID, st.PGRP, st.Session, st.TTY = ids[0], ids[1], ids[2], ids[3]
 	if st.Flags, ok = proctext.Dec(vals[5]); !ok {
 		return fmt.Errorf("line 1: field 9 (flags) is %q", vals[5])
 	}

@@ -3,10 +3,11 @@
 // dry-runnable, and unable to hit the wrong process: the safety rules are
 // stated, and mostly implemented, in safety.go alone.
 //
-// In the seeds the cure was done by hand: `kill -9` loops built from `ps`
-// output (seed 001's kill_user_proc), `cp -p` of mail spools
-// (archive_mail_file), `iptables -A INPUT -p tcp --dport 80 -j DROP` typed
-// into a thrashing box (seed 004). Here each is a first-class action.
+// In the stories of docs/stories.md the cure was done by hand: `kill -9`
+// loops built from `ps` output (PIKT's kill_user_proc in the imapd storm),
+// `cp -p` of mail spools (archive_mail_file), `iptables -A INPUT -p tcp
+// --dport 80 -j DROP` typed into a thrashing box. Here each is a first-class
+// action.
 package act
 
 import (
@@ -79,8 +80,8 @@ type Options struct {
 	// force instead of re-arming them to their end. The daemon sets it: a
 	// restarted picket does not know the state that made them, and its
 	// rules will throttle again on their first look if the storm is still
-	// on (issue 6: "kill -9 the daemon while a throttle is active; the next
-	// start reverts it").
+	// on (kill -9 the daemon while a throttle is active: the next start
+	// reverts it).
 	RevertOnRecover bool
 }
 

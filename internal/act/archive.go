@@ -15,7 +15,7 @@ import (
 )
 
 // ArchiveSpec copies Path into the directory To as NAME.TIMESTAMP, keeping
-// mode, owner and times; the seed's `cp -p /var/mail/USER /var/mail/arc/USER.NOW`.
+// mode, owner and times; the imapd storm's `cp -p /var/mail/USER /var/mail/arc/USER.NOW`.
 // Both must lie under one of Roots, reached without following a symlink.
 //
 //	archive: {path: "/var/mail/{{.user}}", to: /var/mail/arc, roots: [/var/mail], if_exists: true}
@@ -23,8 +23,8 @@ type ArchiveSpec struct {
 	Path  string   `yaml:"path" json:"path"`
 	To    string   `yaml:"to" json:"to"`
 	Roots []string `yaml:"roots" json:"roots"`
-	// IfExists: a missing Path is "nothing to archive", not an error (the
-	// seed's `if -e`).
+	// IfExists: a missing Path is "nothing to archive", not an error (PIKT's
+	// `if -e`).
 	IfExists bool `yaml:"if_exists" json:"if_exists,omitempty"`
 }
 
@@ -50,7 +50,7 @@ func (s *ArchiveSpec) Validate() error {
 	return errors.Join(errs...)
 }
 
-// archive is seed 001's archive_mail_file: `cp -p /var/mail/USER
+// archive is PIKT's archive_mail_file in the imapd storm: `cp -p /var/mail/USER
 // /var/mail/arc/USER.NOW`, where USER came from a process table. Both ends
 // are opened beneath a configured root without following symlinks (safety
 // rule 8); the copy is written to an O_EXCL temporary file in the archive

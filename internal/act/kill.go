@@ -58,7 +58,7 @@ type KillSpec struct {
 }
 
 // Until is the stop condition of a kill loop: stop once fewer than Below
-// processes match (Below: 1 is "until none remain", the seed's loop).
+// processes match (Below: 1 is "until none remain", PIKT's loop).
 type Until struct {
 	Below int `yaml:"below" json:"below"`
 }
@@ -430,7 +430,7 @@ func (r *Runner) kill(ctx context.Context, o *op, s *KillSpec) {
 			break
 		}
 		// A moment for a respawning parent to show its hand, then look again
-		// as the seed's loop ran ps again.
+		// as PIKT's loop ran ps again.
 		sleep(ctx, settle)
 		if targets, refused, err = r.selectKill(sel, g, nil); err != nil {
 			break

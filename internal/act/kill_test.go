@@ -31,7 +31,7 @@ func liveSnapshot(t *testing.T) *snapshot.Snapshot {
 	return snap
 }
 
-// TestKillStorm is seed 001's imapd storm: 200 pkt-imapd under nobody (20
+// TestKillStorm is the imapd storm: 200 pkt-imapd under nobody (20
 // of them ignoring SIGTERM), bystanders with the same name under another
 // user and other names under nobody, and a protected pkt-imapd. The dry run
 // names exactly the 200; the kill leaves every bystander alive.
@@ -111,7 +111,7 @@ func TestKillStorm(t *testing.T) {
 	}
 }
 
-// TestKillUntilRespawning is the seed's loop (kill, ps again, until none
+// TestKillUntilRespawning is PIKT's loop (kill, ps again, until none
 // remain) against a parent that respawns its children: 5 at a time, 15 in
 // all, then it gives up; and against one that never gives up, where the
 // loop must stop by itself.

@@ -18,7 +18,7 @@ import (
 
 // ThrottleSpec drops (mode drop) or rate-limits (mode rate: packets opening
 // a connection beyond Rate are dropped) new connections to a local port for
-// For, keeping established ones: seed 004's `iptables -A INPUT -p tcp --dport
+// For, keeping established ones: the thrashing web server's `iptables -A INPUT -p tcp --dport
 // 80 -j DROP`, made to end by itself. A TCP connection is new when conntrack
 // says so and the packet is a bare SYN; for UDP, conntrack's word alone
 // decides, so flows it did not track before the throttle count as new.
@@ -140,7 +140,7 @@ func nft(netns string) (*nftables.Conn, func(), error) {
 	return c, func() { f.Close() }, nil
 }
 
-// throttle is seed 004's `iptables -A INPUT -p tcp --dport 80 -j DROP`, but
+// throttle is the thrashing web server's `iptables -A INPUT -p tcp --dport 80 -j DROP`, but
 // for new connections only (ct state new), so established ones keep working,
 // and for a duration: it ends by itself, on Close, or at the next start.
 func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {

@@ -128,7 +128,7 @@ func (ns *testNS) rules(t *testing.T) map[string]bool {
 	return out
 }
 
-// TestThrottle is seed 004's DROP of port 80, made safe: new connections
+// TestThrottle is the thrashing web server's DROP of port 80, made safe: new connections
 // fail while it lasts, one established before it keeps working, and the
 // rule is gone when its time is up.
 func TestThrottle(t *testing.T) {

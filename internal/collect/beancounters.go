@@ -13,7 +13,7 @@ import (
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
-// beancounterSource reads OpenVZ's /proc/user_beancounters (seed 000: the
+// beancounterSource reads OpenVZ's /proc/user_beancounters (the
 // V-Server that froze when numothersock hit its barrier of 400). procfs has
 // no parser for it: it only exists on OpenVZ/Virtuozzo kernels.
 type beancounterSource struct{}

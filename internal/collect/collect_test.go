@@ -103,7 +103,7 @@ func TestMoscowFixture(t *testing.T) {
 		t.Errorf("leaky fds = %d/%d, want 5/8", h.FDs, h.FDLimit)
 	}
 
-	// Kernel limits with the seed's numbers.
+	// Kernel limits with the stories' numbers.
 	k := s.Kernel
 	if k.Sockstat == nil || k.Sockstat.TCP != (snapshot.SockstatTCP{Inuse: 35938, Orphan: 21564, TW: 70529, Alloc: 35942, MemPages: 1894}) ||
 		k.Sockstat.SocketsUsed != 14565 || k.Sockstat.UDP.Inuse != 11 || k.Sockstat.UDP.MemPages != 3 {

@@ -9,7 +9,7 @@ import (
 )
 
 // meminfoSource reads /proc/meminfo through procfs: the numbers that say
-// whether a box is about to swap itself unresponsive (seed 004).
+// whether a box is about to swap itself unresponsive.
 type meminfoSource struct{}
 
 func (meminfoSource) name() snapshot.Source { return snapshot.SourceMeminfo }

@@ -10,7 +10,7 @@ import (
 
 // sockstatSource reads /proc/net/sockstat and sockstat6 through procfs.
 // "TCP: ... orphan N ... mem P" are the two numbers behind the kernel's
-// "Out of socket memory" (seed 002): orphans against tcp_max_orphans and
+// "Out of socket memory": orphans against tcp_max_orphans and
 // pages against tcp_mem[2].
 type sockstatSource struct{}
 

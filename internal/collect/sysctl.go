@@ -13,9 +13,10 @@ import (
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
-// sysctlSource reads the kernel limits that the seed stories ran into:
-// net.ipv4.tcp_mem and tcp_max_orphans (seed 002), fs.file-nr/file-max and
-// fs.nr_open (seed 003), kernel.pid_max and threads-max (seeds 001, 004).
+// sysctlSource reads the kernel limits that the stories of docs/stories.md
+// ran into: net.ipv4.tcp_mem and tcp_max_orphans (Out of socket memory),
+// fs.file-nr/file-max and fs.nr_open (the socket leak), kernel.pid_max and
+// threads-max (the imapd storm, the thrashing web server).
 type sysctlSource struct{}
 
 func (sysctlSource) name() snapshot.Source { return snapshot.SourceLimits }

@@ -266,7 +266,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		release = protect(d.log, d.opts.OOMScoreAdj, true)
 	}
 	// A soft heap limit: the GC works harder before picket grows past its
-	// budget (issue 6: ≤ 30 MiB RSS), instead of waiting for GOGC's
+	// budget (≤ 30 MiB RSS), instead of waiting for GOGC's
 	// doubling. GOMEMLIMIT in the environment wins.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(20 << 20)

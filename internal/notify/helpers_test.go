@@ -13,7 +13,7 @@ import (
 	"github.com/picket-guard/picket/internal/alarm"
 )
 
-// testNow is the seed's date: the imapd storms of April 2000, moved on.
+// testNow is the imapd storm's date: the imapd storms of April 2000, moved on.
 var testNow = time.Date(2026, 4, 28, 9, 30, 0, 0, time.UTC)
 
 func testEnv(t *testing.T) Env {
@@ -58,7 +58,7 @@ func procBatch(status alarm.Status, rows ...map[string]any) alarm.Batch {
 	return b
 }
 
-// The seed's imapd storm: three users past the threshold.
+// The imapd storm: three users past the threshold.
 func stormBatch() alarm.Batch {
 	return procBatch(alarm.Firing,
 		procRow("alice", "imapd", 93),

@@ -26,7 +26,19 @@ memory-thrashing, fd-exhaustion, conntrack (see docs/checks.md).
 
 Exit status, as a Nagios plugin: 0 ok, 1 warning, 2 critical, 3 unknown
 (the worst finding wins; unknown only when nothing else is wrong). Bad flags
-and a root that cannot be read are unknown (3) too.`
+and a root that cannot be read are unknown (3) too.
+
+--check ID runs one check as one monitoring service (Icinga, Nagios, Sensu,
+Zabbix): its first line follows the Monitoring Plugins guidelines,
+
+  PICKET TCP-ORPHANS WARNING - 21564 orphans ×4 = 86256 exceed ... | 'orphans'=21564;16384;65536;0;65536 ...
+
+with performance data for every number the check grades or weighs, its
+thresholds and its limit as max; the explanation and the fix follow as long
+text. --warning and --critical override a threshold for this call, in the
+plugins' range syntax (10, 10:, ~:10, @10:20), for the check's first metric
+or for one named: --critical orphans=30000. The other flags' thresholds
+apply too. packaging/icinga2/ has an Icinga 2 CheckCommand.`
 
 // doctorUnknown is the Nagios status for "could not check".
 const doctorUnknown = 3
@@ -38,6 +50,11 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	interval := fs.Duration("interval", time.Second, "time between the two snapshots rates are measured over; 0 takes one snapshot (rate checks then rely on PSI or say unknown)")
 	verbose := fs.Bool("verbose", false, "print evidence and explanation of ok findings too")
 	color := fs.String("color", "auto", "colour the verdicts: auto (only on a terminal, unless NO_COLOR is set), always, never")
+	snapFile := fs.String("snapshot", "", "diagnose a saved `FILE` of picket snapshot --json (an incident's) instead of this host: one snapshot, so rates rely on PSI")
+	checkID := fs.String("check", "", "run only check `ID` and print it as a monitoring plugin: one status line with performance data (see above)")
+	over := doctor.Overrides{Warn: map[string]doctor.Range{}, Crit: map[string]doctor.Range{}}
+	fs.Func("warning", "with --check: warn outside `[LABEL=]RANGE` (plugin range syntax) instead of the check's own threshold for that metric (the first one without LABEL); repeatable", rangeFlag(over.Warn))
+	fs.Func("critical", "with --check: critical outside `[LABEL=]RANGE`, as --warning; repeatable", rangeFlag(over.Crit))
 	th := doctor.DefaultThresholds()
 	thresholdFlags(fs, &th)
 	if st, stop := parseFlags(fs, args); stop {
@@ -47,8 +64,29 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return doctorUnknown
 	}
 	fail := func(format string, a ...any) int {
+		if *checkID != "" && !*asJSON {
+			doctor.PluginError(stdout, *checkID, fmt.Sprintf(format, a...))
+			return doctorUnknown
+		}
 		fmt.Fprintf(stderr, "picket doctor: "+format+"\n", a...)
 		return doctorUnknown
+	}
+	checks := doctor.Checks()
+	if *checkID != "" {
+		var ids []string
+		var one []doctor.Check
+		for _, c := range checks {
+			ids = append(ids, c.ID())
+			if c.ID() == *checkID {
+				one = append(one, c)
+			}
+		}
+		if len(one) == 0 {
+			return fail("--check %q: no such check (want one of %s)", term.Escape(*checkID), strings.Join(ids, ", "))
+		}
+		checks = one
+	} else if !over.Empty() {
+		return fail("--warning and --critical need --check ID: they set one check's thresholds")
 	}
 	if err := th.Validate(); err != nil {
 		return fail("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -61,44 +99,39 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail("%v", err)
 	}
 
-	c, err := collect.New(collect.Options{Root: *root})
-	if err != nil {
-		return fail("%s", term.Escape(err.Error()))
-	}
-	// A partial snapshot is still worth diagnosing: the checks whose files
-	// failed say unknown, the rest still speak.
-	collectOne := func() (*snapshot.Snapshot, bool) {
-		s, err := c.Collect(ctx, collect.Full)
-		if s == nil || ctx.Err() != nil {
-			if err == nil {
-				err = ctx.Err()
-			}
-			fail("%s", term.Escape(err.Error()))
-			return nil, false
-		}
-		return s, true
-	}
 	in := doctor.Input{Interval: *interval, Thresholds: th}
-	if *interval > 0 {
-		prev, ok := collectOne()
-		if !ok {
+	var cur *snapshot.Snapshot
+	if *snapFile != "" {
+		s, err := readSnapshot(*snapFile)
+		if err != nil {
+			return fail("%s", term.Escape(err.Error()))
+		}
+		cur, in.Interval = s, 0
+	} else {
+		var ok bool
+		if cur, ok = collectTwo(ctx, *root, *interval, &in, fail); !ok {
 			return doctorUnknown
 		}
-		in.Prev = prev
-		t := time.NewTimer(*interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fail("interrupted")
-		case <-t.C:
-		}
-	}
-	cur, ok := collectOne()
-	if !ok {
-		return doctorUnknown
 	}
 	in.Cur = cur
-	rep := doctor.Run(in, doctor.Checks())
+	rep := doctor.Run(in, checks)
+	if *checkID != "" {
+		f, err := doctor.WithOverrides(rep.Findings[0], over)
+		if err != nil {
+			return fail("%v", err)
+		}
+		rep.Findings[0], rep.Status = f, f.Severity
+		if !*asJSON {
+			var notes []string
+			for _, e := range cur.Errors {
+				notes = append(notes, "could not read "+term.Escape(e))
+			}
+			if err := doctor.WritePlugin(stdout, f, notes); err != nil {
+				return doctorUnknown
+			}
+			return rep.ExitCode()
+		}
+	}
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -115,6 +148,60 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "picket doctor: could not read %s\n", term.Escape(e))
 	}
 	return rep.ExitCode()
+}
+
+// collectTwo takes the snapshots doctor reads: one, or two interval apart
+// (the first into in.Prev). A partial snapshot is still worth diagnosing:
+// the checks whose files failed say unknown, the rest still speak.
+func collectTwo(ctx context.Context, root string, interval time.Duration, in *doctor.Input, fail func(string, ...any) int) (*snapshot.Snapshot, bool) {
+	c, err := collect.New(collect.Options{Root: root})
+	if err != nil {
+		fail("%s", term.Escape(err.Error()))
+		return nil, false
+	}
+	collectOne := func() (*snapshot.Snapshot, bool) {
+		s, err := c.Collect(ctx, collect.Full)
+		if s == nil || ctx.Err() != nil {
+			if err == nil {
+				err = ctx.Err()
+			}
+			fail("%s", term.Escape(err.Error()))
+			return nil, false
+		}
+		return s, true
+	}
+	if interval > 0 {
+		prev, ok := collectOne()
+		if !ok {
+			return nil, false
+		}
+		in.Prev = prev
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			fail("interrupted")
+			return nil, false
+		case <-t.C:
+		}
+	}
+	return collectOne()
+}
+
+// rangeFlag parses --warning/--critical values, [LABEL=]RANGE, into m.
+func rangeFlag(m map[string]doctor.Range) func(string) error {
+	return func(v string) error {
+		label, spec := "", v
+		if l, r, ok := strings.Cut(v, "="); ok {
+			label, spec = l, r
+		}
+		r, err := doctor.ParseRange(spec)
+		if err != nil {
+			return err
+		}
+		m[label] = r
+		return nil
+	}
 }
 
 // thresholdFlags binds every threshold to a flag whose default is the

@@ -74,17 +74,40 @@ func (Beancounters) Run(in Input) Finding {
 	refused := map[string]bool{}
 	for _, b := range s.Beancounters {
 		containers[b.UID] = true
+	}
+	var (
+		heldMetrics []Metric
+		fullest     float64 // the highest share of its barrier a limit row holds
+		limits      int     // rows with a barrier that is a limit
+		failures    uint64  // failcnt over every row
+	)
+	for _, b := range s.Beancounters {
 		if b.Resource == "dummy" {
 			continue
 		}
-		pct := 0.0
-		if b.Barrier > 0 && !unlimitedBarrier(b.Barrier) {
-			pct = percent(float64(b.Held), float64(b.Barrier))
+		limited := b.Barrier > 0 && !unlimitedBarrier(b.Barrier)
+		pct, exact := 0.0, 0.0
+		if limited {
+			pct, exact = percent(float64(b.Held), float64(b.Barrier)), share(b.Held, b.Barrier)
 		}
 		// vmguarpages and oomguarpages are guarantees, not limits: held
 		// above the barrier is the container's right, not a shortage.
 		guarantee := b.Resource == "vmguarpages" || b.Resource == "oomguarpages"
-		near := !guarantee && pct >= t.BeancounterWarnPercent && b.Barrier > 0
+		near := !guarantee && limited && exact >= t.BeancounterWarnPercent
+		label := b.Resource
+		if len(containers) > 1 {
+			label = b.UID + "/" + b.Resource
+		}
+		m := Metric{Label: label, Value: float64(b.Held), Min: bound(0)}
+		if limited {
+			m.Max = bound(float64(b.Barrier))
+		}
+		heldMetrics = append(heldMetrics, m)
+		failures += b.Failcnt
+		if limited && !guarantee {
+			limits++
+			fullest = max(fullest, exact)
+		}
 		if b.Failcnt == 0 && !near {
 			continue
 		}
@@ -165,7 +188,15 @@ func (Beancounters) Run(in Input) Finding {
 		ev.Add("top_fd_holders", topFDRows(s, n))
 	}
 
-	f := Finding{Severity: sev, Evidence: ev}
+	// Two numbers grade the file (the fullest limit row against the warning
+	// share, every refusal critical); each row's held value follows, with
+	// its barrier as the limit.
+	full := percentMetric("barrier_percent", fullest)
+	if limits > 0 {
+		full.Warn = atLeast(t.BeancounterWarnPercent)
+	}
+	refusals := Metric{Label: "failcnt", Value: float64(failures), UOM: "c", Min: bound(0), Crit: above(0)}
+	f := Finding{Severity: sev, Evidence: ev, Metrics: append([]Metric{full, refusals}, heldMetrics...)}
 	switch {
 	case len(rows) == 0:
 		f.Title = fmt.Sprintf("%d beancounter rows, none refused, none near its barrier", len(s.Beancounters))

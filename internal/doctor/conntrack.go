@@ -49,7 +49,9 @@ func (Conntrack) Run(in Input) Finding {
 		return unknownFinding("nf_conntrack_max is 0", "The table's limit reads 0, so its use cannot be judged.", ev)
 	}
 	sev := limitLevel(c.Count, c.Max, t)
-	f := Finding{Severity: sev, Evidence: ev}
+	m := gauge("conntrack", float64(c.Count), float64(c.Max))
+	m.Warn, m.Crit = limitRanges(c.Max, t)
+	f := Finding{Severity: sev, Evidence: ev, Metrics: []Metric{m, percentMetric("conntrack_percent", share(c.Count, c.Max))}}
 	p := percent(float64(c.Count), float64(c.Max))
 	switch sev {
 	case OK:

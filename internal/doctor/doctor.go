@@ -94,6 +94,11 @@ type Finding struct {
 	Explanation string `json:"explanation"`
 	// Fix lists shell commands; lines starting with "#" are advice.
 	Fix []string `json:"fix"`
+	// Metrics are the numbers the verdict was graded on, with the
+	// thresholds applied and the limits they run into: the performance
+	// data of `picket doctor --check`. Not in the JSON, whose keys are a
+	// contract; the evidence carries the same numbers there.
+	Metrics []Metric `json:"-"`
 }
 
 // Check is one diagnosis. Run must not modify the snapshots in Input (they
@@ -270,7 +275,7 @@ func limitLevel(used, limit int64, t Thresholds) Severity {
 	if limit <= 0 {
 		return OK
 	}
-	p := float64(used) * 100 / float64(limit)
+	p := share(used, limit)
 	switch {
 	case p >= t.LimitCritPercent:
 		return Critical

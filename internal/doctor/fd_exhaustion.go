@@ -36,11 +36,13 @@ func (FDExhaustion) Run(in Input) Finding {
 	near := FDRows{}
 	known := 0
 	var worst Severity
+	fullest := 0.0 // the highest share of its own RLIMIT_NOFILE a process uses
 	for _, p := range s.Processes.List {
 		if p.KernelThread || p.FDLimit <= 0 || p.FDs < 0 {
 			continue
 		}
 		known++
+		fullest = max(fullest, share(int64(p.FDs), p.FDLimit))
 		l := limitLevel(int64(p.FDs), p.FDLimit, t)
 		if l == OK {
 			continue
@@ -65,7 +67,17 @@ func (FDExhaustion) Run(in Input) Finding {
 	ev.Add("processes_near_limit", listed)
 	ev.Add("top_fd_holders", topFDRows(s, min(t.Top, 5)))
 
-	f := Finding{Severity: sev, Evidence: ev}
+	files := gauge("open_files", float64(fn.Allocated), float64(fn.Max))
+	files.Warn, files.Crit = limitRanges(fn.Max, t)
+	procs := percentMetric("process_fd_percent", fullest)
+	if known > 0 {
+		procs.Warn, procs.Crit = atLeast(t.LimitWarnPercent), atLeast(t.LimitCritPercent)
+	}
+	f := Finding{Severity: sev, Evidence: ev, Metrics: []Metric{
+		files, procs,
+		gauge("processes_near_limit", float64(len(near)), float64(known)),
+		gauge("nr_open", float64(k.NrOpen), 0),
+	}}
 	hostLevel := limitLevel(fn.Allocated, fn.Max, t)
 	switch {
 	case hostLevel != OK:

@@ -160,7 +160,7 @@ func (MemoryThrashing) Run(in Input) Finding {
 		reasons = append(reasons, fmt.Sprintf("the OOM killer killed %d %s during the interval", *oomKills, plural(int(*oomKills), "process", "processes")))
 	}
 
-	f := Finding{Severity: sev, Evidence: ev}
+	f := Finding{Severity: sev, Evidence: ev, Metrics: thrashingMetrics(t, hasPSI, psi, swapIn, swapOut, majflt, oomKills, m)}
 	var growth GrowthRows
 	if sev != OK {
 		growth = growingGroups(in.Prev, s, min(t.Top, 5))
@@ -230,6 +230,55 @@ func (MemoryThrashing) Run(in Input) Finding {
 	f.Fix = append(f.Fix, serviceFix(comms...)...)
 	f.Fix = append(f.Fix, "# earlyoom or systemd-oomd end thrashing sooner than the kernel's OOM killer: they act on PSI and free memory")
 	return f
+}
+
+// thrashingMetrics grade as the verdict does: PSI's shares against their
+// levels, swap in both directions at once, major faults only without PSI,
+// and any OOM kill. Rates that were not measured are left out.
+func thrashingMetrics(t Thresholds, hasPSI bool, psi snapshot.PSI, swapIn, swapOut, majflt rate, oomKills *uint64, m snapshot.Memory) []Metric {
+	var out []Metric
+	if hasPSI {
+		some, full := percentMetric("psi_some_avg10", psi.SomeAvg10), percentMetric("psi_full_avg10", psi.FullAvg10)
+		some.Warn, some.Crit = atLeast(t.PSISomeWarn), atLeast(t.PSISomeCrit)
+		full.Warn, full.Crit = atLeast(t.PSIFullWarn), atLeast(t.PSIFullCrit)
+		out = append(out, some, full, percentMetric("psi_some_avg60", psi.SomeAvg60), percentMetric("psi_full_avg60", psi.FullAvg60))
+	}
+	if swapIn.ok && swapOut.ok {
+		both := gauge("swap_both_pages_per_second", min(swapIn.v, swapOut.v), 0)
+		both.Warn, both.Crit = atLeast(t.SwapWarnPages), atLeast(t.SwapCritPages)
+		out = append(out, both)
+	}
+	for _, r := range []struct {
+		label string
+		r     rate
+	}{{"swap_in_pages_per_second", swapIn}, {"swap_out_pages_per_second", swapOut}} {
+		if r.r.ok {
+			out = append(out, gauge(r.label, r.r.v, 0))
+		}
+	}
+	if majflt.ok {
+		mf := gauge("major_faults_per_second", majflt.v, 0)
+		if !hasPSI {
+			mf.Warn, mf.Crit = atLeast(t.MajfaultWarn), atLeast(t.MajfaultCrit)
+		}
+		out = append(out, mf)
+	}
+	if oomKills != nil {
+		k := gauge("oom_kills", float64(*oomKills), 0)
+		k.Warn = above(0)
+		out = append(out, k)
+	}
+	out = append(out,
+		Metric{Label: "mem_available", Value: float64(m.MemAvailableBytes), UOM: "B", Min: bound(0), Max: nonZero(m.MemTotalBytes)},
+		Metric{Label: "swap_used", Value: float64(m.SwapTotalBytes - min(m.SwapFreeBytes, m.SwapTotalBytes)), UOM: "B", Min: bound(0), Max: nonZero(m.SwapTotalBytes)})
+	return out
+}
+
+func nonZero(v uint64) *float64 {
+	if v == 0 {
+		return nil
+	}
+	return bound(float64(v))
 }
 
 // growingGroups returns the user × command groups whose RSS grew most over

@@ -36,21 +36,31 @@ func (OtherSockets) Run(in Input) Finding {
 	}
 	flagged := HolderRows{}
 	var reasons []string
+	// outsized is the check's rule for one holder; the most a holder has
+	// and the fullest fd table among them are what it grades.
+	outsizedAt := func(n int) bool { return n >= t.HolderMinSockets && share(n, nonTCP) >= t.HolderMinPercent }
+	most, fullest, limited := 0, 0.0, 0
 	for _, h := range s.Sockets.Processes {
 		n := h.NonTCP()
 		if n == 0 {
 			continue
 		}
-		share := percent(float64(n), float64(nonTCP))
-		outsized := n >= t.HolderMinSockets && share >= t.HolderMinPercent
-		nearLimit := h.FDLimit > 0 && h.FDs >= 0 && float64(h.FDs)*100 >= t.LimitWarnPercent*float64(h.FDLimit)
+		most = max(most, n)
+		pct := percent(float64(n), float64(nonTCP))
+		outsized := outsizedAt(n)
+		nearLimit := false
+		if h.FDLimit > 0 && h.FDs >= 0 {
+			limited++
+			fullest = max(fullest, share(int64(h.FDs), h.FDLimit))
+			nearLimit = share(int64(h.FDs), h.FDLimit) >= t.LimitWarnPercent
+		}
 		if !outsized && !nearLimit {
 			continue
 		}
 		flagged = append(flagged, holderRow(h, nonTCP))
 		who := fmt.Sprintf("pid %d (%s, user %s)", h.PID, term.Escape(h.Comm), term.Escape(h.User))
 		if outsized {
-			reasons = append(reasons, fmt.Sprintf("%s holds %d non-TCP sockets, %.1f%% of all %d", who, n, share, nonTCP))
+			reasons = append(reasons, fmt.Sprintf("%s holds %d non-TCP sockets, %.1f%% of all %d", who, n, pct, nonTCP))
 		}
 		if nearLimit {
 			reasons = append(reasons, fmt.Sprintf("%s has %d of its %d fds open (%.1f%%), %d of them non-TCP sockets",
@@ -74,7 +84,26 @@ func (OtherSockets) Run(in Input) Finding {
 	ev.Add("flagged", flagged)
 	ev.Add("processes_unreadable", s.Processes.FDUnreadable)
 
-	f := Finding{Evidence: ev}
+	mostM := gauge("top_holder_non_tcp", float64(most), float64(nonTCP))
+	if nonTCP > 0 {
+		mostM.Warn = countAtLeast(max(float64(t.HolderMinSockets), t.HolderMinPercent*float64(nonTCP)/100), func(n int64) bool { return outsizedAt(int(n)) })
+	}
+	fds := percentMetric("holder_fd_percent", fullest)
+	if limited > 0 {
+		fds.Warn = atLeast(t.LimitWarnPercent)
+	}
+	f := Finding{Evidence: ev, Metrics: []Metric{
+		mostM, fds,
+		gauge("non_tcp", float64(nonTCP), 0),
+		gauge("unix", float64(tot.Unix), 0),
+		gauge("udp", float64(tot.UDP), 0),
+		gauge("raw", float64(tot.Raw), 0),
+		gauge("netlink", float64(tot.Netlink), 0),
+		gauge("packet", float64(tot.Packet), 0),
+		gauge("other", float64(tot.Other), 0),
+		gauge("tcp", float64(tot.TCP), 0),
+		gauge("holders", float64(len(s.Sockets.Processes)), 0),
+	}}
 	if len(flagged) > 0 {
 		f.Severity = Warning
 		h := flagged[0]

@@ -94,6 +94,32 @@ func (ProcessStorm) Run(in Input) Finding {
 		sev = worse(sev, Warning)
 	}
 
+	// The metrics grade as the verdict does: the largest group against the
+	// storm rule, every task against pid_max and threads-max, and the user
+	// nearest its RLIMIT_NPROC.
+	isStorm := func(n int64) bool {
+		return n >= int64(t.StormMinCount) && float64(n)*100 >= t.StormMinPercent*float64(P.Total)
+	}
+	largest := gauge("largest_group", float64(largestGroup(s)), float64(P.Total))
+	largest.Warn = countAtLeast(max(float64(t.StormMinCount), t.StormMinPercent*float64(P.Total)/100), isStorm)
+	pids := gauge("pids", float64(tasks), float64(k.PidMax))
+	pids.Warn, pids.Crit = limitRanges(k.PidMax, t)
+	threads := gauge("threads", float64(tasks), float64(k.ThreadsMax))
+	threads.Warn, threads.Crit = limitRanges(k.ThreadsMax, t)
+	nproc, limitedUsers := 0.0, 0
+	for _, u := range P.Users {
+		if u.UID != 0 && u.NprocLimit > 0 {
+			limitedUsers++
+			nproc = max(nproc, share(int64(u.Threads), u.NprocLimit))
+		}
+	}
+	nprocM := percentMetric("user_nproc_percent", nproc)
+	if limitedUsers > 0 {
+		nprocM.Warn, nprocM.Crit = atLeast(t.LimitWarnPercent), atLeast(t.LimitCritPercent)
+	}
+	metrics := []Metric{largest, pids, threads, nprocM,
+		gauge("processes", float64(P.Total), 0), gauge("storms", float64(len(stormRows)), 0)}
+
 	ev := Evidence{}
 	ev.Add("processes", P.Total)
 	ev.Add("threads", P.Threads)
@@ -108,7 +134,7 @@ func (ProcessStorm) Run(in Input) Finding {
 	ev.Add("users", users)
 	ev.Add("users_near_nproc", nearUsers)
 
-	f := Finding{Severity: sev, Evidence: ev}
+	f := Finding{Severity: sev, Evidence: ev, Metrics: metrics}
 	switch {
 	case len(stormRows) > 0:
 		g := stormRows[0]
@@ -182,4 +208,28 @@ func (ProcessStorm) Run(in Input) Finding {
 	}
 	f.Fix = fix
 	return f
+}
+
+// largestGroup is the process count of the largest user × command group
+// that is not made of kernel threads alone (kworker and friends, one per
+// CPU, are never a storm).
+func largestGroup(s *snapshot.Snapshot) int {
+	userland := map[groupKey]bool{}
+	seen := map[groupKey]bool{}
+	for _, p := range s.Processes.List {
+		k := groupKey{p.UID, p.Comm}
+		seen[k] = true
+		if !p.KernelThread {
+			userland[k] = true
+		}
+	}
+	most := 0
+	for _, g := range s.Processes.Groups {
+		k := groupKey{g.UID, g.Comm}
+		if seen[k] && !userland[k] {
+			continue
+		}
+		most = max(most, g.Count)
+	}
+	return most
 }

@@ -85,14 +85,20 @@ func (SocketLeak) Run(in Input) Finding {
 	}
 	ev := Evidence{{"history", true}, {"window", leakWindow.String()}, {"min_sockets", leakMinSockets},
 		{"min_per_hour", leakMinPerHour}, {"leaking", rows}}
+	leaking := gauge("leaking", float64(len(leaks)), 0)
+	leaking.Warn = above(0)
+	metrics := []Metric{leaking}
+	if len(leaks) > 0 {
+		metrics = append(metrics, gauge("fastest_per_hour", leaks[0].perHour, 0))
+	}
 	if len(leaks) == 0 {
-		return Finding{Severity: OK, Evidence: ev, Fix: []string{},
+		return Finding{Severity: OK, Evidence: ev, Fix: []string{}, Metrics: metrics,
 			Title: fmt.Sprintf("no process's sockets grew steadily over the last %s", leakWindow),
 			Explanation: "Every holder of " + fmt.Sprint(leakMinSockets) + " sockets or more was flat, falling or " +
 				"jumping rather than climbing over the window."}
 	}
 	l := leaks[0]
-	f := Finding{Severity: Warning, Evidence: ev}
+	f := Finding{Severity: Warning, Evidence: ev, Metrics: metrics}
 	f.Title = fmt.Sprintf("%s (pid %d, %s) gains %.0f sockets an hour, now %d", term.Escape(l.comm), l.pid, term.Escape(l.user), l.perHour, l.total)
 	if len(leaks) > 1 {
 		f.Title += fmt.Sprintf(", and %d more processes", len(leaks)-1)

@@ -47,7 +47,18 @@ func (TCPMemory) Run(in Input) Finding {
 	ev.Add("tcp_sockets", k.Sockstat.TCP.Alloc)
 	ev.Add("orphans", k.Sockstat.TCP.Orphan)
 
-	f := Finding{Evidence: ev}
+	// Pages, as the kernel counts and compares them: pressure above
+	// tcp_mem[1], refusals above tcp_mem[2].
+	m := gauge("tcp_mem_pages", float64(mem), float64(high))
+	m.Warn, m.Crit = above(float64(pressure)), above(float64(high))
+	f := Finding{Evidence: ev, Metrics: []Metric{
+		m,
+		{Label: "tcp_mem", Value: float64(mem * page), UOM: "B", Min: bound(0), Max: bound(float64(high * page))},
+		gauge("tcp_mem_low_pages", float64(low), 0),
+		gauge("tcp_mem_pressure_pages", float64(pressure), 0),
+		gauge("tcp_mem_high_pages", float64(high), 0),
+		gauge("tcp_sockets", float64(k.Sockstat.TCP.Alloc), 0),
+	}}
 	pages := func(n int64) string { return fmt.Sprintf("%d pages (%s)", n, snapshot.HumanBytes(uint64(n*page))) }
 	switch {
 	case mem > high:

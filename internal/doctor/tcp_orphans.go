@@ -67,7 +67,18 @@ func (TCPOrphans) Run(in Input) Finding {
 	ev.Add("recommended_worst_case_bytes", rec*orphanMemoryBytes)
 	ev.Add("closing_states", closingStates(s))
 
-	f := Finding{Evidence: ev}
+	// The kernel's test is orphans << shift > tcp_max_orphans: the most
+	// penalized sockets (shift 2) are reset once orphans pass a quarter of
+	// the limit, every socket once they pass the limit.
+	m := gauge("orphans", float64(orphans), float64(limit))
+	m.Warn, m.Crit = above(float64(limit)/4), above(float64(limit))
+	f := Finding{Evidence: ev, Metrics: []Metric{
+		m,
+		gauge("orphans_x2", float64(orphans*2), float64(limit)),
+		gauge("orphans_x4", float64(orphans*4), float64(limit)),
+		gauge("tcp_max_orphans", float64(limit), 0),
+		gauge("peak_orphans", float64(peak), float64(limit)),
+	}}
 	switch {
 	case orphans > limit:
 		f.Severity = Critical

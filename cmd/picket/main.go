@@ -11,12 +11,23 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"syscall"
+	"time"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set by the package build:
+//
+//	go build -ldflags "-X main.version=0.1.0 -X main.commit=$(git rev-parse HEAD)"
+//
+// A plain go build leaves version "dev" and takes the commit from the VCS
+// stamp the go command embeds (runtime/debug.ReadBuildInfo, vcs.revision).
+var (
+	version = "dev"
+	commit  = ""
+)
 
 // command is one subcommand. run returns the process exit status.
 type command struct {
@@ -47,6 +58,9 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args[0] = "version"
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) > 1 {
 			if c, ok := cmds[args[1]]; ok {
@@ -112,11 +126,57 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, false
 }
 
+// build is what the binary knows of how it was built.
+type build struct {
+	Version  string
+	Commit   string
+	Time     time.Time // the commit's time, from the VCS stamp
+	Modified bool      // built from a work tree with uncommitted changes
+	Go       string
+}
+
+func buildInfo() build {
+	b := build{Version: version, Commit: commit, Go: runtime.Version()}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	// Since Go 1.24 a build in a git checkout has a pseudo-version
+	// (v0.0.0-20261201201058-861ce9a9dea7+dirty): better than "dev".
+	if b.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		b.Version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			if b.Commit == "" {
+				b.Commit = s.Value
+			}
+		case "vcs.time":
+			b.Time, _ = time.Parse(time.RFC3339, s.Value)
+		case "vcs.modified":
+			b.Modified = s.Value == "true" && commit == ""
+		}
+	}
+	return b
+}
+
+func (b build) String() string {
+	s := "picket " + b.Version
+	if b.Commit != "" {
+		s += " commit " + b.Commit
+		if b.Modified {
+			s += " (modified)"
+		}
+	}
+	return s + fmt.Sprintf(" %s %s/%s", b.Go, runtime.GOOS, runtime.GOARCH)
+}
+
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("version", "Print picket's version.", stdout, stderr)
+	fs := newFlags("version", "Print picket's version, the commit it was built from and the Go that built it.", stdout, stderr)
 	if st, stop := parseFlags(fs, args); stop {
 		return st
 	}
-	fmt.Fprintf(stdout, "picket %s\n", version)
+	fmt.Fprintln(stdout, buildInfo())
 	return 0
 }

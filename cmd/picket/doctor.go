@@ -29,9 +29,11 @@ Exit status, as a Nagios plugin: 0 ok, 1 warning, 2 critical, 3 unknown
 and a root that cannot be read are unknown (3) too.
 
 --check ID runs one check as one monitoring service (Icinga, Nagios, Sensu,
-Zabbix): its first line follows the Monitoring Plugins guidelines,
+Zabbix): its first line follows the Monitoring Plugins guidelines (here
+folded),
 
-  PICKET TCP-ORPHANS WARNING - 21564 orphans ×4 = 86256 exceed ... | 'orphans'=21564;16384;65536;0;65536 ...
+  PICKET TCP-ORPHANS WARNING - 21564 orphans ×4 = 86256 exceed ... |
+      'orphans'=21564;16384;65536;0;65536 'orphans_x2'=43128;;;0;65536 ...
 
 with performance data for every number the check grades or weighs, its
 thresholds and its limit as max; the explanation and the fix follow as long

@@ -29,24 +29,27 @@ var (
 	commit  = ""
 )
 
-// command is one subcommand. run returns the process exit status.
+// command is one subcommand. run returns the process exit status; operands
+// names what follows the flags, for the usage line and the man page.
 type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	summary  string
+	operands string
+	run      func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func commands() map[string]command {
 	return map[string]command{
-		"run":      {"watch this host: rules on schedule, history, /metrics and API, notify and act", runRun},
-		"snapshot": {"print processes, sockets and the kernel's limits (--json for the full object)", runSnapshot},
-		"top":      {"live full-screen view of limits, process groups and socket holders (--once: one plain frame)", runTop},
-		"doctor":   {"name the exhaustion, show the kernel's evidence, give the fix (Nagios exit codes)", runDoctor},
-		"validate": {"check configuration files; --host NAME shows them as that host sees them", runValidate},
-		"check":    {"evaluate every rule once now and send/act (or --dry-run: say what would happen)", runCheck},
-		"history":  {"print a series picket run keeps: orphans, limits, PSI, crowds, socket holders (--list, --json)", runHistory},
-		"journal":  {"list the actions picket took and whether they are still in force (--json)", runJournal},
-		"undo":     {"revert an action by its journal ID (throttle, freeze, sysctl)", runUndo},
-		"version":  {"print picket's version", runVersion},
+		"run":      {"watch this host: rules on schedule, history, /metrics and API, notify and act", "", runRun},
+		"snapshot": {"print processes, sockets and the kernel's limits (--json for the full object)", "", runSnapshot},
+		"top":      {"live full-screen view of limits, process groups and socket holders (--once: one plain frame)", "", runTop},
+		"doctor":   {"name the exhaustion, show the kernel's evidence, give the fix (Nagios exit codes; --check ID: one check as a plugin)", "", runDoctor},
+		"validate": {"check configuration files; --host NAME shows them as that host sees them, --all-hosts checks every host", "[FILE...]", runValidate},
+		"check":    {"evaluate every rule once now and send/act (or --dry-run: say what would happen)", "", runCheck},
+		"history":  {"print a series picket run keeps: orphans, limits, PSI, crowds, socket holders (--list, --json)", "[SERIES | --list [PREFIX]]", runHistory},
+		"journal":  {"list the actions picket took and whether they are still in force (--json)", "", runJournal},
+		"undo":     {"revert an action by its journal ID (throttle, freeze, sysctl)", "ID", runUndo},
+		"version":  {"print picket's version and the commit it was built from", "", runVersion},
+		"generate": {"write the man page and the bash completion, made from these commands' flags (for packagers)", "", runGenerate},
 	}
 }
 
@@ -96,17 +99,32 @@ func usage(w io.Writer, cmds map[string]command) {
 }
 
 // newFlags makes a FlagSet that prints its usage to stdout on --help and
-// reports bad flags on stderr, the way every picket command behaves.
+// reports bad flags on stderr, the way every picket command behaves. When
+// stdout is a helpSink, --help hands it the flags instead: the man page and
+// the completion are made from the very definitions --help prints.
 func newFlags(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: picket %s [flags]\n\n%s\n\nFlags:\n", name, synopsis)
+		if s, ok := stdout.(helpSink); ok {
+			s.describe(name, synopsis, fs)
+			return
+		}
+		fmt.Fprintf(stdout, "Usage: %s\n\n%s\n\nFlags:\n", usageLine(name), synopsis)
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(stderr)
 	}
 	return fs
+}
+
+// usageLine is "picket NAME [flags] OPERANDS".
+func usageLine(name string) string {
+	l := "picket " + name + " [flags]"
+	if ops := commands()[name].operands; ops != "" {
+		l += " " + ops
+	}
+	return l
 }
 
 // parseFlags parses args; it returns (status, true) when the command should

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/picket-guard/picket/internal/term"
 )
@@ -16,11 +17,18 @@ outputs, macros, levels, expressions and templates. Prints one summary line
 per file, or every mistake as FILE:LINE:COL: message, and exits 1.
 With no FILE, validates the built-in default configuration.
 
-  picket validate [--host NAME] [FILE...]
+  picket validate [--host NAME | --all-hosts] [FILE...]
 
 --host NAME prints the rules, thresholds and actions as that host sees them
-(PIKT's preprocessor output), to review a fleet's config host by host.`, stdout, stderr)
+(PIKT's preprocessor output), to review a fleet's config host by host.
+
+--all-hosts checks each file as every host it names sees it, one host for
+each glob in it (web-* as web-x) and a host it names nowhere: a vars.NAME
+with no value for a host, or whose value's type does not fit where it is
+used on that host, is reported as FILE:LINE:COL: host NAME: message. For a
+config repository's CI: the file is wrong for a host before it reaches it.`, stdout, stderr)
 	host := fs.String("host", "", "print the configuration as host `NAME` sees it")
+	allHosts := fs.Bool("all-hosts", false, "check the configuration as every host named in it sees it (and a host named nowhere)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return 0
 	} else if err != nil {
@@ -43,6 +51,21 @@ With no FILE, validates the built-in default configuration.
 			if r.Active {
 				active++
 			}
+		}
+		if *allHosts {
+			views, errs := cfg.CheckAllHosts()
+			var as []string
+			for _, h := range views {
+				as = append(as, h.As)
+			}
+			for _, e := range errs {
+				fmt.Fprintln(stderr, term.Escape(e.Error()))
+			}
+			if len(errs) > 0 {
+				status = 1
+				continue
+			}
+			fmt.Fprintf(stdout, "%s: ok as %s\n", term.Escape(name), term.Escape(strings.Join(as, ", ")))
 		}
 		fmt.Fprintf(stdout, "%s: ok: %d rules (%d active), %d outputs, %d macros, %d files\n",
 			term.Escape(name), len(cfg.Rules), active, len(cfg.Outputs), len(cfg.Macros), len(cfg.Files))

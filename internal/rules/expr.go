@@ -26,6 +26,19 @@ type Expr struct {
 	Src  string
 	Pos  Error
 	prog *vm.Program
+	// What CheckHost needs to compile it again with one host's values:
+	// where it stands (node keeps the scalar's style, for positions inside
+	// it), what it is, its table, and where it reads vars.NAME.
+	what string
+	node yaml.Node
+	tbl  *table
+	uses []varUse
+}
+
+// varUse is one vars.NAME in an expression, at a rune offset of its source.
+type varUse struct {
+	name   string
+	offset int
 }
 
 func exprEnv(t *table, vars map[string]bool) map[string]any {
@@ -58,7 +71,8 @@ func (l *loader) expr(d *decoder, n *yaml.Node, what string, t *table, vars map[
 		d.errorf(n, "%s: want an expression, got %s", what, kindName(n))
 		return nil
 	}
-	e := &Expr{Src: n.Value, Pos: pos(d, n)}
+	e := &Expr{Src: n.Value, Pos: pos(d, n), what: what, tbl: t,
+		node: yaml.Node{Kind: n.Kind, Style: n.Style, Value: n.Value, Line: n.Line, Column: n.Column}}
 	prog, err := expr.Compile(n.Value, expr.Env(exprEnv(t, vars)), expr.AsBool())
 	if err != nil {
 		l.exprError(d, n, what, t, err)
@@ -68,6 +82,7 @@ func (l *loader) expr(d *decoder, n *yaml.Node, what string, t *table, vars map[
 	v := &varCheck{known: vars}
 	node := prog.Node()
 	ast.Walk(&node, v)
+	e.uses = v.uses
 	for _, bad := range v.unknown {
 		line, col := exprPos(n, bad.offset)
 		known := sortedKeys(vars)
@@ -79,6 +94,11 @@ func (l *loader) expr(d *decoder, n *yaml.Node, what string, t *table, vars map[
 }
 
 func (l *loader) exprError(d *decoder, n *yaml.Node, what string, t *table, err error) {
+	*d.errs = append(*d.errs, exprErrorAt(d.file, n, what, t, err))
+}
+
+// exprErrorAt places a compile error of the expression in n in its file.
+func exprErrorAt(path string, n *yaml.Node, what string, t *table, err error) Error {
 	var fe *file.Error
 	line, col := n.Line, n.Column
 	msg := err.Error()
@@ -89,7 +109,7 @@ func (l *loader) exprError(d *decoder, n *yaml.Node, what string, t *table, err 
 			msg += fmt.Sprintf(" (table %s has: %s; also vars.NAME, host.name, host.labels, prev.FIELD, rising.FIELD, kernel.FIELD)", t.name, t.fieldList())
 		}
 	}
-	*d.errs = append(*d.errs, Error{File: d.file, Line: line, Col: col, Msg: fmt.Sprintf("%s: %s", what, msg)})
+	return Error{File: path, Line: line, Col: col, Msg: fmt.Sprintf("%s: %s", what, msg)}
 }
 
 // exprPos turns a rune offset inside a scalar into a file position: exact
@@ -130,6 +150,7 @@ type badVar struct {
 type varCheck struct {
 	known   map[string]bool
 	unknown []badVar
+	uses    []varUse
 }
 
 func (v *varCheck) Visit(node *ast.Node) {
@@ -141,7 +162,12 @@ func (v *varCheck) Visit(node *ast.Node) {
 	if !ok || id.Value != "vars" {
 		return
 	}
-	if s, ok := m.Property.(*ast.StringNode); ok && !v.known[s.Value] {
+	s, ok := m.Property.(*ast.StringNode)
+	if !ok {
+		return
+	}
+	v.uses = append(v.uses, varUse{s.Value, m.Property.Location().From})
+	if !v.known[s.Value] {
 		v.unknown = append(v.unknown, badVar{s.Value, m.Property.Location().From})
 	}
 }

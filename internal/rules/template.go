@@ -17,6 +17,9 @@ import (
 type Template struct {
 	Src string
 	t   *template.Template
+	// Pos and what place it for CheckHost (set for messages).
+	Pos  Error
+	what string
 }
 
 func parseTemplate(src string) (*Template, error) {
@@ -95,6 +98,7 @@ func (l *loader) template(d *decoder, n *yaml.Node, what string, t *table, vars 
 		d.errorf(n, "%s: %v", what, err)
 		return nil
 	}
+	tp.Pos, tp.what = pos(d, n), what
 	if t != nil {
 		if _, err := tp.Render(sampleData(t, nil, vars)); err != nil {
 			d.errorf(n, "%s: %v (table %s has: %s)", what, err, t.name, t.fieldList())

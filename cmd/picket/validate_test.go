@@ -1,0 +1,51 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestValidateAllHosts: a fleet's one file, checked as each host it names
+// (and a host it names nowhere) would load it: mistakes for some hosts
+// only, at their FILE:LINE:COL, exit 1; the examples pass for every host.
+func TestValidateAllHosts(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fleet.yaml")
+	src := `hosts:
+  moscow: {labels: [mail]}
+  nantes: {labels: [nis]}
+vars:
+  limit: {moscow: 20, nantes: "twenty"}
+outputs:
+  log:
+    log: {stderr: true}
+rules:
+  - name: storm
+    table: process_groups
+    if: count >= vars.limit
+    then: [log]
+`
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runCLI(t, "validate", p); code != 0 {
+		t.Fatalf("plain validate: %d %s (the file loads: its mistakes are per host)", code, errOut)
+	}
+	out, errOut, code := runCLI(t, "validate", "--all-hosts", p)
+	want := []string{
+		p + `:12:15: host nantes: rule storm case default: if: invalid operation: >= (mismatched types int and string) (here vars.limit = "twenty")`,
+		p + ":12:23: any other host: rule storm case default: if: vars.limit has no value on this host (no default, and it is set only for moscow; nantes)",
+	}
+	if code != 1 || strings.TrimSpace(errOut) != strings.Join(want, "\n") || out != "" {
+		t.Errorf("exit %d\nstdout %q\nstderr\n%s\nwant\n%s", code, out, errOut, strings.Join(want, "\n"))
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(src, `"twenty"`, "10", 1)+"    hosts: [moscow, nantes]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = runCLI(t, "validate", "--all-hosts", p, "../../examples/procnumchk.yaml")
+	if code != 0 || !strings.Contains(out, p+": ok as moscow, nantes, any other host\n") ||
+		!strings.Contains(out, "procnumchk.yaml: ok as moscow, nantes, any other host\n") {
+		t.Errorf("fixed: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -6,6 +6,7 @@ package packaging
 import (
 	"bytes"
 	"debug/elf"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -41,23 +43,49 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// buildDeb runs build-deb into a temporary directory and returns the .deb.
+// The .deb, built once for every test here into debDir.
+var (
+	debOnce sync.Once
+	debDir  string
+	debPath string
+	debErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if debDir != "" {
+		os.RemoveAll(debDir)
+	}
+	os.Exit(code)
+}
+
+// buildDeb runs build-deb (once) and returns the .deb.
 func buildDeb(t *testing.T) string {
 	t.Helper()
 	need(t, "dpkg-deb", "dpkg")
-	out, err := exec.Command("./build-deb", t.TempDir()).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
+	debOnce.Do(func() {
+		start := time.Now()
+		if debDir, debErr = os.MkdirTemp("", "picket-deb-"); debErr != nil {
+			return
 		}
-		t.Fatalf("build-deb: %v\n%s", err, stderr)
+		out, err := exec.Command("./build-deb", debDir).Output()
+		if err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				err = fmt.Errorf("%v\n%s", err, ee.Stderr)
+			}
+			debErr = fmt.Errorf("build-deb: %w", err)
+			return
+		}
+		debPath = strings.TrimSpace(string(out))
+		if !strings.HasSuffix(debPath, ".deb") {
+			debErr = fmt.Errorf("build-deb printed %q", out)
+		}
+		t.Logf("build-deb: %s", time.Since(start).Round(time.Millisecond))
+	})
+	if debErr != nil {
+		t.Fatal(debErr)
 	}
-	deb := strings.TrimSpace(string(out))
-	if !strings.HasSuffix(deb, ".deb") {
-		t.Fatalf("build-deb printed %q", out)
-	}
-	return deb
+	return debPath
 }
 
 // scanRoots are where a package could leave something behind; dpkg's own
@@ -162,12 +190,10 @@ func TestDebInstall(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/picket"); err == nil {
 		t.Skip("/usr/bin/picket exists and is not from a package: the test would overwrite it")
 	}
-	start := time.Now()
 	deb := buildDeb(t)
-	t.Logf("build-deb: %s", time.Since(start).Round(time.Millisecond))
 
 	before := fileList(t)
-	start = time.Now()
+	start := time.Now()
 	installed := true
 	t.Cleanup(func() {
 		if installed {

@@ -122,7 +122,7 @@ func thresholdSets() map[string]Thresholds {
 }
 
 // everyFixture is every input the tests of doctor and cmd/picket read: the
-// seed trees, the moscow tree, and the saved snapshots.
+// story trees, the moscow tree, and the saved snapshots.
 func everyFixture(t *testing.T) map[string]Input {
 	t.Helper()
 	out := map[string]Input{}

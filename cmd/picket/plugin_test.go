@@ -116,8 +116,16 @@ func TestParsePerfdataGrammar(t *testing.T) {
 func pluginFixtures(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for _, name := range []string{"healthy", "seed002-orphans", "seed002-tcp-memory", "seed000-beancounters", "seed001-storm", "seed004-thrashing/after"} {
-		out[name] = []string{"--root", filepath.Join(doctorFixtures, name), "--interval", "0"}
+	trees, _ := filepath.Glob(filepath.Join(doctorFixtures, "*"))
+	if len(trees) < 6 {
+		t.Fatalf("fixture trees: %v", trees)
+	}
+	for _, dir := range trees {
+		// A tree of two looks (before/, after/) is read at its second.
+		if _, err := os.Stat(filepath.Join(dir, "after")); err == nil {
+			dir = filepath.Join(dir, "after")
+		}
+		out[filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir)] = []string{"--root", dir, "--interval", "0"}
 	}
 	out["moscow"] = []string{"--root", moscowRoot, "--interval", "0"}
 	snaps, _ := filepath.Glob("../../testdata/snapshots/*.json")
@@ -192,7 +200,7 @@ func TestDoctorCheckPlugin(t *testing.T) {
 // plugins' range syntax, on the first metric or a named one; mistakes are
 // UNKNOWN (3) on stdout as one plugin line.
 func TestDoctorCheckThresholds(t *testing.T) {
-	root := []string{"--root", filepath.Join(doctorFixtures, "seed002-orphans"), "--interval", "0", "--check", "tcp-orphans"}
+	root := []string{"--root", filepath.Join(doctorFixtures, "tcp-orphans"), "--interval", "0", "--check", "tcp-orphans"}
 	run := func(extra ...string) (string, int) {
 		out, _, code := runCLI(t, append(append([]string{"doctor"}, root...), extra...)...)
 		first, _, _ := strings.Cut(out, "\n")

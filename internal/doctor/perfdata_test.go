@@ -126,9 +126,16 @@ func thresholdSets() map[string]Thresholds {
 func everyFixture(t *testing.T) map[string]Input {
 	t.Helper()
 	out := map[string]Input{}
-	for _, name := range []string{"healthy", "seed002-orphans", "seed002-tcp-memory", "seed000-beancounters", "seed001-storm",
-		"seed004-thrashing", "seed004-thrashing/after"} {
+	trees, _ := filepath.Glob(filepath.Join(fixtures, "*"))
+	if len(trees) < 6 {
+		t.Fatalf("fixture trees: %v", trees)
+	}
+	for _, dir := range trees {
+		name := filepath.Base(dir)
 		out[name] = fixtureInput(t, name)
+		if _, err := os.Stat(filepath.Join(dir, "after")); err == nil {
+			out[name+"/after"] = fixtureInput(t, name+"/after")
+		}
 	}
 	out["moscow"] = Input{Cur: collectAt(t, "../../testdata/fixtures/moscow", btime.Add(time.Hour))}
 	snaps, err := filepath.Glob("../../testdata/snapshots/*.json")
@@ -199,7 +206,7 @@ func TestMetricsGradeLikeTheVerdict(t *testing.T) {
 }
 
 func TestWithOverrides(t *testing.T) {
-	f, _ := Run(fixtureInput(t, "seed002-orphans"), Checks()).Find("tcp-orphans")
+	f, _ := Run(fixtureInput(t, "tcp-orphans"), Checks()).Find("tcp-orphans")
 	if f.Severity != Warning {
 		t.Fatalf("tcp-orphans %s", f.Severity)
 	}

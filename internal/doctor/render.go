@@ -45,7 +45,7 @@ func WriteText(w io.Writer, r Report, o TextOptions) error {
 	if o.Width <= 0 {
 		o.Width = 100
 	}
-	ew := &errWriter{w: w}
+	ew := term.NewPrinter(w)
 	label := func(s Severity, pad bool) string {
 		t := strings.ToUpper(s.String())
 		if pad {
@@ -66,44 +66,44 @@ func WriteText(w io.Writer, r Report, o TextOptions) error {
 	if r.Host != "" {
 		host = " on " + term.Escape(r.Host)
 	}
-	ew.printf("picket doctor%s: %s (%s)\n", host, label(r.Status, false), strings.Join(counts, ", "))
+	ew.Printf("picket doctor%s: %s (%s)\n", host, label(r.Status, false), strings.Join(counts, ", "))
 
 	for _, f := range r.Findings {
 		detail := o.Verbose || f.Severity != OK
 		if detail {
-			ew.printf("\n")
+			ew.Printf("\n")
 		}
-		ew.printf("%s %s: %s\n", label(f.Severity, true), term.Escape(f.ID), clean(f.Title, false))
+		ew.Printf("%s %s: %s\n", label(f.Severity, true), term.Escape(f.ID), clean(f.Title, false))
 		if !detail {
 			continue
 		}
 		writeEvidence(ew, f.Evidence)
 		if f.Explanation != "" {
-			ew.printf("  why:\n")
+			ew.Printf("  why:\n")
 			for i, p := range strings.Split(clean(f.Explanation, true), "\n\n") {
 				if i > 0 {
-					ew.printf("\n")
+					ew.Printf("\n")
 				}
 				for _, l := range wrap(p, o.Width-4) {
-					ew.printf("    %s\n", l)
+					ew.Printf("    %s\n", l)
 				}
 			}
 		}
 		if len(f.Fix) > 0 {
-			ew.printf("  fix:\n")
+			ew.Printf("  fix:\n")
 			for _, l := range f.Fix {
-				ew.printf("    %s\n", clean(l, false))
+				ew.Printf("    %s\n", clean(l, false))
 			}
 		}
 	}
-	return ew.err
+	return ew.Err()
 }
 
-func writeEvidence(ew *errWriter, ev Evidence) {
+func writeEvidence(ew *term.Printer, ev Evidence) {
 	if len(ev) == 0 {
 		return
 	}
-	ew.printf("  evidence:\n")
+	ew.Printf("  evidence:\n")
 	width := 0
 	for _, f := range ev {
 		if _, ok := f.Value.(Table); !ok && len(f.Key) > width {
@@ -114,15 +114,15 @@ func writeEvidence(ew *errWriter, ev Evidence) {
 		key := term.Escape(f.Key)
 		t, ok := f.Value.(Table)
 		if !ok {
-			ew.printf("    %-*s  %s\n", width, key, scalarText(f.Key, f.Value))
+			ew.Printf("    %-*s  %s\n", width, key, scalarText(f.Key, f.Value))
 			continue
 		}
 		cells := t.Cells()
 		if len(cells) == 0 {
-			ew.printf("    %-*s  (none)\n", width, key)
+			ew.Printf("    %-*s  (none)\n", width, key)
 			continue
 		}
-		ew.printf("    %s:\n", key)
+		ew.Printf("    %s:\n", key)
 		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "      %s\n", strings.Join(t.Columns(), "\t"))
 		for _, row := range cells {
@@ -240,19 +240,3 @@ func wrap(p string, width int) []string {
 	}
 	return lines
 }
-
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
-}
-
-func (e *errWriter) printf(format string, a ...any) { fmt.Fprintf(e, format, a...) }

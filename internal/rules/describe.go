@@ -18,12 +18,12 @@ import (
 // preprocessor emitted for one host, so a fleet's config can be reviewed
 // host by host.
 func (c *Config) Describe(w io.Writer, h Host) error {
-	ew := &errW{w: w}
+	ew := term.NewPrinter(w)
 	labels := "none"
 	if len(h.Labels) > 0 {
 		labels = strings.Join(h.Labels, ", ")
 	}
-	ew.printf("host %s (labels: %s)\n", term.Escape(h.Name), term.Escape(labels))
+	ew.Printf("host %s (labels: %s)\n", term.Escape(h.Name), term.Escape(labels))
 	var skipped []string
 	for _, r := range c.Rules {
 		if !r.Hosts.Matches(h) {
@@ -38,9 +38,9 @@ func (c *Config) Describe(w io.Writer, h Host) error {
 		if r.Drift > 0 {
 			sched += " ± " + shortDur(r.Drift)
 		}
-		ew.printf("\nrule %s  [%s] %s over %s%s\n", r.Name, r.Level, sched, r.Table, status)
+		ew.Printf("\nrule %s  [%s] %s over %s%s\n", r.Name, r.Level, sched, r.Table, status)
 		if r.Task != "" {
-			ew.printf("  task: %s\n", r.Task)
+			ew.Printf("  task: %s\n", r.Task)
 		}
 		var hyst []string
 		if r.After > 1 {
@@ -56,7 +56,7 @@ func (c *Config) Describe(w io.Writer, h Host) error {
 			hyst = append(hyst, "actions dry-run")
 		}
 		if len(hyst) > 0 {
-			ew.printf("  %s\n", strings.Join(hyst, ", "))
+			ew.Printf("  %s\n", strings.Join(hyst, ", "))
 		}
 		vars := c.VarsFor(r, h)
 		if len(vars) > 0 {
@@ -64,36 +64,36 @@ func (c *Config) Describe(w io.Writer, h Host) error {
 			for _, k := range sortedKeys(vars) {
 				vs = append(vs, fmt.Sprintf("%s = %v", k, vars[k]))
 			}
-			ew.printf("  vars: %s\n", strings.Join(vs, ", "))
+			ew.Printf("  vars: %s\n", strings.Join(vs, ", "))
 		}
 		if r.Where != nil {
-			ew.printf("  where %s\n", r.Where.Src)
+			ew.Printf("  where %s\n", r.Where.Src)
 		}
 		for _, cs := range r.Cases {
 			if !cs.Hosts.Matches(h) {
 				continue
 			}
-			ew.printf("  case %s [%s]:", cs.Name, cs.Level)
+			ew.Printf("  case %s [%s]:", cs.Name, cs.Level)
 			if cs.Match != nil {
-				ew.printf(" match %s;", cs.Match.Src)
+				ew.Printf(" match %s;", cs.Match.Src)
 			}
 			if cs.If != nil {
-				ew.printf(" if %s", withValues(cs.If.Src, vars))
+				ew.Printf(" if %s", withValues(cs.If.Src, vars))
 			} else {
-				ew.printf(" always")
+				ew.Printf(" always")
 			}
 			if cs.Continue {
-				ew.printf("  (continue)")
+				ew.Printf("  (continue)")
 			}
-			ew.printf("\n")
+			ew.Printf("\n")
 			c.describeItems(ew, cs.Then, "    → ", 0)
 		}
 	}
 	if len(skipped) > 0 {
 		sort.Strings(skipped)
-		ew.printf("\nnot on this host: %s\n", strings.Join(skipped, "; "))
+		ew.Printf("\nnot on this host: %s\n", strings.Join(skipped, "; "))
 	}
-	return ew.err
+	return ew.Err()
 }
 
 // withValues appends the values of the vars an expression uses.
@@ -110,7 +110,7 @@ func withValues(src string, vars map[string]any) string {
 	return src + "  (" + strings.Join(used, ", ") + ")"
 }
 
-func (c *Config) describeItems(ew *errW, items []*Item, indent string, depth int) {
+func (c *Config) describeItems(ew *term.Printer, items []*Item, indent string, depth int) {
 	for _, it := range items {
 		switch {
 		case it.Output != "":
@@ -118,17 +118,17 @@ func (c *Config) describeItems(ew *errW, items []*Item, indent string, depth int
 			if o := c.Outputs[it.Output]; o != nil {
 				kind = " (" + o.Kind + ")"
 			}
-			ew.printf("%soutput %s%s\n", indent, it.Output, kind)
+			ew.Printf("%soutput %s%s\n", indent, it.Output, kind)
 		case it.OutputKind != "":
-			ew.printf("%soutput %s %s\n", indent, it.OutputKind, compact(it.Spec))
+			ew.Printf("%soutput %s %s\n", indent, it.OutputKind, compact(it.Spec))
 		case it.ActionKind != "":
-			ew.printf("%s%s %s\n", indent, it.ActionKind, compact(it.Spec))
+			ew.Printf("%s%s %s\n", indent, it.ActionKind, compact(it.Spec))
 		case it.Macro != "":
 			var args []string
 			for _, k := range sortedKeys(it.Args) {
 				args = append(args, fmt.Sprintf("%s=%s", k, it.Args[k].Src))
 			}
-			ew.printf("%scall %s(%s)\n", indent, it.Macro, strings.Join(args, ", "))
+			ew.Printf("%scall %s(%s)\n", indent, it.Macro, strings.Join(args, ", "))
 			if m := c.Macros[it.Macro]; m != nil && depth < 8 {
 				c.describeItems(ew, m.Do, indent+"  ", depth+1)
 			}
@@ -192,17 +192,6 @@ func flow(v reflect.Value) string {
 		}
 	}
 	return fmt.Sprint(v.Interface())
-}
-
-type errW struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errW) printf(format string, a ...any) {
-	if e.err == nil {
-		_, e.err = fmt.Fprintf(e.w, format, a...)
-	}
 }
 
 // shortDur prints 5m rather than 5m0s.

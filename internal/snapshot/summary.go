@@ -21,15 +21,15 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 	if o.Top <= 0 {
 		o.Top = 10
 	}
-	ew := &errWriter{w: w}
-	ew.printf("picket snapshot of %s at %s (%d processes, %d threads, %d sockets; took %.0f ms)\n",
+	ew := term.NewPrinter(w)
+	ew.Printf("picket snapshot of %s at %s (%d processes, %d threads, %d sockets; took %.0f ms)\n",
 		term.Escape(s.Host), s.Time.Format("2006-01-02 15:04:05Z07:00"),
 		s.Processes.Total, s.Processes.Threads, s.Sockets.Totals.Sum(), s.DurationSeconds*1000)
 	if s.Root != "" {
-		ew.printf("read from %s\n", term.Escape(s.Root))
+		ew.Printf("read from %s\n", term.Escape(s.Root))
 	}
 
-	ew.printf("\nLIMITS\n")
+	ew.Printf("\nLIMITS\n")
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 	for _, l := range Limits(s) {
 		if l.Beancounter && l.Percent() < 80 && l.Failcnt == 0 {
@@ -39,13 +39,13 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 	}
 	tw.Flush()
 
-	ew.printf("\nSOCKETS  tcp %d  udp %d  unix %d  raw %d  netlink %d  packet %d  other %d",
+	ew.Printf("\nSOCKETS  tcp %d  udp %d  unix %d  raw %d  netlink %d  packet %d  other %d",
 		s.Sockets.Totals.TCP, s.Sockets.Totals.UDP, s.Sockets.Totals.Unix, s.Sockets.Totals.Raw,
 		s.Sockets.Totals.Netlink, s.Sockets.Totals.Packet, s.Sockets.Totals.Other)
 	if s.Sockets.Namespaces > 1 {
-		ew.printf("  (%d network namespaces)", s.Sockets.Namespaces)
+		ew.Printf("  (%d network namespaces)", s.Sockets.Namespaces)
 	}
-	ew.printf("\n")
+	ew.Printf("\n")
 	if len(s.Sockets.TCPStates) > 0 {
 		var parts []string
 		for _, st := range tcpStateOrder {
@@ -53,21 +53,21 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 				parts = append(parts, fmt.Sprintf("%s %d", st, n))
 			}
 		}
-		ew.printf("  tcp states: %s\n", strings.Join(parts, ", "))
+		ew.Printf("  tcp states: %s\n", strings.Join(parts, ", "))
 	}
 
-	ew.printf("\nTOP USER × COMMAND (%d groups)\n", len(s.Processes.Groups))
-	ew.printf("  %6s %7s %10s  %-16s %s\n", "COUNT", "THREADS", "RSS", "USER", "COMMAND")
+	ew.Printf("\nTOP USER × COMMAND (%d groups)\n", len(s.Processes.Groups))
+	ew.Printf("  %6s %7s %10s  %-16s %s\n", "COUNT", "THREADS", "RSS", "USER", "COMMAND")
 	for i, g := range s.Processes.Groups {
 		if i >= o.Top {
 			break
 		}
-		ew.printf("  %6d %7d %10s  %-16s %s\n", g.Count, g.Threads, HumanBytes(g.RSSBytes),
+		ew.Printf("  %6d %7d %10s  %-16s %s\n", g.Count, g.Threads, HumanBytes(g.RSSBytes),
 			term.Truncate(term.Escape(g.User), 16), term.Truncate(term.Escape(g.Comm), 40))
 	}
 
-	ew.printf("\nTOP SOCKET HOLDERS (%d processes)\n", len(s.Sockets.Processes))
-	ew.printf("  %7s %6s %6s %6s %6s %5s %7s %6s %13s  %-16s %s\n", "PID", "TOTAL", "TCP", "UDP", "UNIX", "RAW", "NETLINK", "OTHER", "FDS/LIMIT", "USER", "COMMAND")
+	ew.Printf("\nTOP SOCKET HOLDERS (%d processes)\n", len(s.Sockets.Processes))
+	ew.Printf("  %7s %6s %6s %6s %6s %5s %7s %6s %13s  %-16s %s\n", "PID", "TOTAL", "TCP", "UDP", "UNIX", "RAW", "NETLINK", "OTHER", "FDS/LIMIT", "USER", "COMMAND")
 	for i, h := range s.Sockets.Processes {
 		if i >= o.Top {
 			break
@@ -76,35 +76,35 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 		if h.FDLimit > 0 {
 			fds = fmt.Sprintf("%d/%d", h.FDs, h.FDLimit)
 		}
-		ew.printf("  %7d %6d %6d %6d %6d %5d %7d %6d %13s  %-16s %s\n", h.PID, h.Total, h.TCP, h.UDP, h.Unix, h.Raw,
+		ew.Printf("  %7d %6d %6d %6d %6d %5d %7d %6d %13s  %-16s %s\n", h.PID, h.Total, h.TCP, h.UDP, h.Unix, h.Raw,
 			h.Netlink, h.Packet+h.Other, fds, term.Truncate(term.Escape(h.User), 16), term.Truncate(term.Escape(h.Comm), 40))
 	}
 	if s.Processes.FDUnreadable > 0 {
-		ew.printf("  (%d processes' fds unreadable: run as root to attribute their sockets)\n", s.Processes.FDUnreadable)
+		ew.Printf("  (%d processes' fds unreadable: run as root to attribute their sockets)\n", s.Processes.FDUnreadable)
 	}
 
 	if m := s.Memory; m.MemTotalBytes > 0 {
-		ew.printf("\nMEMORY  available %s of %s", HumanBytes(m.MemAvailableBytes), HumanBytes(m.MemTotalBytes))
+		ew.Printf("\nMEMORY  available %s of %s", HumanBytes(m.MemAvailableBytes), HumanBytes(m.MemTotalBytes))
 		if m.SwapTotalBytes > 0 {
-			ew.printf("  swap used %s of %s", HumanBytes(m.SwapTotalBytes-m.SwapFreeBytes), HumanBytes(m.SwapTotalBytes))
+			ew.Printf("  swap used %s of %s", HumanBytes(m.SwapTotalBytes-m.SwapFreeBytes), HumanBytes(m.SwapTotalBytes))
 		}
 		if p, ok := m.PSI["memory"]; ok {
-			ew.printf("  psi some %.2f%% full %.2f%% (avg10)", p.SomeAvg10, p.FullAvg10)
+			ew.Printf("  psi some %.2f%% full %.2f%% (avg10)", p.SomeAvg10, p.FullAvg10)
 		}
-		ew.printf("\n")
+		ew.Printf("\n")
 	}
 	if n := len(s.Beancounters); n > 0 {
-		ew.printf("\nBEANCOUNTERS (%d rows; those with failcnt > 0: allocations refused)\n", n)
+		ew.Printf("\nBEANCOUNTERS (%d rows; those with failcnt > 0: allocations refused)\n", n)
 		for _, b := range s.Beancounters {
 			if b.Failcnt > 0 {
-				ew.printf("  %s %s held %d barrier %d limit %d failcnt %d\n", term.Escape(b.UID), term.Escape(b.Resource), b.Held, b.Barrier, b.Limit, b.Failcnt)
+				ew.Printf("  %s %s held %d barrier %d limit %d failcnt %d\n", term.Escape(b.UID), term.Escape(b.Resource), b.Held, b.Barrier, b.Limit, b.Failcnt)
 			}
 		}
 	}
 	for _, e := range s.Errors {
-		ew.printf("error: %s\n", term.Escape(e))
+		ew.Printf("error: %s\n", term.Escape(e))
 	}
-	return ew.err
+	return ew.Err()
 }
 
 var tcpStateOrder = []string{"ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
@@ -202,19 +202,3 @@ func HumanBytes(b uint64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }
-
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
-}
-
-func (e *errWriter) printf(format string, a ...any) { fmt.Fprintf(e, format, a...) }

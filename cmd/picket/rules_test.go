@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,38 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/picket-guard/picket/internal/testkit"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite golden files")
-
-func goldenFile(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateGolden {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./cmd/picket -update creates it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test ./cmd/picket -run %s -update to accept):\n%s", name, t.Name(), lineDiff(want, got))
-	}
-}
-
-func lineDiff(a, b []byte) string {
-	al, bl := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := 0; i < len(al) && i < len(bl); i++ {
-		if al[i] != bl[i] {
-			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, al[i], bl[i])
-		}
-	}
-	return fmt.Sprintf("length %d vs %d lines", len(al), len(bl))
-}
 
 func TestValidateExamples(t *testing.T) {
 	files, _ := filepath.Glob("../../examples/*.yaml")
@@ -69,7 +38,7 @@ func TestValidateHostView(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		goldenFile(t, "validate-procnumchk-"+host+".txt", []byte(out))
+		testkit.Golden(t, "validate-procnumchk-"+host+".txt", []byte(out))
 	}
 }
 
@@ -122,7 +91,7 @@ func TestCheckExamplesGolden(t *testing.T) {
 			if code > 1 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
-			goldenFile(t, "check-"+tc.example+"-"+tc.host+".json", journalID.ReplaceAll([]byte(out), []byte(`"id": "…"`)))
+			testkit.Golden(t, "check-"+tc.example+"-"+tc.host+".json", journalID.ReplaceAll([]byte(out), []byte(`"id": "…"`)))
 		})
 	}
 }
@@ -142,49 +111,9 @@ func TestCheckImapdStormLive(t *testing.T) {
 		t.Skip("needs root: the storm runs under uid 65534 (nobody)")
 	}
 	const n = 100
-	dir, err := os.MkdirTemp("", "picket-imapd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep")
-	}
-	exe := filepath.Join(dir, "imapd")
-	if err := os.Symlink(sleep, exe); err != nil {
-		t.Fatal(err)
-	}
 	var pids []int
-	var cmds []*exec.Cmd
-	t.Cleanup(func() {
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-	})
-	for i := 0; i < n; i++ {
-		c := exec.Command(exe, "300")
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds = append(cmds, c)
+	for _, c := range testkit.Sleepers(t, "imapd", n, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}) {
 		pids = append(pids, c.Process.Pid)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, pid := range pids {
-		for {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-			if strings.TrimSpace(string(b)) == "imapd" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pid %d never became imapd", pid)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
 	}
 	out, errOut, code := runCLI(t, "check", "--config", "../../examples/procnumchk.yaml", "--host", "moscow",
 		"--dry-run", "--json", "--state-dir", t.TempDir())

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // daemonProc is a `picket run` started by a test, on a free loopback port.
@@ -107,38 +109,6 @@ func (d *daemonProc) alarmRules() map[string]bool {
 	return out
 }
 
-// spawnNamed starts n sleepers executed under the name comm.
-func spawnNamed(t *testing.T, comm string, n int, attr *syscall.SysProcAttr) []*exec.Cmd {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "picket-run-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sleep, _ := exec.LookPath("sleep")
-	exe := filepath.Join(dir, comm)
-	if err := os.Symlink(sleep, exe); err != nil {
-		t.Fatal(err)
-	}
-	var cmds []*exec.Cmd
-	for i := 0; i < n; i++ {
-		c := exec.Command(exe, "300")
-		c.SysProcAttr = attr
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds = append(cmds, c)
-	}
-	t.Cleanup(func() {
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-	})
-	return cmds
-}
-
 func writeConfig(t *testing.T, path, src string) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -187,7 +157,7 @@ func TestRunDaemon(t *testing.T) {
 		t.Errorf("/api/v1/findings: %d", code)
 	}
 
-	spawnNamed(t, "pkt-run", 6, nil)
+	testkit.Sleepers(t, "pkt-run", 6, nil)
 	d.waitFor("the storm-one alarm", 15*time.Second, func() bool { return d.alarmRules()["storm-one"] })
 	d.waitFor("a light look carrying the sockets over", 10*time.Second, func() bool {
 		_, b := d.get("/api/v1/snapshot")
@@ -309,16 +279,12 @@ rules:
 	d := startDaemon(t, "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--interval", "1m")
 
 	// Bystanders: the same name under another user, and another command.
-	by := spawnNamed(t, "pkt-fork", 3, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
-	other := spawnNamed(t, "pkt-bystand", 2, nil)
+	by := testkit.Sleepers(t, "pkt-fork", 3, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
+	other := testkit.Sleepers(t, "pkt-bystand", 2, nil)
 
 	// The storm: a loop forking pkt-fork sleepers inside the cgroup until
 	// pids.max refuses more (the test's own code; no outside input).
-	forkDir, _ := os.MkdirTemp("", "picket-fork-")
-	os.Chmod(forkDir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(forkDir) })
-	sleep, _ := exec.LookPath("sleep")
-	os.Symlink(sleep, filepath.Join(forkDir, "pkt-fork"))
+	forkDir := testkit.NamedBin(t, "pkt-fork")
 	storm := exec.Command("bash", "-c", `echo $$ > "$1/cgroup.procs" && while :; do "$2/pkt-fork" 600 2>/dev/null & done 2>/dev/null`, "storm", cg, forkDir)
 	storm.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := storm.Start(); err != nil {
@@ -415,7 +381,7 @@ rules:
       - throttle: {port: 18089, proto: tcp, mode: drop, for: 10m}
 `)
 	d := startDaemon(t, "--config", cfg, "--state-dir", state)
-	trigger := spawnNamed(t, "pkt-throttle", 1, nil)
+	trigger := testkit.Sleepers(t, "pkt-throttle", 1, nil)
 	d.waitFor("the throttle rule in nftables", 20*time.Second, func() bool { return picketRules(t) > 0 })
 	d.cmd.Process.Kill()
 	<-d.done

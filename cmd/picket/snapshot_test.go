@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/picket-guard/picket/internal/testkit"
+	"github.com/picket-guard/picket/internal/testkit/hold"
 )
 
 const moscowRoot = "../../testdata/fixtures/moscow"
@@ -143,24 +146,11 @@ func TestSnapshotHostileNameLive(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Skipf("%s exists already: cannot tell whether a name was executed", marker)
 	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3 to hold a renamed process")
-	}
 	names := []string{"$(touch /tmp/x)", "`touch /tmp/x`", "\x1b[31mRED\x1b]2;t\a"}
 	for _, n := range names {
-		// The child renames itself through /proc/self/comm (argv, not a
-		// shell: the name reaches it as an argument) and sleeps.
-		c := exec.Command(py, "-c", "import sys,time\nopen('/proc/self/comm','w').write(sys.argv[1])\nprint('ok',flush=True)\ntime.sleep(60)", n)
-		stdout, _ := c.StdoutPipe()
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-		buf := make([]byte, 3)
-		if _, err := stdout.Read(buf); err != nil {
-			t.Fatalf("child: %v", err)
-		}
+		// The holder renames itself through /proc/self/comm: the name
+		// reaches it in its environment, never through a shell.
+		testkit.StartSockets(t, hold.Spec{Comm: n}, nil)
 	}
 	out, err := exec.Command(bin, "snapshot", "--top", "100000").Output()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/picket-guard/picket/internal/collect"
 	"github.com/picket-guard/picket/internal/doctor"
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // frameTime is the one part of a frame that changes from run to run.
@@ -31,7 +32,7 @@ func TestTopOnceGolden(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	goldenFile(t, "top-once-moscow.txt", []byte(normalizeFrame(out)))
+	testkit.Golden(t, "top-once-moscow.txt", []byte(normalizeFrame(out)))
 	for i, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		if n := len([]rune(l)); n > 80 {
 			t.Errorf("line %d is %d characters: %q", i+1, n, l)
@@ -82,7 +83,7 @@ func TestTopFrom(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	goldenFile(t, "top-once-moscow.txt", []byte(normalizeFrame(out)))
+	testkit.Golden(t, "top-once-moscow.txt", []byte(normalizeFrame(out)))
 	if want := []string{"GET /api/v1/snapshot", "GET /api/v1/findings"}; strings.Join(requests, ",") != strings.Join(want, ",") {
 		t.Errorf("requests %q, want %q", requests, want)
 	}
@@ -161,29 +162,12 @@ func TestTopTmux(t *testing.T) {
 		}
 		t.Skip("tmux is not installed and this is not root: scripts/test installs Debian's tmux when run as root")
 	}
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Fatal(err)
-	}
 	bin := snapshotTestBinary(t)
 	dir := t.TempDir()
 
 	// The storm: 40 processes whose comm is the test's own name.
 	const stormComm, stormSize = "pkt-topstorm", 40
-	storm := filepath.Join(dir, stormComm)
-	if err := os.Symlink(sleep, storm); err != nil {
-		t.Fatal(err)
-	}
-	for range stormSize {
-		cmd := exec.Command(storm, "600")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-		})
-	}
+	testkit.Sleepers(t, stormComm, stormSize, nil)
 
 	// A tmux server of the test's own (its socket in dir), no user config,
 	// running a plain shell with a known prompt.

@@ -6,33 +6,26 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
-// TestMain doubles as the helper processes some tests need: a parent that
-// respawns its children, a process that ignores SIGTERM, and a picket that
-// throttles and is then killed with -9.
+// The test binary doubles as the helper processes some tests need
+// (testkit.Main): a parent that respawns its children, a process that
+// ignores SIGTERM, a picket that throttles and is then killed with -9, and
+// a daemon that drops root without exec.
 func TestMain(m *testing.M) {
-	switch os.Getenv("PICKET_ACT_HELPER") {
-	case "respawn":
-		respawnHelper()
-		return
-	case "ignoreterm":
-		ignoreTermHelper()
-		return
-	case "throttle":
-		throttleHelper()
-		return
-	case "dropuid":
-		dropUIDHelper()
-		return
-	}
-	os.Exit(m.Run())
+	testkit.Main(m, map[string]func() int{
+		"respawn":    func() int { respawnHelper(); return 0 },
+		"ignoreterm": func() int { ignoreTermHelper(); return 0 },
+		"throttle":   func() int { throttleHelper(); return 0 },
+		"dropuid":    func() int { dropUIDHelper(); return 0 },
+	})
 }
 
 func needRoot(t *testing.T, why string) {
@@ -53,30 +46,6 @@ func newRunner(t *testing.T, opts Options) *Runner {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
-}
-
-// binDir makes a world-readable directory of symlinks to sleep, one per
-// name: a process exec'd through one has that name as its comm.
-func binDir(t *testing.T, names ...string) string {
-	t.Helper()
-	sleepPath, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary")
-	}
-	d, err := os.MkdirTemp("", "pkt-act-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	if err := os.Chmod(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if err := os.Symlink(sleepPath, filepath.Join(d, n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
 }
 
 // child is a process a test started; done closes once it was reaped.

@@ -12,24 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-guard/picket/internal/collect"
-	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
+	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
 const nobody = 65534
-
-func liveSnapshot(t *testing.T) *snapshot.Snapshot {
-	t.Helper()
-	c, err := collect.New(collect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, _ := c.Collect(t.Context(), collect.Full)
-	if snap == nil {
-		t.Fatal("no snapshot")
-	}
-	return snap
-}
 
 // TestKillStorm is the imapd storm: 200 pkt-imapd under nobody (20
 // of them ignoring SIGTERM), bystanders with the same name under another
@@ -37,14 +24,14 @@ func liveSnapshot(t *testing.T) *snapshot.Snapshot {
 // names exactly the 200; the kill leaves every bystander alive.
 func TestKillStorm(t *testing.T) {
 	needRoot(t, "starts processes as other users and signals them")
-	bin := binDir(t, "pkt-imapd", "pkt-other")
+	bin := testkit.NamedBin(t, "pkt-imapd", "pkt-other")
 	imapd := filepath.Join(bin, "pkt-imapd")
 	var targets, bystanders []*child
 	for i := 0; i < 180; i++ {
 		targets = append(targets, spawn(t, nobody, nil, imapd, "600"))
 	}
 	for i := 0; i < 20; i++ { // only SIGKILL ends these
-		targets = append(targets, spawn(t, -1, []string{"PICKET_ACT_HELPER=ignoreterm", "PICKET_ACT_UID=65534", "PICKET_ACT_CHILD=" + imapd}, os.Args[0]))
+		targets = append(targets, spawn(t, -1, []string{testkit.HelperEnv("ignoreterm"), "PICKET_ACT_UID=65534", "PICKET_ACT_CHILD=" + imapd}, os.Args[0]))
 	}
 	for i := 0; i < 5; i++ {
 		bystanders = append(bystanders, spawn(t, nobody-1, nil, imapd, "600"))
@@ -67,7 +54,7 @@ func TestKillStorm(t *testing.T) {
 	state := t.TempDir()
 	r = newRunner(t, Options{StateDir: state, Protected: Protected{PIDs: []int{protected.pid}}})
 	spec := &KillSpec{User: "nobody", Comm: "pkt-imapd", Signal: "TERM", Grace: time.Second, Then: "KILL"}
-	snap := liveSnapshot(t)
+	snap := snaptest.Live(t)
 	req := Request{Spec: spec, Rule: "ProcNumChkRed", Case: "imapd", Snapshot: snap, DryRun: true}
 	dry := r.Do(t.Context(), req)
 	if got, want := anyInts(dry.Targets), pidsOf(targets); !reflect.DeepEqual(got, want) {
@@ -117,10 +104,10 @@ func TestKillStorm(t *testing.T) {
 // loop must stop by itself.
 func TestKillUntilRespawning(t *testing.T) {
 	needRoot(t, "the respawning parent is a helper process")
-	bin := binDir(t, "pkt-child")
+	bin := testkit.NamedBin(t, "pkt-child")
 	childPath := filepath.Join(bin, "pkt-child")
 	parent := func(limit int) *child {
-		c := spawn(t, -1, []string{"PICKET_ACT_HELPER=respawn", "PICKET_ACT_CHILD=" + childPath, "PICKET_ACT_KEEP=5", "PICKET_ACT_CAP=" + strconv.Itoa(limit)}, os.Args[0])
+		c := spawn(t, -1, []string{testkit.HelperEnv("respawn"), "PICKET_ACT_CHILD=" + childPath, "PICKET_ACT_KEEP=5", "PICKET_ACT_CAP=" + strconv.Itoa(limit)}, os.Args[0])
 		return c
 	}
 	r := newRunner(t, Options{})
@@ -169,7 +156,7 @@ func TestKillUntilRespawning(t *testing.T) {
 // that holds a protected process is refused whole.
 func TestKillScopeGroup(t *testing.T) {
 	needRoot(t, "signals a process group of helpers")
-	bin := binDir(t, "pkt-leader", "pkt-mate")
+	bin := testkit.NamedBin(t, "pkt-leader", "pkt-mate")
 	script := "exec_mate() { \"$1\" 600 & }; exec_mate " + filepath.Join(bin, "pkt-mate") + "; exec " + filepath.Join(bin, "pkt-leader") + " 600"
 	start := func() (*child, int) {
 		c := spawn(t, -1, nil, "/bin/sh", "-c", script)
@@ -216,11 +203,11 @@ func TestKillScopeGroup(t *testing.T) {
 // snapshot, so a process started after it is not in the first round, and
 // a fixture root signals nothing.
 func TestKillSnapshotAnchor(t *testing.T) {
-	bin := binDir(t, "pkt-late")
+	bin := testkit.NamedBin(t, "pkt-late")
 	early := spawn(t, -1, nil, filepath.Join(bin, "pkt-late"), "600")
 	r := newRunner(t, Options{DryRun: true})
 	waitFor(5*time.Second, func() bool { p, err := r.procs.read(early.pid); return err == nil && p.comm == "pkt-late" })
-	snap := liveSnapshot(t)
+	snap := snaptest.Live(t)
 	late := spawn(t, -1, nil, filepath.Join(bin, "pkt-late"), "600")
 	waitFor(5*time.Second, func() bool { p, err := r.procs.read(late.pid); return err == nil && p.comm == "pkt-late" })
 	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-late"}, Snapshot: snap})
@@ -261,7 +248,7 @@ func TestKillSnapshotAnchor(t *testing.T) {
 // TestKillWarnHook: warn calls the hook with the targets, waits, selects
 // again: a target that exited meanwhile is not counted.
 func TestKillWarnHook(t *testing.T) {
-	bin := binDir(t, "pkt-warned")
+	bin := testkit.NamedBin(t, "pkt-warned")
 	a := spawn(t, -1, nil, filepath.Join(bin, "pkt-warned"), "600")
 	b := spawn(t, -1, nil, filepath.Join(bin, "pkt-warned"), "600")
 	var warned []int
@@ -289,7 +276,7 @@ func TestKillScopeCgroup(t *testing.T) {
 		t.Skip("no cgroup2 mount on this host")
 	}
 	dir := makeCgroup(t, v2)
-	bin := binDir(t, "pkt-cg", "pkt-cgmate")
+	bin := testkit.NamedBin(t, "pkt-cg", "pkt-cgmate")
 	a := spawn(t, -1, nil, filepath.Join(bin, "pkt-cg"), "600")
 	b := spawn(t, -1, nil, filepath.Join(bin, "pkt-cgmate"), "600")
 	outside := spawn(t, -1, nil, filepath.Join(bin, "pkt-cg"), "600")

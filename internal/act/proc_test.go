@@ -13,6 +13,7 @@ import (
 	"github.com/picket-guard/picket/internal/collect"
 	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // TestReaderAgreesWithCollector: the collector's walk (its own system
@@ -25,7 +26,7 @@ import (
 // a parser: spaces, parentheses, a newline.
 func TestReaderAgreesWithCollector(t *testing.T) {
 	hostile := []string{"pkt a b", "pkt) S 1 (x", "pkt\n1 (y) R 0", "(pkt)", "pkt)"}
-	bin := binDir(t, hostile...)
+	bin := testkit.NamedBin(t, hostile...)
 	uid := -1
 	if os.Geteuid() == 0 {
 		uid = nobody
@@ -38,7 +39,7 @@ func TestReaderAgreesWithCollector(t *testing.T) {
 	}
 	if os.Geteuid() == 0 {
 		const comm = "pkt (nodump)"
-		c := spawn(t, -1, []string{"PICKET_ACT_HELPER=dropuid", "PICKET_ACT_UID=65534", "PICKET_ACT_COMM=" + comm}, os.Args[0])
+		c := spawn(t, -1, []string{testkit.HelperEnv("dropuid"), "PICKET_ACT_UID=65534", "PICKET_ACT_COMM=" + comm}, os.Args[0])
 		want[c.pid] = comm
 	}
 	r := newRunner(t, Options{DryRun: true})

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // testNS is a network namespace made for one test, with lo up and an echo
@@ -228,7 +230,7 @@ func TestThrottleSurvivesCrash(t *testing.T) {
 	crash := func(d time.Duration) string {
 		t.Helper()
 		cmd := exec.Command(os.Args[0])
-		cmd.Env = []string{"PICKET_ACT_HELPER=throttle", "PICKET_ACT_PORT=" + strconv.Itoa(ns.port), "PICKET_ACT_FOR=" + d.String(),
+		cmd.Env = []string{testkit.HelperEnv("throttle"), "PICKET_ACT_PORT=" + strconv.Itoa(ns.port), "PICKET_ACT_FOR=" + d.String(),
 			"PICKET_ACT_STATE=" + state, "PICKET_ACT_NETNS=" + ns.path}
 		out, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {

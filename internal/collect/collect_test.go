@@ -4,19 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const moscow = "../../testdata/fixtures/moscow"
 
@@ -164,54 +160,22 @@ func TestMoscowGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "moscow.json", append(got, '\n'))
+	testkit.Golden(t, "moscow.json", append(got, '\n'))
 
 	var sum bytes.Buffer
 	if err := snapshot.WriteSummary(&sum, s, snapshot.SummaryOptions{Top: 20}); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "moscow-summary.txt", sum.Bytes())
+	testkit.Golden(t, "moscow-summary.txt", sum.Bytes())
 	if bytes.ContainsAny(sum.Bytes(), "\x1b\x00\r") {
 		t.Errorf("summary holds raw control bytes")
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden file (go test ./internal/collect -run Golden -update to accept):\n%s", name, firstDiff(want, got))
-	}
-}
-
-func firstDiff(a, b []byte) string {
-	al, bl := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := 0; i < len(al) && i < len(bl); i++ {
-		if al[i] != bl[i] {
-			return "line " + itoa(i+1) + ":\n- " + al[i] + "\n+ " + bl[i]
-		}
-	}
-	return "lengths differ"
-}
-
-func itoa(i int) string { return strconv.Itoa(i) }
-
 // TestMissingParts: a host without PSI, beancounters, conntrack, IPv6 or
 // vmstat has only those parts empty, and no error.
 func TestMissingParts(t *testing.T) {
-	root := copyTree(t, moscow)
+	root := testkit.CopyTree(t, moscow)
 	for _, p := range []string{"proc/pressure", "proc/user_beancounters", "proc/sys/net/netfilter",
 		"proc/net/sockstat6", "proc/net/tcp6", "proc/net/udp6", "proc/vmstat", "proc/500/net"} {
 		if err := os.RemoveAll(filepath.Join(root, p)); err != nil {
@@ -254,7 +218,7 @@ func TestMalformed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
-			root := copyTree(t, moscow)
+			root := testkit.CopyTree(t, moscow)
 			if err := os.WriteFile(filepath.Join(root, tc.file), []byte(tc.content), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -308,37 +272,4 @@ func equalMaps(a, b map[string]int) bool {
 		}
 	}
 	return true
-}
-
-// copyTree copies a fixture tree, symlinks included, into a temp dir.
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "root")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(target, out)
-		case d.IsDir():
-			return os.MkdirAll(out, 0o755)
-		default:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(out, b, 0o644)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // TestConntrackSource: the connection table is read on its own, and a
@@ -21,7 +22,7 @@ func TestConntrackSource(t *testing.T) {
 		t.Fatalf("conntrack not read: %+v", s.Kernel.Conntrack)
 	}
 
-	root := copyTree(t, moscow)
+	root := testkit.CopyTree(t, moscow)
 	if err := os.WriteFile(filepath.Join(root, "proc/sys/net/netfilter/nf_conntrack_max"), []byte("lots\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

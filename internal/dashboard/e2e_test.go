@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,26 +13,13 @@ import (
 
 	"github.com/picket-guard/picket/internal/collect"
 	"github.com/picket-guard/picket/internal/server"
+	"github.com/picket-guard/picket/internal/testkit"
+	"github.com/picket-guard/picket/internal/testkit/hold"
 )
 
-// commEnv makes the test binary a helper process that names itself (its
-// comm, what the collector reports) and waits for its stdin to close.
-const commEnv = "PICKET_DASH_TEST_COMM"
-
-func TestMain(m *testing.M) {
-	if name := os.Getenv(commEnv); name != "" {
-		// /proc/self/comm is the thread group leader's name: what
-		// /proc/PID/stat shows. Writing it is how a process picks any
-		// name, "/" and "<" included.
-		if err := os.WriteFile("/proc/self/comm", []byte(name), 0); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// The test binary doubles as the hostile-named process of
+// TestDashboardInChromium (testkit.StartSockets).
+func TestMain(m *testing.M) { testkit.Main(m, nil) }
 
 const (
 	stormComm = "pkt-dashstorm"
@@ -63,18 +49,6 @@ func need(t *testing.T, path, install string) string {
 	return ""
 }
 
-// startProc starts a process and ends it when the test does.
-func startProc(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-}
-
 // TestDashboardInChromium runs the page in Debian's headless Chromium
 // against a real server whose source collects this host every 500ms: a
 // storm the test starts appears in the groups table and its plot, a hostile
@@ -82,31 +56,11 @@ func startProc(t *testing.T, cmd *exec.Cmd) {
 // console error, and screenshots are saved under testdata/out.
 func TestDashboardInChromium(t *testing.T) {
 	h := newHarness(t)
-	sleep := need(t, "sleep", "coreutils")
 
-	// The storm: stormSize processes whose comm is stormComm, through a
-	// symlink (comm is the name the program was executed by).
-	dir := t.TempDir()
-	link := filepath.Join(dir, stormComm)
-	if err := os.Symlink(sleep, link); err != nil {
-		t.Fatal(err)
-	}
-	for range stormSize {
-		startProc(t, exec.Command(link, "600"))
-	}
-	// A process with a hostile name, waiting on its stdin.
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostile := exec.Command(self)
-	hostile.Env = append(os.Environ(), commEnv+"="+hostileComm)
-	stdin, err := hostile.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	startProc(t, hostile)
-	t.Cleanup(func() { stdin.Close() })
+	// The storm: stormSize processes whose comm is stormComm.
+	testkit.Sleepers(t, stormComm, stormSize, nil)
+	// A process with a hostile name (one that holds no socket).
+	testkit.StartSockets(t, hold.Spec{Comm: hostileComm}, nil)
 
 	// The daemon's side: a collector every 500ms, a fake history of what
 	// it saw, and a fixed journal.
@@ -208,26 +162,13 @@ func serve(t *testing.T, ctx context.Context, opts server.Options) *server.Serve
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe(ctx) }()
+	served := testkit.Serve(t, ctx, srv)
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("server: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for srv.Addr() == nil {
-		select {
-		case err := <-served:
-			t.Fatalf("server: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not listen")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	return srv
 }
 

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/server"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
 // TestDashboardFixture shows the imapd storm of docs/stories.md
@@ -24,17 +24,10 @@ import (
 // docs/screenshots/dashboard.png).
 func TestDashboardFixture(t *testing.T) {
 	h := newHarness(t)
-	b, err := os.ReadFile("../../testdata/snapshots/imapd-storm.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var snap snapshot.Snapshot
-	if err := json.Unmarshal(b, &snap); err != nil {
-		t.Fatal(err)
-	}
+	snap := snaptest.Fixture(t, "imapd-storm")
 	now := time.Now().UTC().Truncate(time.Second)
 	snap.Time = now
-	rep := doctor.Run(doctor.Input{Cur: &snap}, doctor.Checks())
+	rep := doctor.Run(doctor.Input{Cur: snap}, doctor.Checks())
 
 	// An hour every 10s: a quiet host, then the storm of the last 20
 	// minutes, ending in the fixture's numbers.
@@ -45,9 +38,9 @@ func TestDashboardFixture(t *testing.T) {
 		minutes := float64(i) / 6
 		f := 1 / (1 + math.Exp((minutes-12)/2.5)) // 0 an hour ago, 1 now
 		f = max(0.04, min(1, f+0.02*math.Sin(float64(i)/3)))
-		hist.record(scaled(&snap, at, f))
+		hist.record(scaled(snap, at, f))
 	}
-	src := &liveSource{snap: &snap, report: &rep, journal: fakeJournal(t, now), hist: hist,
+	src := &liveSource{snap: snap, report: &rep, journal: fakeJournal(t, now), hist: hist,
 		health: server.Health{LastCollection: now, LastDuration: 80 * time.Millisecond, Config: "fixture"}}
 	srv := serve(t, context.Background(), server.Options{Source: src, History: hist})
 	h.run(t, context.Background(), "fixture", srv.Addr().String(),

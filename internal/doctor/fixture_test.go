@@ -3,7 +3,6 @@ package doctor
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +11,8 @@ import (
 
 	"github.com/picket-guard/picket/internal/collect"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // fixtures are the trees testdata/gen/doctor.py writes, one per story.
 const fixtures = "../../testdata/doctor"
@@ -166,37 +164,11 @@ func TestGolden(t *testing.T) {
 			if err := WriteText(&b, Run(fixtureInput(t, name), Checks()), TextOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.ReplaceAll(name, "/", "-")+".txt", b.Bytes())
+			testkit.Golden(t, strings.ReplaceAll(name, "/", "-")+".txt", b.Bytes())
 			if bytes.ContainsAny(b.Bytes(), "\x1b\x00\r") {
 				t.Errorf("raw control bytes in the output")
 			}
 		})
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/doctor -run Golden -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := 0; i < len(gl) && i < len(wl); i++ {
-			if gl[i] != wl[i] {
-				t.Fatalf("%s differs from the golden file at line %d (go test ./internal/doctor -run Golden -update to accept):\n- %s\n+ %s", name, i+1, wl[i], gl[i])
-			}
-		}
-		t.Fatalf("%s differs from the golden file in length (-update to accept)", name)
 	}
 }
 
@@ -205,7 +177,7 @@ func golden(t *testing.T, name string, got []byte) {
 // without the module) says ok; the report is unknown, exit 3, only because
 // nothing else is wrong.
 func TestMissingFiles(t *testing.T) {
-	root := copyTree(t, filepath.Join(fixtures, "healthy"))
+	root := testkit.CopyTree(t, filepath.Join(fixtures, "healthy"))
 	for _, p := range []string{"proc/net/sockstat", "proc/sys/net/ipv4/tcp_mem", "proc/sys/fs/file-nr", "proc/pressure",
 		"proc/vmstat", "proc/sys/net/netfilter"} {
 		if err := os.RemoveAll(filepath.Join(root, p)); err != nil {
@@ -226,36 +198,4 @@ func TestMissingFiles(t *testing.T) {
 	if r.Status != Unknown || r.ExitCode() != 3 {
 		t.Errorf("status %s exit %d, want unknown 3", r.Status, r.ExitCode())
 	}
-}
-
-// copyTree copies a fixture tree, symlinks as symlinks.
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, to)
-		case fi.IsDir():
-			return os.MkdirAll(to, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }

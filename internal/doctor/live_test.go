@@ -1,21 +1,17 @@
 package doctor
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/picket-guard/picket/internal/collect"
-	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
+	"github.com/picket-guard/picket/internal/testkit/hold"
+	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
 // The live tests create what a check must see — real orphans on loopback,
@@ -23,68 +19,9 @@ import (
 // the finding's evidence for it. They compare with what they created, never
 // with the rest of the machine, and undo everything in t.Cleanup.
 
-// TestMain lets the test binary double as a socket-holding child: with
-// PICKET_DOCTOR_CHILD="UNIXPAIRS,UDP" it names itself, opens that many
-// sockets, says "ready" and waits for stdin to close.
-func TestMain(m *testing.M) {
-	if spec := os.Getenv("PICKET_DOCTOR_CHILD"); spec != "" {
-		os.Exit(socketChild(spec))
-	}
-	os.Exit(m.Run())
-}
-
-func socketChild(spec string) int {
-	var pairs, udp int
-	if _, err := fmt.Sscanf(spec, "%d,%d", &pairs, &udp); err != nil {
-		fmt.Println("spec:", err)
-		return 1
-	}
-	// /proc/self/comm names the thread group leader whatever thread runs this.
-	if err := os.WriteFile("/proc/self/comm", []byte("pkt-doc-sockets"), 0); err != nil {
-		fmt.Println("comm:", err)
-		return 1
-	}
-	for i := 0; i < pairs; i++ {
-		if _, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			fmt.Println("socketpair:", err)
-			return 1
-		}
-	}
-	for i := 0; i < udp; i++ {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			fmt.Println("udp:", err)
-			return 1
-		}
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			fmt.Println("bind:", err)
-			return 1
-		}
-	}
-	fmt.Println("ready")
-	var b [1]byte
-	for {
-		if _, err := os.Stdin.Read(b[:]); err != nil {
-			return 0
-		}
-	}
-}
-
-func liveSnapshot(t *testing.T) *snapshot.Snapshot {
-	t.Helper()
-	c, err := collect.New(collect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Collect(context.Background(), collect.Full)
-	if s == nil {
-		t.Fatalf("live Collect: %v", err)
-	}
-	if err != nil {
-		t.Logf("live Collect (partial): %v", err)
-	}
-	return s
-}
+// The test binary doubles as the socket holder of TestLiveOtherSockets
+// (testkit.StartSockets).
+func TestMain(m *testing.M) { testkit.Main(m, nil) }
 
 // TestLiveOrphans makes real orphans: a loopback server accepts and never
 // reads, with a small receive buffer; each client fills its small send
@@ -94,7 +31,7 @@ func liveSnapshot(t *testing.T) *snapshot.Snapshot {
 // side is closed (then a reset frees it).
 func TestLiveOrphans(t *testing.T) {
 	const n = 64
-	before := run(t, TCPOrphans{}, nil, liveSnapshot(t))
+	before := run(t, TCPOrphans{}, nil, snaptest.Live(t))
 	if before.Severity == Unknown {
 		t.Skipf("no sockstat here: %s", before.Title)
 	}
@@ -172,7 +109,7 @@ func TestLiveOrphans(t *testing.T) {
 		unix.Close(c) // the orphan: unsent data, FIN queued behind it, no fd
 	}
 
-	after := run(t, TCPOrphans{}, nil, liveSnapshot(t))
+	after := run(t, TCPOrphans{}, nil, snaptest.Live(t))
 	got, was := evInt(t, after, "orphans"), evInt(t, before, "orphans")
 	t.Logf("orphans before %d, after %d (made %d); %s", was, got, n, after.Title)
 	if got < n {
@@ -195,33 +132,12 @@ func TestLiveOtherSockets(t *testing.T) {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Max < 2*pairs+udp+64 {
 		t.Skipf("hard RLIMIT_NOFILE %d is below the %d fds the child needs", rl.Max, 2*pairs+udp+64)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PICKET_DOCTOR_CHILD=%d,%d", pairs, udp))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		t.Fatalf("child did not get ready: %q %v", line, err)
-	}
+	cmd := testkit.StartSockets(t, hold.Spec{Comm: "pkt-doc-sockets", UnixPairs: pairs, UDPBound: udp}, nil)
 	pid := cmd.Process.Pid
 
 	th := DefaultThresholds()
 	th.Top = 100000 // every holder: whatever else runs here, the child is listed
-	f := runOne(OtherSockets{}, Input{Cur: liveSnapshot(t), Thresholds: th})
+	f := runOne(OtherSockets{}, Input{Cur: snaptest.Live(t), Thresholds: th})
 	v, _ := f.Evidence.Get("top_holders")
 	var row *HolderRow
 	for _, h := range v.(HolderRows) {
@@ -257,57 +173,13 @@ func TestLiveStorm(t *testing.T) {
 		t.Skip("needs root: the storm runs under uid 65534 (nobody) via SysProcAttr.Credential")
 	}
 	const n = 60
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary to multiply")
-	}
-	dir, err := os.MkdirTemp("", "picket-doctor-storm-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// The comm is the name the program is executed under.
-	exe := filepath.Join(dir, "pkt-doc-storm")
-	if err := os.Symlink(sleep, exe); err != nil {
-		t.Fatal(err)
-	}
-	var cmds []*exec.Cmd
-	t.Cleanup(func() {
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-	})
-	for i := 0; i < n; i++ {
-		c := exec.Command(exe, "120")
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		if err := c.Start(); err != nil {
-			t.Fatalf("start %d: %v", i, err)
-		}
-		cmds = append(cmds, c)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, c := range cmds {
-		for {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.Process.Pid))
-			if strings.TrimSpace(string(b)) == "pkt-doc-storm" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pid %d never became pkt-doc-storm", c.Process.Pid)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	testkit.Sleepers(t, "pkt-doc-storm", n, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
 
 	// The share threshold depends on how many other processes run here;
 	// the count threshold is the one this test controls.
 	th := DefaultThresholds()
 	th.StormMinCount, th.StormMinPercent = n, 0
-	f := runOne(ProcessStorm{}, Input{Cur: liveSnapshot(t), Thresholds: th})
+	f := runOne(ProcessStorm{}, Input{Cur: snaptest.Live(t), Thresholds: th})
 	if f.Severity < Warning {
 		t.Errorf("severity %s with a storm of %d", f.Severity, n)
 	}

@@ -86,6 +86,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Options configures a Store. Zero values take the defaults.
@@ -305,7 +306,7 @@ func (s *Store) withDB(write bool, fn func(db *bolt.DB) error) error {
 		FreelistType: bolt.FreelistMapType,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return fmt.Errorf("history %s: busy: another process holds it for more than %v", s.path, s.opts.LockTimeout)
 		}
 		return fmt.Errorf("history %s: %w", s.path, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/picket-guard/picket/internal/alarm"
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
 // strictDecode decodes the body into v, refusing fields v does not have:
@@ -185,7 +186,7 @@ func TestSnapshotCache(t *testing.T) {
 	src := loadedSource(t)
 	h := newServer(t, Options{Source: src}).Handler()
 	a := do(t, h, "GET", "/api/v1/snapshot", nil).Body.String()
-	next := moscow(t)
+	next := snaptest.Fixture(t, "moscow")
 	next.Processes.Total = 20
 	src.mu.Lock()
 	src.snap = next

@@ -16,6 +16,7 @@ import (
 	"github.com/picket-guard/picket/internal/alarm"
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
 // fixtureTime is the moscow snapshot's time; tests' clocks start there.
@@ -72,25 +73,10 @@ func (f *fakeSource) Health() Health {
 	return f.health
 }
 
-// moscow decodes the fixture snapshot (testdata/snapshots/moscow.json, the
-// same numbers as the fixture tree) afresh, so a test may change it.
-func moscow(t testing.TB) *snapshot.Snapshot {
-	t.Helper()
-	b, err := os.ReadFile("../../testdata/snapshots/moscow.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s snapshot.Snapshot
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
-	return &s
-}
-
 // loadedSource is a daemon after its first collection of moscow: doctor's
 // real report, two alarms (one firing, one resolved) and a journal.
 func loadedSource(t testing.TB) *fakeSource {
-	snap := moscow(t)
+	snap := snaptest.Fixture(t, "moscow")
 	rep := doctor.Run(doctor.Input{Cur: snap}, doctor.Checks())
 	return &fakeSource{
 		snap:   snap,

@@ -10,26 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // serve runs ListenAndServe on 127.0.0.1:0 and returns its base URL and
 // the channel its result arrives on.
 func serve(t *testing.T, ctx context.Context, s *Server) (string, <-chan error) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- s.ListenAndServe(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Addr() == nil {
-		select {
-		case err := <-done:
-			t.Fatalf("ListenAndServe returned early: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not listening after 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	done := testkit.Serve(t, ctx, s)
 	return "http://" + s.Addr().String(), done
 }
 

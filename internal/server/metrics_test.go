@@ -21,6 +21,7 @@ import (
 	"github.com/picket-guard/picket/internal/collect"
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
 // hostileComm is a process name chosen to break a naive exposition: a
@@ -297,7 +298,7 @@ func TestMetricsFixture(t *testing.T) {
 		t.Errorf("%d beancounter series, want %d", n, rows)
 	}
 	// Scraping must not reorder what the daemon shares.
-	if !reflect.DeepEqual(src.snap, moscow(t)) {
+	if !reflect.DeepEqual(src.snap, snaptest.Fixture(t, "moscow")) {
 		t.Errorf("the scrape modified the snapshot")
 	}
 	// A refused reload shows.

@@ -35,38 +35,26 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit/hold"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "hold" {
-		os.Exit(hold(os.Args[2:]))
+		os.Exit(holdMain(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }
 
-// holdSpec is what one socket holder opens.
-type holdSpec struct {
-	UnixPairs  int // socketpair(AF_UNIX, SOCK_STREAM): 2 unix sockets each
-	UDPBound   int // bound to 127.0.0.1:0
-	UDPUnbound int // never bound: in no /proc/net table nor sock_diag dump
-	TCPPairs   int // one listener, plus a connected client and accepted server per pair
+// holdArgs are the holder's command-line arguments for spec (before
+// MAXSECONDS).
+func holdArgs(spec hold.Spec) []string {
+	return []string{strconv.Itoa(spec.UnixPairs), strconv.Itoa(spec.UDPBound), strconv.Itoa(spec.UDPUnbound), strconv.Itoa(spec.TCPPairs)}
 }
 
-func (h holdSpec) args() []string {
-	return []string{strconv.Itoa(h.UnixPairs), strconv.Itoa(h.UDPBound), strconv.Itoa(h.UDPUnbound), strconv.Itoa(h.TCPPairs)}
-}
-
-func (h holdSpec) want() snapshot.SocketCounts {
-	tcp := 0
-	if h.TCPPairs > 0 {
-		tcp = 1 + 2*h.TCPPairs
-	}
-	return snapshot.SocketCounts{TCP: tcp, UDP: h.UDPBound + h.UDPUnbound, Unix: 2 * h.UnixPairs}
-}
-
-// hold is the socket-holder child: it opens its sockets, says "ready" and
-// waits for stdin to close (the parent died or is done) or max-time.
-func hold(args []string) int {
+// holdMain is the socket-holder child (package hold, the tests' own): it
+// opens its sockets, says "ready" and waits for stdin to close (the parent
+// died or is done) or max-time.
+func holdMain(args []string) int {
 	if len(args) != 5 {
 		fmt.Println("usage: hold UNIXPAIRS UDPBOUND UDPUNBOUND TCPPAIRS MAXSECONDS")
 		return 2
@@ -84,56 +72,7 @@ func hold(args []string) int {
 		time.Sleep(time.Duration(n[4]) * time.Second)
 		os.Exit(0)
 	}()
-	fail := func(what string, err error) int { fmt.Println(what+":", err); return 1 }
-	lo := [4]byte{127, 0, 0, 1}
-	for i := 0; i < n[0]; i++ {
-		if _, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			return fail("socketpair", err)
-		}
-	}
-	for i := 0; i < n[1]+n[2]; i++ {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fail("udp", err)
-		}
-		if i < n[1] {
-			if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: lo}); err != nil {
-				return fail("bind udp", err)
-			}
-		}
-	}
-	if n[3] > 0 {
-		l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fail("tcp", err)
-		}
-		if err := unix.Bind(l, &unix.SockaddrInet4{Addr: lo}); err != nil {
-			return fail("bind tcp", err)
-		}
-		if err := unix.Listen(l, 128); err != nil {
-			return fail("listen", err)
-		}
-		sa, err := unix.Getsockname(l)
-		if err != nil {
-			return fail("getsockname", err)
-		}
-		port := sa.(*unix.SockaddrInet4).Port
-		for i := 0; i < n[3]; i++ {
-			c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				return fail("tcp client", err)
-			}
-			if err := unix.Connect(c, &unix.SockaddrInet4{Addr: lo, Port: port}); err != nil {
-				return fail("connect", err)
-			}
-			if _, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC); err != nil {
-				return fail("accept", err)
-			}
-		}
-	}
-	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin)
-	return 0
+	return hold.Serve(hold.Spec{UnixPairs: n[0], UDPBound: n[1], UDPUnbound: n[2], TCPPairs: n[3]})
 }
 
 // sleeperGroup is one user × comm group of sleeping processes.
@@ -150,7 +89,7 @@ type load struct {
 	holders  []*exec.Cmd
 	stdins   []io.Closer
 	groups   []sleeperGroup
-	specs    []holdSpec
+	specs    []hold.Spec
 }
 
 // stop ends the load: holders first (stdin closed, then killed), then the
@@ -184,7 +123,7 @@ func childAttr(uid, gid uint32) *syscall.SysProcAttr {
 	return a
 }
 
-func startLoad(ctx context.Context, tmpdir string, procs, holders int, spec holdSpec, maxTime time.Duration) (*load, error) {
+func startLoad(ctx context.Context, tmpdir string, procs, holders int, spec hold.Spec, maxTime time.Duration) (*load, error) {
 	l := &load{}
 	dir, err := os.MkdirTemp(tmpdir, "load-")
 	if err != nil {
@@ -233,17 +172,13 @@ func startLoad(ctx context.Context, tmpdir string, procs, holders int, spec hold
 	}
 	// Holders start in parallel: each spends most of its time in connect and
 	// accept on the loopback.
-	type started struct {
-		i   int
-		err error
-	}
 	l.holders = make([]*exec.Cmd, holders)
-	l.specs = make([]holdSpec, holders)
+	l.specs = make([]hold.Spec, holders)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
 	for i := 0; i < holders; i++ {
-		c := exec.Command(holdExe, append(append([]string{"hold"}, spec.args()...), secs)...)
+		c := exec.Command(holdExe, append(append([]string{"hold"}, holdArgs(spec)...), secs)...)
 		c.SysProcAttr = childAttr(0, 0)
 		in, err := c.StdinPipe()
 		if err != nil {
@@ -355,8 +290,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "benchsnapshot: run as root (sleepers run under nobody and daemon; picket must read every fd/)")
 		return 2
 	}
-	spec := holdSpec{UnixPairs: *unixPairs, UDPBound: *udpBound, UDPUnbound: *udpUnbound, TCPPairs: *tcpPairs}
-	if perHolder := spec.want().Sum() + 16; perHolder > 19000 {
+	spec := hold.Spec{UnixPairs: *unixPairs, UDPBound: *udpBound, UDPUnbound: *udpUnbound, TCPPairs: *tcpPairs}
+	if perHolder := spec.Want().Sum() + 16; perHolder > 19000 {
 		fmt.Fprintf(os.Stderr, "benchsnapshot: %d fds per holder is too close to RLIMIT_NOFILE; use more holders\n", perHolder)
 		return 2
 	}
@@ -377,9 +312,9 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "benchsnapshot: load:", err)
 		return 1
 	}
-	wantSockets := spec.want().Sum() * *holders
+	wantSockets := spec.Want().Sum() * *holders
 	fmt.Printf("load: %d sleepers (%d user × comm groups), %d holders × %d sockets = %d sockets; up in %.1f s\n",
-		len(l.sleepers), len(l.groups), *holders, spec.want().Sum(), wantSockets, time.Since(t0).Seconds())
+		len(l.sleepers), len(l.groups), *holders, spec.Want().Sum(), wantSockets, time.Since(t0).Seconds())
 
 	ok := verify(ctx, *picket, l)
 
@@ -547,7 +482,7 @@ func verify(ctx context.Context, picket string, l *load) bool {
 	var held snapshot.SocketCounts
 	for i, c := range l.holders {
 		h, found := holders[c.Process.Pid]
-		want := l.specs[i].want()
+		want := l.specs[i].Want()
 		if !found || h.SocketCounts != want || h.Comm != "pkt-b-holder" {
 			fmt.Printf("verify: MISMATCH holder %d: picket %+v (%q), load %+v\n", c.Process.Pid, h.SocketCounts, h.Comm, want)
 			ok = false
@@ -586,7 +521,7 @@ func verify(ctx context.Context, picket string, l *load) bool {
 		ok = false
 	}
 	fmt.Printf("verify: picket sees %d processes; sleeper groups exact; %d holders exact (%d tcp, %d udp, %d unix each)\n",
-		s.Processes.Total, len(l.holders), l.specs[0].want().TCP, l.specs[0].want().UDP, l.specs[0].want().Unix)
+		s.Processes.Total, len(l.holders), l.specs[0].Want().TCP, l.specs[0].Want().UDP, l.specs[0].Want().Unix)
 	fmt.Printf("verify: totals picket tcp %d udp %d unix %d (sum %d) vs ss tcp %d udp %d(+%d unbound) unix %d; load holds %d",
 		t.TCP, t.UDP, t.Unix, t.Sum(), ssc.TCP, ssc.UDP, unbound, ssc.Unix, held.Sum())
 	if ok {

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // icingaConfig is a main configuration around the example: Icinga's own
@@ -20,14 +22,7 @@ func icingaConfig(t *testing.T, example string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "picket-icinga2-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := testkit.SharedDir(t)
 	if err := os.WriteFile(filepath.Join(dir, "picket.conf"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +54,7 @@ object Host "plain" {
 // hosts that use it (icinga2 daemon -C), and would refuse a broken one;
 // its CheckCommand passes every threshold flag picket doctor has.
 func TestIcinga2CheckCommand(t *testing.T) {
-	icinga := need(t, "icinga2", "icinga2")
+	icinga := testkit.Need(t, "icinga2", "icinga2")
 	out, err := exec.Command(icinga, "daemon", "-C", "-x", "information", "-c", icingaConfig(t, "icinga2/picket.conf")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Instantiated 3 Services.") {
 		t.Fatalf("icinga2 daemon -C: %v\n%s", err, out)

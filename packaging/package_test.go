@@ -17,22 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// need finds a tool: missing, the test skips for a developer who is not
-// root and fails as root (CI), where scripts/test installs it.
-func need(t *testing.T, tool, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err == nil {
-		return p
-	}
-	if os.Geteuid() == 0 {
-		t.Fatalf("%s is missing: scripts/test installs Debian's %s as root", tool, pkg)
-	}
-	t.Skipf("%s is missing (Debian's %s; scripts/test installs it as root)", tool, pkg)
-	return ""
-}
+	"github.com/picket-guard/picket/internal/testkit"
+)
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -62,7 +49,7 @@ func TestMain(m *testing.M) {
 // buildDeb runs build-deb (once) and returns the .deb.
 func buildDeb(t *testing.T) string {
 	t.Helper()
-	need(t, "dpkg-deb", "dpkg")
+	testkit.Need(t, "dpkg-deb", "dpkg")
 	debOnce.Do(func() {
 		start := time.Now()
 		if debDir, debErr = os.MkdirTemp("", "picket-deb-"); debErr != nil {
@@ -151,7 +138,7 @@ var packaged = []string{
 // TestDebLintian: lintian, with every tag it knows (pedantic and info
 // included), finds nothing but the overrides the package justifies.
 func TestDebLintian(t *testing.T) {
-	lintian := need(t, "lintian", "lintian")
+	lintian := testkit.Need(t, "lintian", "lintian")
 	deb := buildDeb(t)
 	args := []string{"--info", "--pedantic", "--fail-on", "error,warning,info,pedantic", deb}
 	if os.Geteuid() == 0 {
@@ -183,7 +170,7 @@ func TestDebInstall(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("installs a package with dpkg -i: needs root (CI runs as root)")
 	}
-	dpkg := need(t, "dpkg", "dpkg")
+	dpkg := testkit.Need(t, "dpkg", "dpkg")
 	if exec.Command("dpkg-query", "-W", "picket").Run() == nil {
 		t.Skip("a picket package is installed on this machine: the test would replace it")
 	}

@@ -8,22 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// needTool finds a tool the test cannot do without: missing, it skips for
-// a non-root developer and fails as root, where scripts/test installs it.
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Geteuid() == 0 {
-		t.Fatalf("%s is missing: scripts/test installs Debian's %s as root", name, pkg)
-	}
-	t.Skipf("%s is missing (Debian's %s; scripts/test installs it when run as root)", name, pkg)
-	return ""
-}
+	"github.com/picket-guard/picket/internal/testkit"
+)
 
 // helpFlags are the flags a command's --help lists.
 func helpFlags(t *testing.T, cmd string) []string {
@@ -75,7 +62,7 @@ func TestManPage(t *testing.T) {
 	if strings.Contains(man, "\n\n") || regexp.MustCompile(`[^\x00-\x7e]`).MatchString(man) {
 		t.Errorf("blank lines or raw non-ASCII in the page")
 	}
-	out, err := exec.Command(needTool(t, "mandoc", "mandoc"), "-T", "lint", "-W", "all", page).CombinedOutput()
+	out, err := exec.Command(testkit.Need(t, "mandoc", "mandoc"), "-T", "lint", "-W", "all", page).CombinedOutput()
 	if err != nil || len(out) > 0 {
 		t.Errorf("mandoc -T lint: %v\n%s", err, out)
 	}
@@ -89,7 +76,7 @@ func TestManPage(t *testing.T) {
 // TestBashCompletion sources the generated script in bash and completes as
 // a user would: commands, a command's flags, enumerated values, files.
 func TestBashCompletion(t *testing.T) {
-	bash := needTool(t, "bash", "bash")
+	bash := testkit.Need(t, "bash", "bash")
 	dir := t.TempDir()
 	script := filepath.Join(dir, "picket.bash")
 	if _, errOut, code := runCLI(t, "generate", "--bash-completion", script); code != 0 {

@@ -155,13 +155,7 @@ func TestTopNotATerminal(t *testing.T) {
 // presses. It checks the storm shows, the filter leaves only its rows, q
 // quits with status 0 and the shell's screen is back.
 func TestTopTmux(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		if os.Geteuid() == 0 {
-			t.Fatal("tmux is not installed (scripts/test installs Debian's tmux when it runs as root)")
-		}
-		t.Skip("tmux is not installed and this is not root: scripts/test installs Debian's tmux when run as root")
-	}
+	tmux := testkit.Need(t, "tmux", "tmux")
 	bin := snapshotTestBinary(t)
 	dir := t.TempDir()
 

@@ -33,22 +33,6 @@ const (
 	chromiumPath = "/usr/bin/chromium"
 )
 
-// need finds a tool the test cannot run without. As root (CI, where
-// scripts/test installs them) a missing tool is a failure; otherwise the
-// test skips and says what to install.
-func need(t *testing.T, path, install string) string {
-	t.Helper()
-	p, err := exec.LookPath(path)
-	if err == nil {
-		return p
-	}
-	if os.Geteuid() == 0 {
-		t.Fatalf("%s not found: scripts/test installs it (%s)", path, install)
-	}
-	t.Skipf("%s not found and not root: install %s to run the dashboard in a browser", path, install)
-	return ""
-}
-
 // TestDashboardInChromium runs the page in Debian's headless Chromium
 // against a real server whose source collects this host every 500ms: a
 // storm the test starts appears in the groups table and its plot, a hostile
@@ -107,8 +91,8 @@ func newHarness(t *testing.T) *harness {
 	if testing.Short() {
 		t.Skip("-short: no browser")
 	}
-	h := &harness{chromium: need(t, chromiumPath, "Debian's chromium"), node: need(t, "node", "nodejs")}
-	npm := need(t, "npm", "npm")
+	h := &harness{chromium: testkit.Need(t, chromiumPath, "chromium"), node: testkit.Need(t, "node", "nodejs")}
+	npm := testkit.Need(t, "npm", "npm")
 	var err error
 	if h.dir, err = filepath.Abs("testdata/e2e"); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"reflect"
 	"runtime"
@@ -21,6 +20,7 @@ import (
 	"github.com/picket-guard/picket/internal/collect"
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
 	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
@@ -95,13 +95,7 @@ func hostile(s *snapshot.Snapshot) {
 // the real output for the fixture collected from its tree, and for the
 // decoded fixture with hostile names added.
 func TestPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Geteuid() != 0 {
-			t.Skip("promtool not installed and not root: scripts/test installs Debian's prometheus package (which has /usr/bin/promtool) when run as root")
-		}
-		t.Fatal("promtool not installed: scripts/test installs Debian's prometheus package; run it, or apt-get install prometheus")
-	}
+	promtool := testkit.Need(t, "promtool", "prometheus")
 	col, err := collect.New(collect.Options{Root: "../../testdata/fixtures/moscow"})
 	if err != nil {
 		t.Fatal(err)

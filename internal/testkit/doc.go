@@ -12,7 +12,11 @@
 //   - the test binary as a helper: Main (from TestMain) runs a named helper
 //     instead of the tests when the binary was started as one;
 //     StartSockets starts the built-in socket holder (package hold);
-//   - waiting: Eventually polls a condition with a bound.
+//   - tools and places: Need finds a program scripts/test installs (fails
+//     as root, skips otherwise), SharedDir is a directory other users may
+//     enter;
+//   - waiting: Eventually polls a condition with a bound, Serve starts a
+//     server and returns once it listens.
 //
 // The live snapshot and the snapshot fixtures are in package snaptest:
 // they need the collector, whose own tests use this package.

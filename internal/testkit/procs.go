@@ -19,23 +19,12 @@ const execLimit = 10 * time.Second
 // sleep(1): a program executed as DIR/NAME has NAME as its comm (the
 // kernel names a task after the file it executes: fs/exec.c,
 // __set_task_comm), which is how a test makes an imapd storm without an
-// imapd. The directory is world-readable, so processes started as nobody
-// may execute from it (t.TempDir's parents are not), and is removed when
-// the test ends.
+// imapd. It is a SharedDir, so processes started as nobody may execute
+// from it.
 func NamedBin(t testing.TB, names ...string) string {
 	t.Helper()
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Fatalf("no sleep(1) to start named processes with: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "picket-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sleep := Need(t, "sleep", "coreutils")
+	dir := SharedDir(t)
 	for _, n := range names {
 		if err := os.Symlink(sleep, filepath.Join(dir, n)); err != nil {
 			t.Fatal(err)

@@ -78,4 +78,5 @@ def main():
     t.w("proc/500/net/unix", UNIXHDR + unix_line(6002, "/run/nginx.sock"))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // The interface files' formats (Documentation/admin-guide/cgroup-v2.rst,
@@ -181,4 +182,28 @@ func ParseProcs(b []byte) ([]int, error) {
 		out = append(out, int(v))
 	}
 	return out, nil
+}
+
+// ParseBytes reads a byte count as an administrator writes one: 536870912,
+// 512K, 512M, 2G, 1T (powers of 1024, as systemd's MemoryHigh= takes them).
+func ParseBytes(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	mult := uint64(1)
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K', 'k':
+			mult, s = 1<<10, s[:n-1]
+		case 'M', 'm':
+			mult, s = 1<<20, s[:n-1]
+		case 'G', 'g':
+			mult, s = 1<<30, s[:n-1]
+		case 'T', 't':
+			mult, s = 1<<40, s[:n-1]
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || v > (1<<62)/mult {
+		return 0, fmt.Errorf("%w: %q is not a byte count (512M, 2G)", ErrFormat, s)
+	}
+	return v * mult, nil
 }

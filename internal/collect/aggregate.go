@@ -3,8 +3,10 @@ package collect
 import (
 	"math"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/picket-guard/picket/internal/cgroup"
 	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
@@ -30,6 +32,7 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 	userPid := map[uint32]int{}
 	holderIdx := map[int]int{}    // pid -> index in snap.Sockets.Processes
 	untabled := map[uint64]bool{} // inodes in no table, already in the totals
+	cgs := newCgroupJoin(snap)
 	for i := range s.procs {
 		p := &s.procs[i]
 		name := accounts.Name(p.uid)
@@ -43,11 +46,13 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 		if btime > 0 {
 			start = procid.StartTime(btime, p.startTicks)
 		}
-		P.List = append(P.List, snapshot.Process{
+		sp := snapshot.Process{
 			PID: p.pid, PPID: p.ppid, User: name, UID: p.uid, Comm: p.comm,
 			State: string(p.state), StartTime: start, Threads: p.threads, RSSBytes: rss,
 			KernelThread: p.kthread, FDs: p.fds,
-		})
+		}
+		cgs.add(p, &sp)
+		P.List = append(P.List, sp)
 		k := gkey{p.uid, p.comm}
 		gi, ok := groups[k]
 		if !ok {
@@ -96,10 +101,115 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 			hc.add(kind)
 		}
 		h.Total = p.inoN
+		cgs.sockets(p, h.Total)
 		holderIdx[p.pid] = len(snap.Sockets.Processes)
 		snap.Sockets.Processes = append(snap.Sockets.Processes, h)
 	}
+	cgs.finish()
 	s.readLimits(snap, holderIdx, userPid)
+}
+
+// cgroupJoin puts the walk's cgroup paths into the snapshot: each
+// process's path, unit and container; each cgroup's process and thread
+// counts, itself and below (as pids.current counts); and the processes
+// grouped by unit.
+type cgroupJoin struct {
+	snap  *snapshot.Snapshot
+	idx   map[string]int         // cgroup path -> index in snap.Cgroups
+	paths map[string]*cgroupPath // what a path names, derived once per path
+	units map[string]int         // unit -> index in snap.Processes.Units
+	seen  map[int]bool           // cgroups already counted for the process at hand
+}
+
+type cgroupPath struct {
+	unit      string
+	container *snapshot.Container
+}
+
+func newCgroupJoin(snap *snapshot.Snapshot) *cgroupJoin {
+	j := &cgroupJoin{snap: snap, idx: make(map[string]int, len(snap.Cgroups)), paths: map[string]*cgroupPath{},
+		units: map[string]int{}, seen: map[int]bool{}}
+	for i, cg := range snap.Cgroups {
+		j.idx[cg.Path] = i
+	}
+	snap.Processes.Units = []snapshot.UnitGroup{}
+	return j
+}
+
+func (j *cgroupJoin) add(p *procInfo, sp *snapshot.Process) {
+	if p.cgroup == "" {
+		return
+	}
+	cp, ok := j.paths[p.cgroup]
+	if !ok {
+		cp = &cgroupPath{unit: cgroup.Unit(p.cgroup)}
+		if c, ok := cgroup.ContainerOf(p.cgroup); ok {
+			cp.container = &snapshot.Container{Runtime: c.Runtime, ID: c.ID, Pod: c.Pod}
+		}
+		j.paths[p.cgroup] = cp
+	}
+	sp.Cgroup, sp.Unit, sp.Container = p.cgroup, cp.unit, cp.container
+	clear(j.seen)
+	j.count(p.cgroup, p.threads)
+	for _, o := range p.cgOthers {
+		if o != "" {
+			j.count(o, p.threads)
+		}
+	}
+	if cp.unit == "" {
+		return
+	}
+	ui, ok := j.units[cp.unit]
+	if !ok {
+		ui = len(j.snap.Processes.Units)
+		j.units[cp.unit] = ui
+		j.snap.Processes.Units = append(j.snap.Processes.Units, snapshot.UnitGroup{Unit: cp.unit})
+	}
+	u := &j.snap.Processes.Units[ui]
+	u.Processes++
+	u.Threads += p.threads
+	if p.fds > 0 {
+		u.FDs += p.fds
+	}
+	u.RSSBytes += sp.RSSBytes
+}
+
+// count adds a process to the cgroup at path and to every cgroup above it
+// but the root, each once per process.
+func (j *cgroupJoin) count(path string, threads int) {
+	for path != "/" && path != "" {
+		if i, ok := j.idx[path]; ok && !j.seen[i] {
+			j.seen[i] = true
+			j.snap.Cgroups[i].Processes++
+			j.snap.Cgroups[i].Threads += threads
+		}
+		k := strings.LastIndexByte(path, '/')
+		if k <= 0 {
+			break
+		}
+		path = path[:k]
+	}
+}
+
+func (j *cgroupJoin) sockets(p *procInfo, n int) {
+	if cp := j.paths[p.cgroup]; cp != nil && cp.unit != "" {
+		j.snap.Processes.Units[j.units[cp.unit]].Sockets += n
+	}
+}
+
+// finish counts the root cgroup (everything) and orders units heaviest
+// first.
+func (j *cgroupJoin) finish() {
+	if i, ok := j.idx["/"]; ok {
+		j.snap.Cgroups[i].Processes, j.snap.Cgroups[i].Threads = j.snap.Processes.Total, j.snap.Processes.Threads
+	}
+	u := j.snap.Processes.Units
+	sort.SliceStable(u, func(a, b int) bool {
+		if u[a].Threads != u[b].Threads {
+			return u[a].Threads > u[b].Threads
+		}
+		return u[a].Unit < u[b].Unit
+	})
 }
 
 // inAnyTable says whether some namespace's tables list the inode.

@@ -40,6 +40,9 @@ type Options struct {
 	// NprocUsers is how many of the heaviest users get their RLIMIT_NPROC
 	// read (default 16).
 	NprocUsers int
+	// MaxCgroups bounds the cgroups one look reads (default 10,000),
+	// breadth first: the rest are counted in CgroupLayout.Skipped.
+	MaxCgroups int
 }
 
 // source is one part of the snapshot read from its own files. Each lives in
@@ -61,6 +64,9 @@ type Collector struct {
 	users   *procid.Users
 	scanner *procScanner
 	sources []source
+	// cgroupsMounted is set by the cgroup source when the root has cgroup
+	// hierarchies: the process walk then reads /proc/PID/cgroup too.
+	cgroupsMounted bool
 }
 
 // New returns a Collector reading opts.Root.
@@ -79,6 +85,9 @@ func New(opts Options) (*Collector, error) {
 	}
 	if opts.NprocUsers == 0 {
 		opts.NprocUsers = 16
+	}
+	if opts.MaxCgroups == 0 {
+		opts.MaxCgroups = 10000
 	}
 	root, err := filepath.Abs(opts.Root)
 	if err != nil {
@@ -114,6 +123,7 @@ func New(opts Options) (*Collector, error) {
 		vmstatSource{},
 		psiSource{},
 		beancounterSource{},
+		cgroupSource{},
 	}
 	return c, nil
 }
@@ -145,6 +155,7 @@ func (c *Collector) Collect(ctx context.Context, depth Depth) (*snapshot.Snapsho
 		Time:         start.UTC().Truncate(time.Millisecond),
 		Host:         c.Hostname(),
 		Beancounters: []snapshot.Beancounter{},
+		Cgroups:      []snapshot.Cgroup{},
 	}
 	if !c.live {
 		snap.Root = c.opts.Root

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/picket-guard/picket/internal/cgroup"
 	"github.com/picket-guard/picket/internal/procid"
 )
 
@@ -27,6 +28,11 @@ type procInfo struct {
 	netns       uint64
 	worker      int // whose socks the window below is in
 	inoLo, inoN int // window into procWorker.socks
+	// cgroup is the process's cgroup path (cgroup.Pick's primary), and
+	// cgOthers the v1 paths it is in besides (a pids cgroup apart from its
+	// memory one); interned per worker.
+	cgroup   string
+	cgOthers [2]string
 }
 
 // errVanished marks a process that exited while it was being read: normal,
@@ -54,6 +60,12 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 	p.startTicks, p.threads = stat.Starttime, stat.NumThreads
 	if stat.RSS > 0 { // signed in the kernel's output
 		p.rssPages = stat.RSS
+	}
+	switch {
+	case c.cgroupsMounted && p.kthread:
+		p.cgroup = "/"
+	case c.cgroupsMounted:
+		w.readCgroup(procfd, base, &p)
 	}
 	if !c.live {
 		// In a fixture tree ownership means nothing: status says the uid,
@@ -131,6 +143,47 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 		return p, w.readStatusUID(procfd, base, &p)
 	}
 	return p, nil
+}
+
+// readCgroup sets p's cgroup paths from PID/cgroup, one read into the
+// worker's buffer, parsed in place (cgroup.EachLine and Pick allocate
+// nothing) and interned: a host's thousands of processes live in a few
+// hundred cgroups at most. A kernel thread lives in the root cgroup and is
+// not asked. An unreadable file leaves the paths empty: the process is
+// still there.
+func (w *procWorker) readCgroup(procfd, base int, p *procInfo) {
+	w.path = append(w.path[:base], "/cgroup\x00"...)
+	n, err := readAt(procfd, w.path, w.buf)
+	if err != nil {
+		return
+	}
+	var pick cgroup.Pick
+	cgroup.EachLine(w.buf[:n], pick.Line)
+	p.cgroup = w.intern(pick.Primary())
+	i := 0
+	pick.EachOther(func(path []byte) {
+		if i < len(p.cgOthers) {
+			p.cgOthers[i] = w.intern(path)
+			i++
+		}
+	})
+}
+
+// maxInterned bounds a worker's table of cgroup paths: past it (cgroups
+// created and removed by the thousand), it starts afresh.
+const maxInterned = 1 << 14
+
+// intern returns the string of b, allocating it only the first time.
+func (w *procWorker) intern(b []byte) string {
+	if s, ok := w.cgPaths[string(b)]; ok {
+		return s
+	}
+	if len(w.cgPaths) >= maxInterned {
+		clear(w.cgPaths)
+	}
+	s := string(b)
+	w.cgPaths[s] = s
+	return s
 }
 
 // readStatusUID sets p.uid from PID/status (base is the length of "PID" in

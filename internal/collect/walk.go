@@ -52,6 +52,7 @@ type procWorker struct {
 	path    []byte // NUL-terminated path relative to /proc, reused
 	name    []byte // NUL-terminated fd number, reused
 	socks   []sockRef
+	cgPaths map[string]string // interned cgroup paths, kept between scans
 }
 
 // maxWorkers bounds the walk's parallelism: past a few CPUs the kernel's
@@ -85,6 +86,7 @@ func (s *procScanner) worker(i int) *procWorker {
 			linkbuf: make([]byte, 256),
 			path:    make([]byte, 0, 64),
 			name:    make([]byte, 0, 16),
+			cgPaths: map[string]string{},
 		})
 	}
 	return s.workers[i]

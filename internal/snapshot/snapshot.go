@@ -15,6 +15,10 @@ type Snapshot struct {
 	Kernel       Kernel        `json:"kernel"`
 	Memory       Memory        `json:"memory"`
 	Beancounters []Beancounter `json:"beancounters"`
+	// Cgroups is every control group read (bounded: CgroupLayout.Skipped
+	// says how many were left out), the root first, breadth first.
+	Cgroups      []Cgroup      `json:"cgroups"`
+	CgroupLayout *CgroupLayout `json:"cgroup_layout,omitempty"`
 	// Errors lists sources that could not be read (missing files are not
 	// errors; a malformed file or a permission problem is). The snapshot is
 	// still usable: only the named part is empty.
@@ -39,6 +43,9 @@ type Processes struct {
 	// List is every process. It is large; it is included so rules and
 	// actions can see pids, parents and start times.
 	List []Process `json:"list"`
+	// Units is the processes grouped by systemd unit, heaviest first
+	// (empty where no path names a unit).
+	Units []UnitGroup `json:"units"`
 	// FDUnreadable counts processes whose /proc/PID/fd could not be read
 	// (not root and not the owner): their sockets are not attributed.
 	FDUnreadable int `json:"fd_unreadable"`
@@ -80,6 +87,13 @@ type Process struct {
 	KernelThread bool      `json:"kernel_thread,omitempty"`
 	FDLimit      int64     `json:"fd_limit,omitempty"` // soft RLIMIT_NOFILE, read for heavy fd holders only
 	FDs          int       `json:"fds"`                // -1 when /proc/PID/fd was unreadable
+	// Cgroup is the process's cgroup path (the unified hierarchy's, else
+	// systemd's name=systemd, else its v1 pids or memory cgroup), Unit the
+	// systemd unit that path names, Container the container it is in.
+	// Absent where /proc/PID/cgroup was not read (no cgroups mounted).
+	Cgroup    string     `json:"cgroup,omitempty"`
+	Unit      string     `json:"unit,omitempty"`
+	Container *Container `json:"container,omitempty"`
 }
 
 // Sockets are counted two ways: from the kernel's tables (/proc/net/*, one

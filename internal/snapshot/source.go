@@ -17,6 +17,7 @@ const (
 	SourceVMStat       Source = "vmstat"       // /proc/vmstat
 	SourcePSI          Source = "psi"          // /proc/pressure
 	SourceBeancounters Source = "beancounters" // /proc/user_beancounters (OpenVZ)
+	SourceCgroups      Source = "cgroups"      // the cgroup hierarchies under /sys/fs/cgroup
 	SourceProcesses    Source = "processes"    // /proc/PID, the fd walk and the socket tables
 )
 

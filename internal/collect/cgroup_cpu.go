@@ -17,7 +17,10 @@ func (cpuController) controller() string { return "cpu" }
 
 var cpuStatKeys = []string{"usage_usec", "nr_periods", "nr_throttled", "throttled_usec"}
 
-func (cpuController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup) error {
+func (cpuController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup, full bool) error {
+	if !full {
+		return nil
+	}
 	var e firstErr
 	if v == cgroup.V2 {
 		if b, err := d.Read("cpu.max"); err == nil {

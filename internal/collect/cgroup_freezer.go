@@ -17,7 +17,7 @@ type freezerController struct{}
 
 func (freezerController) controller() string { return "freezer" }
 
-func (freezerController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup) error {
+func (freezerController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup, _ bool) error {
 	if v == cgroup.V2 {
 		b, err := d.Read("cgroup.events")
 		if err != nil {

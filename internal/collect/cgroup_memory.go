@@ -30,15 +30,20 @@ var memoryStatKeys = []struct{ v2, v1 string }{
 	{"inactive_file", "total_inactive_file"},
 }
 
-func (memoryController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup) error {
+// A light look reads memory.stat only for a cgroup with a limit (its
+// working set is what the limit is graded on) and skips the peaks, swap and
+// TCP buffers.
+func (memoryController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup, full bool) error {
 	var e firstErr
 	if v == cgroup.V2 {
 		e.add(readUint(d, "memory.current", &cg.MemoryCurrent))
 		e.add(readMax(d, "memory.max", &cg.MemoryMax))
 		e.add(readMax(d, "memory.high", &cg.MemoryHigh))
-		e.add(readUint(d, "memory.peak", &cg.MemoryPeak))
-		e.add(readUint(d, "memory.swap.current", &cg.SwapCurrent))
-		e.add(readMax(d, "memory.swap.max", &cg.SwapMax))
+		if full {
+			e.add(readUint(d, "memory.peak", &cg.MemoryPeak))
+			e.add(readUint(d, "memory.swap.current", &cg.SwapCurrent))
+			e.add(readMax(d, "memory.swap.max", &cg.SwapMax))
+		}
 		if b, err := d.Read("memory.events"); err == nil {
 			cg.MemoryEvents = map[string]uint64{}
 			cgroup.EachKey(b, func(k []byte, n uint64) { cg.MemoryEvents[string(k)] = n })
@@ -51,8 +56,10 @@ func (memoryController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgrou
 	} else {
 		e.add(readUint(d, "memory.usage_in_bytes", &cg.MemoryCurrent))
 		e.add(readMax(d, "memory.limit_in_bytes", &cg.MemoryMax))
-		e.add(readUint(d, "memory.max_usage_in_bytes", &cg.MemoryPeak))
 		e.add(readUint(d, "memory.failcnt", &cg.MemoryFailcnt))
+		if full {
+			e.add(readUint(d, "memory.max_usage_in_bytes", &cg.MemoryPeak))
+		}
 		if b, err := d.Read("memory.oom_control"); err == nil {
 			kv := cgroup.Keyed(b, "under_oom", "oom_kill")
 			cg.UnderOOM = kv["under_oom"] == 1
@@ -62,7 +69,12 @@ func (memoryController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgrou
 		} else {
 			e.add(err)
 		}
-		e.add(readKmemTCP(d, cg))
+		if full {
+			e.add(readKmemTCP(d, cg))
+		}
+	}
+	if !full && cg.MemoryMax == nil && cg.MemoryHigh == nil {
+		return e.err
 	}
 	b, err := d.Read("memory.stat")
 	if err != nil {

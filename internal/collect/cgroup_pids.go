@@ -15,11 +15,13 @@ type pidsController struct{}
 
 func (pidsController) controller() string { return "pids" }
 
-func (pidsController) read(d *cgroup.Dir, _ cgroup.Version, cg *snapshot.Cgroup) error {
+func (pidsController) read(d *cgroup.Dir, _ cgroup.Version, cg *snapshot.Cgroup, full bool) error {
 	var e firstErr
 	e.add(readUint(d, "pids.current", &cg.PidsCurrent))
 	e.add(readMax(d, "pids.max", &cg.PidsMax))
-	e.add(readUint(d, "pids.peak", &cg.PidsPeak))
+	if full {
+		e.add(readUint(d, "pids.peak", &cg.PidsPeak))
+	}
 	if b, err := d.Read("pids.events"); err == nil {
 		if v, ok := cgroup.Keyed(b, "max")["max"]; ok {
 			cg.PidsEventsMax = &v

@@ -17,8 +17,8 @@ func (pressureController) controller() string { return "" }
 
 var pressureResources = []string{"memory", "cpu", "io"}
 
-func (pressureController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup) error {
-	if v != cgroup.V2 {
+func (pressureController) read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup, full bool) error {
+	if v != cgroup.V2 || !full {
 		return nil
 	}
 	var e firstErr

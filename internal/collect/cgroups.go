@@ -22,8 +22,12 @@ import (
 //
 // A look's cost grows with the number of cgroups (a Kubernetes node has
 // thousands): Options.MaxCgroups bounds it, breadth first, so that the
-// slices and services near the root are always read. bench_test.go's
-// BenchmarkCgroups measures the cost per cgroup.
+// slices and services near the root are always read. A light look (the
+// daemon's every-second guard) reads fewer files, and only of the cgroups
+// the last full look found with a limit set or frozen (CgroupLayout.Partial):
+// those are where forks and charges are refused; a cgroup created since is
+// seen on the next full look. bench_cgroup_test.go's BenchmarkCgroups
+// measures the cost per cgroup.
 type cgroupSource struct{}
 
 func (cgroupSource) name() snapshot.Source { return snapshot.SourceCgroups }
@@ -31,13 +35,14 @@ func (cgroupSource) name() snapshot.Source { return snapshot.SourceCgroups }
 // cgroupController reads one controller's files of one cgroup. Each is a
 // file of its own (cgroup_pids.go, cgroup_memory.go…); read returns
 // fs.ErrNotExist-wrapping errors for files this cgroup does not have,
-// which are not errors.
+// which are not errors. A light look (full false) reads only what limits
+// and refusals need: the current values, the limits and the event counts.
 type cgroupController interface {
 	// controller is the v1 controller whose hierarchy holds its files;
 	// "" for files of the unified hierarchy only (pressure, and the
 	// freezer's cgroup.freeze, which is core in v2).
 	controller() string
-	read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup) error
+	read(d *cgroup.Dir, v cgroup.Version, cg *snapshot.Cgroup, full bool) error
 }
 
 var cgroupControllers = []cgroupController{
@@ -52,7 +57,12 @@ var cgroupControllers = []cgroupController{
 // unreadable cgroups says it in a few lines.
 const cgroupErrLimit = 5
 
-func (cgroupSource) update(ctx context.Context, c *Collector, snap *snapshot.Snapshot) error {
+func (s cgroupSource) update(ctx context.Context, c *Collector, snap *snapshot.Snapshot) error {
+	return s.updateDepth(ctx, c, snap, Full)
+}
+
+func (cgroupSource) updateDepth(ctx context.Context, c *Collector, snap *snapshot.Snapshot, depth Depth) error {
+	full := depth == Full
 	c.cgroupsMounted = false
 	fsys, err := cgroup.NewFS(c.root)
 	if errors.Is(err, cgroup.ErrNoCgroups) {
@@ -68,6 +78,7 @@ func (cgroupSource) update(ctx context.Context, c *Collector, snap *snapshot.Sna
 		layout.Unified, layout.UnifiedControllers = u.Point, u.Controllers
 	}
 	idx := map[string]int{}
+	watch := map[string][]string{} // by hierarchy: the cgroups a light look re-reads
 	var errs []error
 	nerr := 0
 	fail := func(err error) {
@@ -93,7 +104,7 @@ func (cgroupSource) update(ctx context.Context, c *Collector, snap *snapshot.Sna
 			continue // name=systemd, blkio, devices…: nothing picket reads
 		}
 		label := m.Label()
-		skipped, err := m.Walk(ctx, c.opts.MaxCgroups, func(d *cgroup.Dir) error {
+		visit := func(d *cgroup.Dir) error {
 			j, ok := idx[d.Path]
 			if !ok {
 				if len(snap.Cgroups) >= c.opts.MaxCgroups {
@@ -107,13 +118,27 @@ func (cgroupSource) update(ctx context.Context, c *Collector, snap *snapshot.Sna
 			cg := &snap.Cgroups[j]
 			cg.Hierarchies = append(cg.Hierarchies, label)
 			for _, ctl := range ctls {
-				if err := ctl.read(d, m.Version, cg); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				if err := ctl.read(d, m.Version, cg, full); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					fail(fmt.Errorf("%s: %w", m.Point, err))
 				}
 			}
+			if full && (cg.Limited() || cg.Frozen) {
+				watch[label] = append(watch[label], d.Rel)
+			}
 			return nil
-		})
-		layout.Skipped += skipped
+		}
+		var err error
+		if rels, ok := c.cgWatch[label]; ok && !full {
+			layout.Partial = true
+			err = m.Visit(ctx, rels, visit)
+		} else {
+			if _, ok := watch[label]; !ok {
+				watch[label] = []string{} // a light look reads none of this hierarchy's cgroups
+			}
+			var skipped int
+			skipped, err = m.Walk(ctx, c.opts.MaxCgroups, visit)
+			layout.Skipped += skipped
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -122,13 +147,16 @@ func (cgroupSource) update(ctx context.Context, c *Collector, snap *snapshot.Sna
 		}
 	}
 	layout.Read = len(snap.Cgroups)
+	if full {
+		c.cgWatch = watch
+	}
 	if nerr > cgroupErrLimit {
 		errs = append(errs, fmt.Errorf("and %d more errors", nerr-cgroupErrLimit))
 	}
 	// Breadth first over the merged tree: by depth, then by path.
 	sort.SliceStable(snap.Cgroups, func(i, j int) bool {
 		a, b := snap.Cgroups[i].Path, snap.Cgroups[j].Path
-		if da, db := depth(a), depth(b); da != db {
+		if da, db := pathDepth(a), pathDepth(b); da != db {
 			return da < db
 		}
 		return a < b
@@ -144,8 +172,8 @@ func newCgroup(path string) snapshot.Cgroup {
 	return cg
 }
 
-// depth is the number of components of a cgroup path ("/" is 0).
-func depth(p string) int {
+// pathDepth is the number of components of a cgroup path ("/" is 0).
+func pathDepth(p string) int {
 	if p == "/" {
 		return 0
 	}

@@ -173,3 +173,43 @@ func TestNoCgroups(t *testing.T) {
 		t.Errorf("cgroups %v layout %v", s.Cgroups, s.CgroupLayout)
 	}
 }
+
+// TestCgroupsLightRereadsLimited: after a full look, a light one reads the
+// cgroups with a limit (or frozen) only, and says so.
+func TestCgroupsLightRereadsLimited(t *testing.T) {
+	c, err := New(Options{Root: fixtureCgroupV2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	light := &snapshot.Snapshot{}
+	if err := (cgroupSource{}).updateDepth(t.Context(), c, light, Light); err != nil {
+		t.Fatal(err)
+	}
+	if len(light.Cgroups) != 14 || light.CgroupLayout.Partial {
+		t.Errorf("a first light look walks the tree: %d, partial %v", len(light.Cgroups), light.CgroupLayout.Partial)
+	}
+	if err := (cgroupSource{}).update(t.Context(), c, &snapshot.Snapshot{}); err != nil {
+		t.Fatal(err)
+	}
+	light = &snapshot.Snapshot{}
+	if err := (cgroupSource{}).updateDepth(t.Context(), c, light, Light); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, cg := range light.Cgroups {
+		paths = append(paths, cg.Path)
+		if !cg.Limited() {
+			t.Errorf("light look read %s, which has no limit", cg.Path)
+		}
+		if cg.Pressure != nil || cg.PidsPeak != nil {
+			t.Errorf("light look read %s's pressure or peak", cg.Path)
+		}
+	}
+	if len(paths) != 5 || !light.CgroupLayout.Partial {
+		t.Errorf("light look: %q, partial %v", paths, light.CgroupLayout.Partial)
+	}
+	a := cgroupNamed(light, "/system.slice/apache2.service")
+	if a == nil || val(a.PidsEventsMax) != 37 || a.MemoryStat["inactive_file"] == 0 {
+		t.Errorf("apache2.service in a light look: %+v", a)
+	}
+}

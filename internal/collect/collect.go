@@ -52,6 +52,14 @@ type source interface {
 	update(ctx context.Context, c *Collector, snap *snapshot.Snapshot) error
 }
 
+// depthSource is a source whose full read costs more than a light look
+// should pay (the cgroup tree: thousands of files on a Kubernetes node):
+// Collect calls updateDepth instead of update.
+type depthSource interface {
+	source
+	updateDepth(ctx context.Context, c *Collector, snap *snapshot.Snapshot, depth Depth) error
+}
+
 // Collector takes snapshots. It keeps buffers and the user table between
 // collections, so reuse one; it is not safe for concurrent use.
 type Collector struct {
@@ -67,6 +75,9 @@ type Collector struct {
 	// cgroupsMounted is set by the cgroup source when the root has cgroup
 	// hierarchies: the process walk then reads /proc/PID/cgroup too.
 	cgroupsMounted bool
+	// cgWatch is, by hierarchy, the cgroups the last full look found with
+	// a limit or frozen: what a light look re-reads.
+	cgWatch map[string][]string
 }
 
 // New returns a Collector reading opts.Root.
@@ -167,18 +178,25 @@ func (c *Collector) Collect(ctx context.Context, depth Depth) (*snapshot.Snapsho
 		errs = append(errs, fmt.Errorf("%s: %w", src, err))
 		snap.AddError(src, err)
 	}
+	light := depth == Light && c.live
 	for _, s := range c.sources {
 		if err := ctx.Err(); err != nil {
 			return snap, err
 		}
-		if err := s.update(ctx, c, snap); err != nil && !errors.Is(err, ErrNoData) {
+		var err error
+		if ds, ok := s.(depthSource); ok && light {
+			err = ds.updateDepth(ctx, c, snap, Light)
+		} else {
+			err = s.update(ctx, c, snap)
+		}
+		if err != nil && !errors.Is(err, ErrNoData) {
 			fail(s.name(), err)
 		}
 	}
 	// The process scan goes last among the cheap sources and right before the
 	// socket tables: a socket held at fd-scan time is then still in the
 	// tables when they are read.
-	if err := c.scanner.scan(ctx, snap, depth == Light && c.live); err != nil {
+	if err := c.scanner.scan(ctx, snap, light); err != nil {
 		if ctx.Err() != nil {
 			return snap, ctx.Err()
 		}

@@ -62,9 +62,20 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 		p.rssPages = stat.RSS
 	}
 	switch {
-	case c.cgroupsMounted && p.kthread:
+	case !c.cgroupsMounted:
+	case p.kthread:
 		p.cgroup = "/"
-	case c.cgroupsMounted:
+	case light:
+		// A process's cgroup is set when it starts (systemd moves it into
+		// its scope right after fork) and rarely changes after: a light
+		// look takes it from the previous look when the process is the
+		// same, and full looks read every process again.
+		if seen, ok := w.s.cgSeen[pid]; ok && seen.start == p.startTicks {
+			p.cgroup, p.cgOthers = seen.cgroup, seen.others
+			break
+		}
+		fallthrough
+	default:
 		w.readCgroup(procfd, base, &p)
 	}
 	if !c.live {

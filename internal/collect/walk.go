@@ -41,6 +41,18 @@ type procScanner struct {
 	linkbuf []byte
 	xattr   []byte
 	root    bool // euid 0: every fd/ is readable, a kernel thread's is empty
+	// cgSeen is each process's cgroup paths as the previous scan read them,
+	// by pid; a light scan reuses them for a process with the same start
+	// time instead of reading /proc/PID/cgroup again (cgSeen is only read
+	// during a scan, and rebuilt after it into cgNext, then swapped).
+	cgSeen, cgNext map[int]cgSeen
+}
+
+// cgSeen is one process's cgroup paths from an earlier scan.
+type cgSeen struct {
+	start  uint64
+	cgroup string
+	others [2]string
 }
 
 // procWorker is one worker's share of a scan and its buffers.
@@ -74,6 +86,8 @@ func newProcScanner(c *Collector) *procScanner {
 		linkbuf: make([]byte, 256),
 		xattr:   make([]byte, 64),
 		root:    os.Geteuid() == 0,
+		cgSeen:  map[int]cgSeen{},
+		cgNext:  map[int]cgSeen{},
 	}
 }
 
@@ -154,6 +168,13 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 		procs = append(procs, s.procs[i])
 	}
 	s.procs = procs
+	clear(s.cgNext)
+	for i := range s.procs {
+		if p := &s.procs[i]; p.cgroup != "" {
+			s.cgNext[p.pid] = cgSeen{p.startTicks, p.cgroup, p.cgOthers}
+		}
+	}
+	s.cgSeen, s.cgNext = s.cgNext, s.cgSeen
 
 	if light {
 		snap.Light = true

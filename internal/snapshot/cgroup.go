@@ -110,6 +110,9 @@ type CgroupLayout struct {
 	// by the bound on a look's cost (the deepest ones first).
 	Read    int `json:"read"`
 	Skipped int `json:"skipped,omitempty"`
+	// Partial: a light look read only the cgroups the last full look
+	// found with a limit (or frozen); the others are absent, not gone.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Limited reports whether a limit is set on the cgroup: pids.max,

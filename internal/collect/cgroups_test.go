@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -211,5 +212,34 @@ func TestCgroupsLightRereadsLimited(t *testing.T) {
 	a := cgroupNamed(light, "/system.slice/apache2.service")
 	if a == nil || val(a.PidsEventsMax) != 37 || a.MemoryStat["inactive_file"] == 0 {
 		t.Errorf("apache2.service in a light look: %+v", a)
+	}
+}
+
+// TestCgroupsGolden pins the cgroup part of the JSON contract and the
+// summary's cgroup table, hostile names escaped.
+func TestCgroupsGolden(t *testing.T) {
+	for _, fx := range []struct{ name, root string }{{"cgroup-v2", fixtureCgroupV2}, {"cgroup-hybrid", fixtureCgroupHybrid}} {
+		s, err := collectRoot(t, fx.root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Kernel.PageSize = 4096
+		got, err := json.MarshalIndent(struct {
+			Cgroups []snapshot.Cgroup      `json:"cgroups"`
+			Layout  *snapshot.CgroupLayout `json:"cgroup_layout"`
+			Units   []snapshot.UnitGroup   `json:"units"`
+		}{s.Cgroups, s.CgroupLayout, s.Processes.Units}, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, fx.name+".json", append(got, '\n'))
+		var sum bytes.Buffer
+		if err := snapshot.WriteSummary(&sum, s, snapshot.SummaryOptions{Top: 20}); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, fx.name+"-summary.txt", sum.Bytes())
+		if bytes.ContainsAny(sum.Bytes(), "\x1b\x00\r") {
+			t.Errorf("%s: summary holds raw control bytes", fx.name)
+		}
 	}
 }

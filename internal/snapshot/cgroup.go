@@ -1,5 +1,7 @@
 package snapshot
 
+import "sort"
+
 // Cgroup is one control group, merged over the hierarchies that have it
 // (on a v1 or hybrid host systemd makes the same path in each
 // controller's hierarchy). Values the kernel prints as "max" (no limit)
@@ -146,4 +148,69 @@ type UnitGroup struct {
 	FDs       int    `json:"fds"`
 	Sockets   int    `json:"sockets"`
 	RSSBytes  uint64 `json:"rss_bytes"`
+}
+
+// PidsPercent is pids.current against pids.max × 100; ok is false without
+// a limit.
+func (c *Cgroup) PidsPercent() (float64, bool) {
+	if c.PidsMax == nil || c.PidsCurrent == nil || *c.PidsMax == 0 {
+		return 0, false
+	}
+	return float64(*c.PidsCurrent) * 100 / float64(*c.PidsMax), true
+}
+
+// MemoryPercent is the working set against memory.max (else
+// memory.high) × 100; ok is false without either.
+func (c *Cgroup) MemoryPercent() (float64, bool) {
+	lim := c.MemoryMax
+	if lim == nil {
+		lim = c.MemoryHigh
+	}
+	if lim == nil || *lim == 0 || c.MemoryCurrent == nil {
+		return 0, false
+	}
+	return float64(c.WorkingSet()) * 100 / float64(*lim), true
+}
+
+// Nearness is the higher of PidsPercent and MemoryPercent: how close the
+// cgroup is to any of its limits.
+func (c *Cgroup) Nearness() float64 {
+	p, _ := c.PidsPercent()
+	m, _ := c.MemoryPercent()
+	return max(p, m)
+}
+
+// Refusals is what the kernel refused the cgroup so far: forks at
+// pids.max (pids.events max), OOM kills, and v1 charges at the limit
+// (memory.failcnt).
+func (c *Cgroup) Refusals() (forks, oomKills, failcnt uint64) {
+	if c.PidsEventsMax != nil {
+		forks = *c.PidsEventsMax
+	}
+	if c.OOMKill != nil {
+		oomKills = *c.OOMKill
+	}
+	if c.MemoryFailcnt != nil {
+		failcnt = *c.MemoryFailcnt
+	}
+	return forks, oomKills, failcnt
+}
+
+// NearLimit lists the cgroups with a limit, nearest to it first, that are
+// at least minPercent of the way there or have had something refused;
+// at most n (0: all).
+func NearLimit(cgs []Cgroup, minPercent float64, n int) []*Cgroup {
+	var out []*Cgroup
+	for i := range cgs {
+		c := &cgs[i]
+		f, o, fc := c.Refusals()
+		if c.Limited() && (c.Nearness() >= minPercent || f+o+fc > 0) {
+			out = append(out, c)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Nearness() > out[j].Nearness() })
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
 }

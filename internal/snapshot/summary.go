@@ -39,6 +39,8 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 	}
 	tw.Flush()
 
+	writeCgroups(ew, s, o.Top)
+
 	ew.Printf("\nSOCKETS  tcp %d  udp %d  unix %d  raw %d  netlink %d  packet %d  other %d",
 		s.Sockets.Totals.TCP, s.Sockets.Totals.UDP, s.Sockets.Totals.Unix, s.Sockets.Totals.Raw,
 		s.Sockets.Totals.Netlink, s.Sockets.Totals.Packet, s.Sockets.Totals.Other)
@@ -64,6 +66,18 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 		}
 		ew.Printf("  %6d %7d %10s  %-16s %s\n", g.Count, g.Threads, HumanBytes(g.RSSBytes),
 			term.Truncate(term.Escape(g.User), 16), term.Truncate(term.Escape(g.Comm), 40))
+	}
+
+	if len(s.Processes.Units) > 0 {
+		ew.Printf("\nTOP UNITS (%d units)\n", len(s.Processes.Units))
+		ew.Printf("  %9s %7s %7s %7s %10s  %s\n", "PROCESSES", "THREADS", "FDS", "SOCKETS", "RSS", "UNIT")
+		for i, u := range s.Processes.Units {
+			if i >= o.Top {
+				break
+			}
+			ew.Printf("  %9d %7d %7d %7d %10s  %s\n", u.Processes, u.Threads, u.FDs, u.Sockets, HumanBytes(u.RSSBytes),
+				term.TruncateLeft(term.Escape(u.Unit), 50))
+		}
 	}
 
 	ew.Printf("\nTOP SOCKET HOLDERS (%d processes)\n", len(s.Sockets.Processes))
@@ -105,6 +119,66 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 		ew.Printf("error: %s\n", term.Escape(e))
 	}
 	return ew.Err()
+}
+
+// writeCgroups prints the cgroups at 80 % of a limit or with refusals:
+// systemd's "Tasks: 498 (limit: 512)" for every unit at once.
+func writeCgroups(ew *term.Printer, s *Snapshot, top int) {
+	limited := 0
+	for i := range s.Cgroups {
+		if s.Cgroups[i].Limited() {
+			limited++
+		}
+	}
+	if limited == 0 {
+		return
+	}
+	near := NearLimit(s.Cgroups, 80, top)
+	ew.Printf("\nCGROUPS NEAR A LIMIT (%d of %d cgroups with a limit", len(near), limited)
+	if l := s.CgroupLayout; l != nil && l.Partial {
+		ew.Printf("; a light look: only those")
+	}
+	ew.Printf(")\n")
+	if len(near) == 0 {
+		ew.Printf("  none at 80%% of pids.max or memory.max, none refused anything\n")
+		return
+	}
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", "TASKS/MAX", "MEMORY/MAX", "REFUSED", "UNIT", "CGROUP")
+	for _, c := range near {
+		tasks, mem := "-", "-"
+		if p, ok := c.PidsPercent(); ok {
+			tasks = fmt.Sprintf("%d/%d %.0f%%", *c.PidsCurrent, *c.PidsMax, p)
+		}
+		if p, ok := c.MemoryPercent(); ok {
+			lim := c.MemoryMax
+			if lim == nil {
+				lim = c.MemoryHigh
+			}
+			mem = fmt.Sprintf("%s/%s %.0f%%", HumanBytes(c.WorkingSet()), HumanBytes(*lim), p)
+		}
+		var ref []string
+		forks, ooms, failcnt := c.Refusals()
+		if forks > 0 {
+			ref = append(ref, fmt.Sprintf("%d forks", forks))
+		}
+		if ooms > 0 {
+			ref = append(ref, fmt.Sprintf("%d oom kills", ooms))
+		}
+		if failcnt > 0 {
+			ref = append(ref, fmt.Sprintf("failcnt %d", failcnt))
+		}
+		if len(ref) == 0 {
+			ref = append(ref, "-")
+		}
+		unit := c.Unit
+		if unit == "" {
+			unit = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", tasks, mem, strings.Join(ref, ", "),
+			term.TruncateLeft(term.Escape(unit), 40), term.TruncateLeft(term.Escape(c.Path), 60))
+	}
+	tw.Flush()
 }
 
 var tcpStateOrder = []string{"ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",

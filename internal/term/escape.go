@@ -80,3 +80,13 @@ func Truncate(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
 }
+
+// TruncateLeft shortens s to at most n runes by cutting its start, marked
+// with "…": for paths, whose end says most (…/apache2.service).
+func TruncateLeft(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n || n < 2 {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
+}

@@ -22,7 +22,8 @@ const doctorSynopsis = `Name the exhaustion, show the kernel's evidence, give th
 
 Takes two snapshots --interval apart (rates need both) and runs every check:
 tcp-orphans, tcp-memory, beancounters, other-sockets, process-storm,
-memory-thrashing, fd-exhaustion, conntrack (see docs/checks.md).
+cgroup-limits, memory-thrashing, fd-exhaustion, conntrack, socket-leak (see
+docs/checks.md).
 
 Exit status, as a Nagios plugin: 0 ok, 1 warning, 2 critical, 3 unknown
 (the worst finding wins; unknown only when nothing else is wrong). Bad flags

@@ -156,7 +156,7 @@ func (Beancounters) Run(in Input) Finding {
 		}
 		ev.Add("non_tcp_sockets", s.Sockets.Totals.NonTCP())
 		ev.Add("top_non_tcp_holders", hr)
-		groups := holderGroups(s.Sockets.Processes, n)
+		groups := holderGroups(s, s.Sockets.Processes, n)
 		for _, g := range groups {
 			holderComms = append(holderComms, g.Comm)
 		}
@@ -225,6 +225,18 @@ func (Beancounters) Run(in Input) Finding {
 		seen[r.Resource] = true
 		if m, ok := beancounterMeaning[r.Resource]; ok {
 			ps = append(ps, m)
+		}
+	}
+	if g, ok := ev.Get("non_tcp_by_group"); ok {
+		if gs := g.(HolderGroupRows); len(gs) > 0 && gs[0].Unit != "" {
+			ps = append(ps, fmt.Sprintf("The heaviest group, %s × %s, runs in the systemd unit %s: its TasksMax= (and the "+
+				"service's own process limit) bounds how many workers hold these sockets.", term.Escape(gs[0].User), term.Escape(gs[0].Comm), term.Escape(gs[0].Unit)))
+		}
+	}
+	if g, ok := ev.Get("top_groups_by_threads"); ok {
+		if gs := g.(GroupRows); len(gs) > 0 && gs[0].Unit != "" {
+			ps = append(ps, fmt.Sprintf("The group with the most threads, %s × %s, runs in the systemd unit %s.",
+				term.Escape(gs[0].User), term.Escape(gs[0].Comm), term.Escape(gs[0].Unit)))
 		}
 	}
 	if resources["numothersock"] {

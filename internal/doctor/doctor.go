@@ -151,6 +151,7 @@ func Checks() []Check {
 		Beancounters{},
 		OtherSockets{},
 		ProcessStorm{},
+		CgroupLimits{},
 		MemoryThrashing{},
 		FDExhaustion{},
 		Conntrack{},

@@ -179,6 +179,9 @@ type GroupRow struct {
 	FromParent  int    `json:"from_parent"`
 	NprocLimit  int64  `json:"nproc_limit"` // the user's RLIMIT_NPROC: -1 unlimited, 0 unknown
 	UserThreads int    `json:"user_threads"`
+	// Unit is the systemd unit most of the group runs in (absent when its
+	// cgroups name none): the unit whose TasksMax= to lower.
+	Unit string `json:"unit,omitempty"`
 }
 
 // GroupRows is a table of user × command groups.
@@ -371,6 +374,7 @@ type HolderGroupRow struct {
 	Unix      int    `json:"unix"`
 	UDP       int    `json:"udp"`
 	TCP       int    `json:"tcp"`
+	Unit      string `json:"unit,omitempty"` // the systemd unit most of them run in
 }
 
 // HolderGroupRows is a table of socket-holding groups.

@@ -24,13 +24,15 @@ type groupDetail struct {
 	kernelOnly  bool
 	members     int
 	parentCount map[int]int
+	unitCount   map[string]int
+	unit        string // the systemd unit most of the group runs in, "" when none
 }
 
 // groupDetails walks the process list once for the groups asked about.
 func groupDetails(s *snapshot.Snapshot, keys []groupKey) map[groupKey]*groupDetail {
 	out := make(map[groupKey]*groupDetail, len(keys))
 	for _, k := range keys {
-		out[k] = &groupDetail{kernelOnly: true, parentCount: map[int]int{}}
+		out[k] = &groupDetail{kernelOnly: true, parentCount: map[int]int{}, unitCount: map[string]int{}}
 	}
 	if len(out) == 0 {
 		return out
@@ -48,6 +50,9 @@ func groupDetails(s *snapshot.Snapshot, keys []groupKey) map[groupKey]*groupDeta
 			d.kernelOnly = false
 		}
 		d.parentCount[p.PPID]++
+		if p.Unit != "" {
+			d.unitCount[p.Unit]++
+		}
 		if !p.StartTime.IsZero() && p.StartTime.After(recent) {
 			d.newLastMin++
 		}
@@ -68,8 +73,31 @@ func groupDetails(s *snapshot.Snapshot, keys []groupKey) map[groupKey]*groupDeta
 		if d.members == 0 {
 			d.kernelOnly = false
 		}
+		d.unit = majority(d.unitCount)
 	}
 	return out
+}
+
+// majority is the key with the highest count (ties: the smaller key).
+func majority(counts map[string]int) string {
+	best, n := "", 0
+	for k, c := range counts {
+		if c > n || (c == n && k < best) {
+			best, n = k, c
+		}
+	}
+	return best
+}
+
+// unitsByPID maps each process to its systemd unit.
+func unitsByPID(s *snapshot.Snapshot) map[int]string {
+	m := map[int]string{}
+	for _, p := range s.Processes.List {
+		if p.Unit != "" {
+			m[p.PID] = p.Unit
+		}
+	}
+	return m
 }
 
 // userByUID indexes the snapshot's per-user totals.
@@ -128,6 +156,7 @@ func groupRows(s, prev *snapshot.Snapshot, gs []snapshot.Group) GroupRows {
 			StartedLastMinute: d.newLastMin,
 			ParentPID:         d.parentPID, ParentComm: d.parentComm, FromParent: d.fromParent,
 			NprocLimit: users[g.UID].NprocLimit, UserThreads: users[g.UID].Threads,
+			Unit: d.unit,
 		}
 		if before != nil {
 			delta := g.Count - before[keys[i]]
@@ -167,7 +196,9 @@ func appendNew(fix []string, lines ...string) []string {
 
 // holderGroups adds the socket holders up by user × command, heaviest in
 // non-TCP sockets first, at most n.
-func holderGroups(hs []snapshot.Holder, n int) HolderGroupRows {
+func holderGroups(s *snapshot.Snapshot, hs []snapshot.Holder, n int) HolderGroupRows {
+	units := unitsByPID(s)
+	unitCount := map[groupKey]map[string]int{}
 	idx := map[groupKey]int{}
 	out := HolderGroupRows{}
 	for _, h := range hs {
@@ -182,11 +213,20 @@ func holderGroups(hs []snapshot.Holder, n int) HolderGroupRows {
 			out = append(out, HolderGroupRow{User: h.User, UID: h.UID, Comm: h.Comm})
 		}
 		g := &out[i]
+		if u := units[h.PID]; u != "" {
+			if unitCount[k] == nil {
+				unitCount[k] = map[string]int{}
+			}
+			unitCount[k][u]++
+		}
 		g.Processes++
 		g.NonTCP += h.NonTCP()
 		g.Unix += h.Unix
 		g.UDP += h.UDP
 		g.TCP += h.TCP
+	}
+	for k, i := range idx {
+		out[i].Unit = majority(unitCount[k])
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].NonTCP > out[j].NonTCP })
 	if len(out) > n {

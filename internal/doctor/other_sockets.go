@@ -80,7 +80,7 @@ func (OtherSockets) Run(in Input) Finding {
 	ev.Add("network_namespaces", s.Sockets.Namespaces)
 	ev.Add("holders", len(s.Sockets.Processes))
 	ev.Add("top_holders", rows)
-	ev.Add("by_group", holderGroups(s.Sockets.Processes, min(t.Top, 5)))
+	ev.Add("by_group", holderGroups(s, s.Sockets.Processes, min(t.Top, 5)))
 	ev.Add("flagged", flagged)
 	ev.Add("processes_unreadable", s.Processes.FDUnreadable)
 

@@ -142,6 +142,9 @@ func (ProcessStorm) Run(in Input) Finding {
 		if g.ParentPID > 0 {
 			f.Title += fmt.Sprintf(", %d forked by pid %d (%s)", g.FromParent, g.ParentPID, term.Escape(g.ParentComm))
 		}
+		if g.Unit != "" {
+			f.Title += " in unit " + term.Escape(g.Unit)
+		}
 		if len(stormRows) > 1 {
 			f.Title += fmt.Sprintf(", and %d more groups", len(stormRows)-1)
 		}
@@ -171,6 +174,9 @@ func (ProcessStorm) Run(in Input) Finding {
 		}
 		if g.ParentPID > 0 {
 			line += fmt.Sprintf(", %d of them children of pid %d (%s)", g.FromParent, g.ParentPID, term.Escape(g.ParentComm))
+		}
+		if g.Unit != "" {
+			line += ", in the systemd unit " + term.Escape(g.Unit) + " (its TasksMax= caps it: see cgroup-limits)"
 		}
 		here = append(here, line)
 	}

@@ -12,7 +12,9 @@ func u(v uint64) *uint64 { return &v }
 
 // withCgroups is healthy() with a systemd host's cgroups: apache2.service
 // under TasksMax=512 with its processes in it.
-func withCgroups(pids, events, oomKill uint64) *snapshot.Snapshot { return withApaches(40, pids, events, oomKill) }
+func withCgroups(pids, events, oomKill uint64) *snapshot.Snapshot {
+	return withApaches(40, pids, events, oomKill)
+}
 
 func withApaches(n int, pids, events, oomKill uint64) *snapshot.Snapshot {
 	s := healthy()

@@ -147,7 +147,7 @@ func (CgroupLimits) Run(in Input) Finding {
 	ev.Add("critical_percent", t.LimitCritPercent)
 	ev.Add("rows", rows)
 
-	f := Finding{Severity: sev, Evidence: ev}
+	f := Finding{Severity: sev, Evidence: ev, Metrics: cgroupMetrics(s, prev, in.Prev != nil, limited, t)}
 	if len(rows) == 0 {
 		f.Title = fmt.Sprintf("%d cgroups with a limit, none near it, nothing refused", limited)
 		if limited == 0 {
@@ -204,6 +204,65 @@ func (CgroupLimits) Run(in Input) Finding {
 	}
 	f.Fix = fix
 	return f
+}
+
+// cgroupMetrics are the numbers the verdict is graded on, each the worst
+// over every cgroup (so they grade as the rows do): the highest share of
+// pids.max, of memory.max and of memory.high alone (a warning at most), and
+// the refusals — since the previous look (forks and OOM kills critical,
+// reclaim at max and v1 failcnt a warning) or, with one look, in total (a
+// warning).
+func cgroupMetrics(s *snapshot.Snapshot, prev map[string]*snapshot.Cgroup, havePrev bool, limited int, t Thresholds) []Metric {
+	var pidsPct, memPct, highPct float64
+	var forks, ooms, atMax, failcnt uint64
+	for i := range s.Cgroups {
+		c := &s.Cgroups[i]
+		if p, ok := c.PidsPercent(); ok {
+			pidsPct = max(pidsPct, p)
+		}
+		if p, ok := c.MemoryPercent(); ok {
+			if c.MemoryMax != nil {
+				memPct = max(memPct, p)
+			} else {
+				highPct = max(highPct, p)
+			}
+		}
+		f, o, fc := c.Refusals()
+		m := c.MemoryEvents["max"]
+		if havePrev {
+			p := prev[c.Path]
+			if p == nil {
+				continue
+			}
+			pf, po, pfc := p.Refusals()
+			pm := p.MemoryEvents["max"]
+			forks, ooms, atMax, failcnt = forks+sub(f, pf), ooms+sub(o, po), atMax+sub(m, pm), failcnt+sub(fc, pfc)
+			continue
+		}
+		forks, ooms, failcnt = forks+f, ooms+o, failcnt+fc
+	}
+	warn, crit := atLeast(t.LimitWarnPercent), atLeast(t.LimitCritPercent)
+	pm, mm, hm := percentMetric("pids_percent", pidsPct), percentMetric("memory_percent", memPct), percentMetric("memory_high_percent", highPct)
+	pm.Warn, pm.Crit, mm.Warn, mm.Crit, hm.Warn = warn, crit, warn, crit, warn
+	ms := []Metric{pm, mm, hm}
+	counter := func(label string, v uint64, warn, crit *Range) Metric {
+		return Metric{Label: label, Value: float64(v), UOM: "c", Min: bound(0), Warn: warn, Crit: crit}
+	}
+	if havePrev {
+		ms = append(ms, counter("forks_refused", forks, nil, above(0)), counter("oom_kills", ooms, nil, above(0)),
+			counter("memory_max_events", atMax, above(0), nil), counter("memory_failcnt", failcnt, above(0), nil))
+	} else {
+		ms = append(ms, counter("forks_refused_total", forks, above(0), nil), counter("oom_kills_total", ooms, above(0), nil),
+			counter("memory_failcnt_total", failcnt, above(0), nil))
+	}
+	return append(ms, gauge("cgroups", float64(len(s.Cgroups)), 0), gauge("limited", float64(limited), 0))
+}
+
+func sub(a, b uint64) uint64 {
+	if a > b {
+		return a - b
+	}
+	return 0
 }
 
 // cgroupRow grades one cgroup; ok is false when it needs no attention.

@@ -57,6 +57,9 @@ func TestCgroupLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := run(t, c, tc.prev, tc.cur)
 			wantSeverity(t, f, tc.want)
+			if g := Grade(f.Metrics); g != f.Severity {
+				t.Errorf("metrics grade %s: %s", g, Perfdata(f.Metrics))
+			}
 			if !strings.Contains(f.Title, tc.title) {
 				t.Errorf("title %q, want %q in it", f.Title, tc.title)
 			}
@@ -132,6 +135,9 @@ func TestCgroupLimitsFixtures(t *testing.T) {
 		wantSeverity(t, f, Critical)
 		if !strings.Contains(f.Title, tc.want) {
 			t.Errorf("%s: title %q", tc.root, f.Title)
+		}
+		if g := Grade(f.Metrics); g != f.Severity {
+			t.Errorf("%s: metrics grade %s: %s", tc.root, g, Perfdata(f.Metrics))
 		}
 	}
 	_ = time.Second

@@ -11,30 +11,53 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"github.com/picket-guard/picket/internal/cgroup"
 	"github.com/picket-guard/picket/internal/procid"
 )
 
 // FreezeSpec stops a process (and with Tree its descendants) for For, then
 // thaws it: the cgroup freezer where the tree has a cgroup of its own, else
-// SIGSTOP and SIGCONT.
+// SIGSTOP and SIGCONT. Instead of a pid, the selectors kill has pick the
+// processes (all of them frozen with SIGSTOP; freeze_cgroup freezes a whole
+// cgroup); a selection holding a protected process is refused whole.
 //
 //	freeze: {pid: "{{.pid}}", tree: true, for: 2m}
+//	freeze: {unit: php-fpm.service, cmdline: "pool www", for: 1m}
 type FreezeSpec struct {
-	PID  string        `yaml:"pid" json:"pid"`
-	Tree bool          `yaml:"tree" json:"tree,omitempty"`
-	For  time.Duration `yaml:"for" json:"for"`
+	PID        string        `yaml:"pid" json:"pid,omitempty"`
+	User       string        `yaml:"user" json:"user,omitempty"`
+	Comm       string        `yaml:"comm" json:"comm,omitempty"`
+	CommRegex  string        `yaml:"comm_regex" json:"comm_regex,omitempty"`
+	Cmdline    string        `yaml:"cmdline" json:"cmdline,omitempty"`
+	Exe        string        `yaml:"exe" json:"exe,omitempty"`
+	Cgroup     string        `yaml:"cgroup" json:"cgroup,omitempty"`
+	CgroupGlob string        `yaml:"cgroup_glob" json:"cgroup_glob,omitempty"`
+	Unit       string        `yaml:"unit" json:"unit,omitempty"`
+	Tree       bool          `yaml:"tree" json:"tree,omitempty"`
+	For        time.Duration `yaml:"for" json:"for"`
+}
+
+// selectors are the spec's selectors other than a single pid.
+func (s *FreezeSpec) selectors() Selectors {
+	return Selectors{User: s.User, Comm: s.Comm, CommRegex: s.CommRegex, Cmdline: s.Cmdline, Exe: s.Exe,
+		Cgroup: s.Cgroup, CgroupGlob: s.CgroupGlob, Unit: s.Unit}
 }
 
 func (*FreezeSpec) Kind() string { return "freeze" }
 
 func (s *FreezeSpec) Validate() error {
 	var errs []error
-	if s.PID == "" {
-		errs = append(errs, errors.New("freeze: pid is required"))
-	} else if !hasPlaceholder(s.PID) {
+	sel := s.selectors()
+	switch {
+	case s.PID == "" && sel.empty():
+		errs = append(errs, errors.New("freeze: a pid or a selector (user, comm, comm_regex, cmdline, exe, cgroup, cgroup_glob, unit) is required"))
+	case s.PID == "":
+		errs = append(errs, sel.validate("freeze")...)
+	case !sel.empty():
+		errs = append(errs, errors.New("freeze: pid and selectors exclude each other"))
+	case !hasPlaceholder(s.PID):
 		if pids, err := parsePIDs(s.PID); err != nil || len(pids) != 1 {
 			errs = append(errs, fmt.Errorf("freeze: pid %q: want one process id", s.PID))
 		}
@@ -57,6 +80,10 @@ const (
 // freezer is used only where the tree is alone in its cgroup: freezing a
 // shared cgroup would stop bystanders.
 func (r *Runner) freeze(ctx context.Context, o *op, s *FreezeSpec) {
+	if s.PID == "" {
+		r.freezeSelected(ctx, o, s)
+		return
+	}
 	pids, err := parsePIDs(s.PID)
 	if err != nil || len(pids) != 1 {
 		o.refuse(fmt.Errorf("pid %q: want one process id", s.PID))
@@ -88,8 +115,60 @@ func (r *Runner) freeze(ctx context.Context, o *op, s *FreezeSpec) {
 		o.refuse(fmt.Errorf("the tree of pid %d %s", top.pid, why))
 		return
 	}
-	o.res.Targets = intsAny(tree)
 	method, dir := r.freezeMethod(top, tree)
+	r.stop(ctx, o, s, tree, method, dir)
+}
+
+// freezeSelected freezes what the selectors pick (with Tree, their
+// descendants too) with SIGSTOP.
+func (r *Runner) freezeSelected(ctx context.Context, o *op, s *FreezeSpec) {
+	sel, err := r.compileSelectors(s.selectors())
+	if err != nil {
+		o.refuse(err)
+		return
+	}
+	g := r.newGuard()
+	matched, refused, err := r.selectKill(sel, g, o.req.Snapshot)
+	if err != nil {
+		o.refuse(err)
+		return
+	}
+	if len(refused) > 0 {
+		o.refuse(fmt.Errorf("the selection holds pid %d (%s)", refused[0].pid, refused[0].why))
+		return
+	}
+	if len(matched) == 0 {
+		o.res.Result = "nothing to freeze: no process matches"
+		return
+	}
+	tree := matched
+	if s.Tree {
+		seen := map[int]bool{}
+		tree = nil
+		for _, m := range matched {
+			sub, err := r.descendants(m)
+			if err != nil {
+				o.refuse(err)
+				return
+			}
+			for _, p := range sub {
+				if !seen[p.pid] {
+					seen[p.pid] = true
+					tree = append(tree, p)
+				}
+			}
+		}
+		if why := g.refuseAll(tree); why != "" {
+			o.refuse(fmt.Errorf("the selection's trees %s", why))
+			return
+		}
+	}
+	r.stop(ctx, o, s, tree, freezeSignal, "")
+}
+
+// stop freezes tree by method, journaled, until s.For is up.
+func (r *Runner) stop(ctx context.Context, o *op, s *FreezeSpec, tree []proc, method, dir string) {
+	o.res.Targets = intsAny(tree)
 	if o.dry() {
 		o.res.Result = fmt.Sprintf("would freeze %d processes (%s) for %v", len(tree), method, s.For)
 		return
@@ -137,28 +216,34 @@ func (r *Runner) descendants(top proc) ([]proc, error) {
 // freezeMethod picks the cgroup freezer when the tree is exactly the
 // processes of a cgroup (and its children) other than the root.
 func (r *Runner) freezeMethod(top proc, tree []proc) (string, string) {
-	mounts, err := procfs.GetMounts()
-	if err != nil || !r.live {
+	if !r.live {
 		return freezeSignal, ""
 	}
-	var v2, v1 string
-	for _, m := range mounts {
-		if m.FSType == "cgroup2" && v2 == "" {
-			v2 = m.MountPoint
-		}
-		if _, ok := m.SuperOptions["freezer"]; ok && m.FSType == "cgroup" && v1 == "" {
-			v1 = m.MountPoint
-		}
+	fsys, err := cgroup.NewFS(r.root)
+	if err != nil {
+		return freezeSignal, ""
+	}
+	paths, err := r.procs.cgroups(top.pid)
+	if err != nil {
+		return freezeSignal, ""
 	}
 	want := map[int]bool{}
 	for _, p := range tree {
 		want[p.pid] = true
 	}
-	own := func(mount, cg, file string) string {
-		if mount == "" || cg == "" || cg == "/" {
+	own := func(m *cgroup.Mount, file string) string {
+		if m == nil {
 			return ""
 		}
-		dir := filepath.Join(mount, cg)
+		cg, ok := paths.In(m)
+		if !ok {
+			return ""
+		}
+		rel, err := m.Rel(cg)
+		if err != nil || rel == "" {
+			return ""
+		}
+		dir := filepath.Join(m.Dir, rel)
 		if _, err := os.Stat(filepath.Join(dir, file)); err != nil {
 			return ""
 		}
@@ -172,20 +257,13 @@ func (r *Runner) freezeMethod(top proc, tree []proc) (string, string) {
 		}
 		return ""
 	}
-	pp, err := r.procs.fs.Proc(top.pid)
-	if err != nil {
-		return freezeSignal, ""
+	if dir := own(fsys.Unified(), "cgroup.freeze"); dir != "" {
+		return freezeCgroup2, dir
 	}
-	cgs, _ := pp.Cgroups()
-	for _, c := range cgs {
-		if c.HierarchyID == 0 {
-			if dir := own(v2, c.Path, "cgroup.freeze"); dir != "" {
-				return freezeCgroup2, dir
-			}
+	if m := fsys.Controller("freezer"); m != nil && m.Version == cgroup.V1 {
+		if dir := own(m, "freezer.state"); dir != "" {
+			return freezeV1, dir
 		}
-	}
-	if dir := own(v1, r.procs.controllerPath(top.pid, "freezer"), "freezer.state"); dir != "" {
-		return freezeV1, dir
 	}
 	return freezeSignal, ""
 }

@@ -57,11 +57,11 @@ type Undo struct {
 	NetNS string `json:"netns,omitempty"` // network namespace file, "" for picket's own
 	Proto string `json:"proto,omitempty"`
 	Port  int    `json:"port,omitempty"`
-	// freeze
+	// freeze, freeze_cgroup, limit
 	Method string    `json:"method,omitempty"` // cgroup2, freezer (v1) or sigstop
 	Cgroup string    `json:"cgroup,omitempty"` // the cgroup directory written to
 	Procs  []ProcRef `json:"procs,omitempty"`
-	// sysctl
+	// sysctl; limit (Key is the interface file, pids.max or memory.high)
 	Key string `json:"key,omitempty"`
 	Old string `json:"old,omitempty"`
 	New string `json:"new,omitempty"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -24,15 +23,17 @@ import (
 //	kill: {user: "{{.user}}", comm: imapd, signal: TERM, grace: 5s, then: KILL, until: {below: 1}, max_tries: 5, max_time: 30s}
 type KillSpec struct {
 	// Selectors; every one given must match. At least one of user, comm,
-	// comm_regex, cmdline, exe, cgroup, pid and ppid is required.
-	User      string `yaml:"user" json:"user,omitempty"`             // name or uid (effective uid, as ps shows)
-	Comm      string `yaml:"comm" json:"comm,omitempty"`             // exact, as /proc/PID/comm (15 bytes at most)
-	CommRegex string `yaml:"comm_regex" json:"comm_regex,omitempty"` // Go regexp, unanchored; no placeholders
-	Cmdline   string `yaml:"cmdline" json:"cmdline,omitempty"`       // Go regexp over argv joined by spaces; no placeholders
-	Exe       string `yaml:"exe" json:"exe,omitempty"`               // exact target of /proc/PID/exe
-	Cgroup    string `yaml:"cgroup" json:"cgroup,omitempty"`         // cgroup path: that cgroup and the ones below it
-	PID       string `yaml:"pid" json:"pid,omitempty"`               // a pid or a list ("12 13", "[12 13]", "12,13"), usually "{{.pid}}"
-	PPID      string `yaml:"ppid" json:"ppid,omitempty"`             // parent pid
+	// comm_regex, cmdline, exe, cgroup, unit, pid and ppid is required.
+	User       string `yaml:"user" json:"user,omitempty"`               // name or uid (effective uid, as ps shows)
+	Comm       string `yaml:"comm" json:"comm,omitempty"`               // exact, as /proc/PID/comm (15 bytes at most)
+	CommRegex  string `yaml:"comm_regex" json:"comm_regex,omitempty"`   // Go regexp, unanchored; no placeholders
+	Cmdline    string `yaml:"cmdline" json:"cmdline,omitempty"`         // Go regexp over argv joined by spaces; no placeholders
+	Exe        string `yaml:"exe" json:"exe,omitempty"`                 // exact target of /proc/PID/exe
+	Cgroup     string `yaml:"cgroup" json:"cgroup,omitempty"`           // cgroup path: that cgroup and the ones below it
+	CgroupGlob string `yaml:"cgroup_glob" json:"cgroup_glob,omitempty"` // a glob of cgroup paths (no placeholders)
+	Unit       string `yaml:"unit" json:"unit,omitempty"`               // systemd unit: the processes of its cgroup and below
+	PID        string `yaml:"pid" json:"pid,omitempty"`                 // a pid or a list ("12 13", "[12 13]", "12,13"), usually "{{.pid}}"
+	PPID       string `yaml:"ppid" json:"ppid,omitempty"`               // parent pid
 	// Youngest keeps only the N most recently started matches (0: all).
 	Youngest int `yaml:"youngest" json:"youngest,omitempty"`
 	// OlderThan keeps only processes started at least this long ago.
@@ -66,34 +67,7 @@ type Until struct {
 func (*KillSpec) Kind() string { return "kill" }
 
 func (s *KillSpec) Validate() error {
-	var errs []error
-	if s.User == "" && s.Comm == "" && s.CommRegex == "" && s.Cmdline == "" && s.Exe == "" &&
-		s.Cgroup == "" && s.PID == "" && s.PPID == "" {
-		errs = append(errs, errors.New("kill: needs a selector (user, comm, comm_regex, cmdline, exe, cgroup, pid or ppid); it would match every process"))
-	}
-	for _, f := range []struct{ name, v string }{{"comm_regex", s.CommRegex}, {"cmdline", s.Cmdline}} {
-		if f.v == "" {
-			continue
-		}
-		if hasPlaceholder(f.v) {
-			errs = append(errs, fmt.Errorf("kill: %s cannot hold a placeholder: process and user names are untrusted and would become regular-expression syntax (use comm, user or pid)", f.name))
-		} else if _, err := regexp.Compile(f.v); err != nil {
-			errs = append(errs, fmt.Errorf("kill: %s: %w", f.name, err))
-		}
-	}
-	if s.Exe != "" && !hasPlaceholder(s.Exe) && !path.IsAbs(s.Exe) {
-		errs = append(errs, fmt.Errorf("kill: exe %q is not an absolute path", s.Exe))
-	}
-	if s.Cgroup != "" && !hasPlaceholder(s.Cgroup) && !strings.HasPrefix(s.Cgroup, "/") {
-		errs = append(errs, fmt.Errorf("kill: cgroup %q must start with /", s.Cgroup))
-	}
-	for _, f := range []struct{ name, v string }{{"pid", s.PID}, {"ppid", s.PPID}} {
-		if f.v != "" && !hasPlaceholder(f.v) {
-			if _, err := parsePIDs(f.v); err != nil {
-				errs = append(errs, fmt.Errorf("kill: %s: %w", f.name, err))
-			}
-		}
-	}
+	errs := s.selectors().validate("kill")
 	if s.Youngest < 0 {
 		errs = append(errs, errors.New("kill: youngest must not be negative"))
 	}
@@ -116,6 +90,11 @@ func (s *KillSpec) Validate() error {
 		errs = append(errs, errors.New("kill: until.below must be at least 1 (1: until none remain)"))
 	}
 	return errors.Join(errs...)
+}
+
+func (s *KillSpec) selectors() Selectors {
+	return Selectors{User: s.User, Comm: s.Comm, CommRegex: s.CommRegex, Cmdline: s.Cmdline, Exe: s.Exe,
+		Cgroup: s.Cgroup, CgroupGlob: s.CgroupGlob, Unit: s.Unit, PID: s.PID, PPID: s.PPID}
 }
 
 func (s *KillSpec) signals() (sig, then unix.Signal) {
@@ -155,21 +134,32 @@ func (s *KillSpec) bounds() (tries int, max time.Duration) {
 
 // selector is a KillSpec's selectors, compiled.
 type selector struct {
-	uid           uint32
-	byUID         bool
-	comm          string
-	commRe, cmdRe *regexp.Regexp
-	exe, cgroup   string
-	pids, ppids   map[int]bool
-	olderThan     time.Duration
-	youngest      int
-	scope         string
-	now           time.Time
-	btime         int64
+	uid               uint32
+	byUID             bool
+	comm              string
+	commRe, cmdRe     *regexp.Regexp
+	exe, cgroup, unit string
+	cgroupGlob        string
+	pids, ppids       map[int]bool
+	olderThan         time.Duration
+	youngest          int
+	scope             string
+	now               time.Time
+	btime             int64
 }
 
 func (r *Runner) newSelector(s *KillSpec) (*selector, error) {
-	sel := &selector{comm: s.Comm, exe: s.Exe, cgroup: strings.TrimSuffix(s.Cgroup, "/"), olderThan: s.OlderThan, youngest: s.Youngest, scope: s.Scope}
+	sel, err := r.compileSelectors(s.selectors())
+	if err != nil {
+		return nil, err
+	}
+	sel.olderThan, sel.youngest, sel.scope = s.OlderThan, s.Youngest, s.Scope
+	return sel, nil
+}
+
+// compileSelectors turns validated Selectors into a selector.
+func (r *Runner) compileSelectors(s Selectors) (*selector, error) {
+	sel := &selector{comm: s.Comm, exe: s.Exe, cgroup: strings.TrimSuffix(s.Cgroup, "/"), unit: s.Unit, cgroupGlob: s.CgroupGlob}
 	if s.User != "" {
 		uid, err := r.procs.lookupUID(s.User)
 		if err != nil {
@@ -221,9 +211,10 @@ func (r *Runner) full(sel *selector, p proc) bool {
 	if sel.exe != "" && r.procs.exe(p.pid) != sel.exe {
 		return false
 	}
-	if sel.cgroup != "" {
+	if sel.cgroup != "" || sel.cgroupGlob != "" || sel.unit != "" {
 		cg := r.procs.cgroup(p.pid)
-		if cg != sel.cgroup && !strings.HasPrefix(cg, sel.cgroup+"/") {
+		if cg == "" || (sel.cgroup != "" && !cgroupMatch(sel.cgroup, false, cg)) ||
+			(sel.cgroupGlob != "" && !cgroupMatch(sel.cgroupGlob, true, cg)) || (sel.unit != "" && !inUnit(sel.unit, cg)) {
 			return false
 		}
 	}

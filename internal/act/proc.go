@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"github.com/picket-guard/picket/internal/cgroup"
 	"github.com/picket-guard/picket/internal/procid"
 )
 
@@ -31,12 +32,14 @@ type proc struct {
 func (p proc) gone() bool { return p.state == "Z" || p.state == "X" }
 
 // procFS reads ROOT/proc and ROOT/etc: identities and accounts through
-// procid, the rest (cmdline, exe, cgroups) through prometheus/procfs.
+// procid, cgroups through internal/cgroup, the rest (cmdline, exe) through
+// prometheus/procfs.
 type procFS struct {
 	ids   procid.FS
 	users *procid.Users
 	fs    procfs.FS
 	dir   string
+	root  string
 }
 
 func newProcFS(root string) (procFS, error) {
@@ -49,7 +52,7 @@ func newProcFS(root string) (procFS, error) {
 	if err != nil {
 		return procFS{}, err
 	}
-	return procFS{ids: ids, users: procid.NewUsers(root), fs: fs, dir: dir}, nil
+	return procFS{ids: ids, users: procid.NewUsers(root), fs: fs, dir: dir, root: root}, nil
 }
 
 // read reads one process's stat and status. Any error means the process
@@ -110,50 +113,20 @@ func (f procFS) exe(pid int) string {
 	return e
 }
 
-// cgroup is the process's cgroup path in the unified (v2) hierarchy; on a
-// hybrid host where that is "/", the name=systemd hierarchy's path, which is
-// where systemd keeps services and sessions apart. "" when unreadable.
-func (f procFS) cgroup(pid int) string {
-	pp, err := f.fs.Proc(pid)
-	if err != nil {
-		return ""
-	}
-	cgs, err := pp.Cgroups()
-	if err != nil {
-		return ""
-	}
-	v2, named := "", ""
-	for _, c := range cgs {
-		if c.HierarchyID == 0 {
-			v2 = c.Path
-		}
-		for _, ctl := range c.Controllers {
-			if ctl == "name=systemd" {
-				named = c.Path
-			}
-		}
-	}
-	if (v2 == "" || v2 == "/") && named != "" {
-		return named
-	}
-	return v2
-}
+// cgroups is the process's place in every hierarchy, read by
+// internal/cgroup: the reader the collector's walk parses with, so a
+// process the snapshot shows in a cgroup is found there by the selectors.
+func (f procFS) cgroups(pid int) (cgroup.Paths, error) { return cgroup.ProcFile(f.root, pid) }
 
-// controllerPath is the process's path in the v1 hierarchy of controller.
-func (f procFS) controllerPath(pid int, controller string) string {
-	pp, err := f.fs.Proc(pid)
+// cgroup is the process's cgroup path (cgroup.Pick's primary: the unified
+// hierarchy's, else systemd's, else its v1 pids or memory cgroup), "" when
+// unreadable.
+func (f procFS) cgroup(pid int) string {
+	ps, err := f.cgroups(pid)
 	if err != nil {
 		return ""
 	}
-	cgs, _ := pp.Cgroups()
-	for _, c := range cgs {
-		for _, ctl := range c.Controllers {
-			if ctl == controller {
-				return c.Path
-			}
-		}
-	}
-	return ""
+	return ps.Primary
 }
 
 // bootTime is btime of ROOT/proc/stat, in Unix seconds.

@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 		"ignoreterm": func() int { ignoreTermHelper(); return 0 },
 		"throttle":   func() int { throttleHelper(); return 0 },
 		"dropuid":    func() int { dropUIDHelper(); return 0 },
+		"forkloop":   func() int { forkLoopHelper(); return 0 },
 	})
 }
 

@@ -20,8 +20,10 @@ import (
 // with the rest of the machine, and undo everything in t.Cleanup.
 
 // The test binary doubles as the socket holder of TestLiveOtherSockets
-// (testkit.StartSockets).
-func TestMain(m *testing.M) { testkit.Main(m, nil) }
+// (testkit.StartSockets) and the fork loop of TestLiveCgroupPidsLimit.
+func TestMain(m *testing.M) {
+	testkit.Main(m, map[string]func() int{"forkloop": func() int { forkLoopChild(os.Getenv("PICKET_DOCTOR_FORKEE")); return 0 }})
+}
 
 // TestLiveOrphans makes real orphans: a loopback server accepts and never
 // reads, with a small receive buffer; each client fills its small send

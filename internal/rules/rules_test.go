@@ -59,6 +59,12 @@ type throttleSpec struct {
 	Mode  string        `yaml:"mode"`
 	For   time.Duration `yaml:"for"`
 }
+type limitSpec struct {
+	Unit    string        `yaml:"unit"`
+	Cgroup  string        `yaml:"cgroup"`
+	PidsMax string        `yaml:"pids_max"`
+	For     time.Duration `yaml:"for"`
+}
 type sysctlSpec struct {
 	Key   string `yaml:"key"`
 	Value string `yaml:"value"`
@@ -97,6 +103,8 @@ var testReg = Registry{
 			return &throttleSpec{}, true
 		case "sysctl":
 			return &sysctlSpec{}, true
+		case "limit":
+			return &limitSpec{}, true
 		}
 		return nil, false
 	},
@@ -543,5 +551,51 @@ func TestTableNeeds(t *testing.T) {
 	}
 	if (&Rule{}).NeedsSockets() || (&Rule{}).NeedsFindings() {
 		t.Error("a rule without a table needs something")
+	}
+}
+
+// TestCgroupsTable: a rule over cgroups that fires when a limited cgroup
+// refuses forks between two looks; unlimited values are -1.
+func TestCgroupsTable(t *testing.T) {
+	cfg, err := loadString(t, `
+rules:
+  - name: tasks-refused
+    table: cgroups
+    where: limited && pids_max > 0
+    if: rising.pids_events_max >= 1 && pids_percent >= 90
+    then: [{log: {stderr: true}}]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := func(v uint64) *uint64 { return &v }
+	look := func(events uint64) *Input {
+		s := &snapshot.Snapshot{Time: time.Unix(1_800_000_000, 0)}
+		s.Cgroups = []snapshot.Cgroup{
+			{Path: "/"},
+			{Path: "/system.slice/apache2.service", Unit: "apache2.service", PidsCurrent: u(500), PidsMax: u(512), PidsEventsMax: u(events)},
+			{Path: "/system.slice/cron.service", Unit: "cron.service", PidsCurrent: u(1)},
+		}
+		return &Input{Snapshot: s}
+	}
+	e := NewEngine(cfg, cfg.Host("h"), EngineOptions{IgnoreHysteresis: true})
+	var rows []Row
+	for _, ev := range []uint64{3, 3, 9} {
+		evs, err := e.Evaluate(look(ev), e.Rules())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range evs {
+			if x.Alarm.Status == alarm.Firing {
+				rows = append(rows, x.Alarm.Row)
+			}
+		}
+	}
+	if len(rows) != 1 || rows[0]["path"] != "/system.slice/apache2.service" || rows[0]["unit"] != "apache2.service" {
+		t.Errorf("fired %v", rows)
+	}
+	all := tables["cgroups"].rows(look(0))
+	if len(all) != 2 || all[1]["pids_max"] != -1 || all[1]["limited"] != false {
+		t.Errorf("rows %v: the root is left out, unlimited is -1", all)
 	}
 }

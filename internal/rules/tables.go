@@ -83,7 +83,7 @@ func init() {
 		name: "processes",
 		doc:  "every process",
 		fields: Row{"pid": 0, "ppid": 0, "user": "", "uid": 0, "comm": "", "state": "", "threads": 0,
-			"rss": 0, "fds": 0, "fd_limit": 0, "age": 0.0, "kernel_thread": false, "start": 0},
+			"rss": 0, "fds": 0, "fd_limit": 0, "age": 0.0, "kernel_thread": false, "start": 0, "cgroup": "", "unit": ""},
 		key: []string{"pid", "start"},
 		rows: func(in *Input) []Row {
 			s := in.Snapshot
@@ -95,7 +95,7 @@ func init() {
 				}
 				out = append(out, Row{"pid": p.PID, "ppid": p.PPID, "user": p.User, "uid": int(p.UID), "comm": p.Comm,
 					"state": p.State, "threads": p.Threads, "rss": int(p.RSSBytes), "fds": p.FDs, "fd_limit": int(p.FDLimit),
-					"age": age, "kernel_thread": p.KernelThread, "start": p.StartTime.UnixMilli()})
+					"age": age, "kernel_thread": p.KernelThread, "start": p.StartTime.UnixMilli(), "cgroup": p.Cgroup, "unit": p.Unit})
 			}
 			return out
 		},
@@ -144,6 +144,58 @@ func init() {
 		},
 	})
 	register(&table{
+		name: "units",
+		doc:  "processes grouped by systemd unit, beside user × command",
+		fields: Row{"unit": "", "processes": 0, "threads": 0, "fds": 0, "sockets": 0, "rss": 0,
+			"tasks": 0, "tasks_max": -1, "tasks_percent": 0.0, "cgroup": ""},
+		key: []string{"unit"},
+		rows: func(in *Input) []Row {
+			s := in.Snapshot
+			byUnit := map[string]*snapshot.Cgroup{}
+			for i := range s.Cgroups {
+				c := &s.Cgroups[i]
+				if c.Unit != "" && strings.HasSuffix(c.Path, "/"+c.Unit) && byUnit[c.Unit] == nil {
+					byUnit[c.Unit] = c
+				}
+			}
+			out := make([]Row, 0, len(s.Processes.Units))
+			for _, u := range s.Processes.Units {
+				r := Row{"unit": u.Unit, "processes": u.Processes, "threads": u.Threads, "fds": u.FDs, "sockets": u.Sockets,
+					"rss": clampInt(u.RSSBytes), "tasks": u.Threads, "tasks_max": -1, "tasks_percent": 0.0, "cgroup": ""}
+				if c := byUnit[u.Unit]; c != nil {
+					r["cgroup"] = c.Path
+					if c.PidsCurrent != nil {
+						r["tasks"] = clampInt(*c.PidsCurrent)
+					}
+					if p, ok := c.PidsPercent(); ok {
+						r["tasks_max"], r["tasks_percent"] = clampInt(*c.PidsMax), p
+					}
+				}
+				out = append(out, r)
+			}
+			return out
+		},
+	})
+	register(&table{
+		name: "cgroups",
+		doc:  "one row per cgroup but the root (pick those with a limit with `where: limited`); unlimited values are -1",
+		fields: Row{"path": "", "unit": "", "container": "", "limited": false, "processes": 0, "threads": 0,
+			"pids_current": 0, "pids_max": -1, "pids_percent": 0.0, "pids_events_max": 0,
+			"memory_current": 0, "memory_max": -1, "memory_high": -1, "memory_percent": 0.0, "working_set": 0,
+			"oom_kill": 0, "memory_events_max": 0, "memory_events_high": 0, "memory_failcnt": 0,
+			"psi_memory_some10": 0.0, "psi_memory_full10": 0.0, "cpu_throttled_usec": 0, "frozen": false},
+		key: []string{"path"},
+		rows: func(in *Input) []Row {
+			var out []Row
+			for i := range in.Snapshot.Cgroups {
+				if c := &in.Snapshot.Cgroups[i]; c.Path != "/" {
+					out = append(out, cgroupRow(c))
+				}
+			}
+			return out
+		},
+	})
+	register(&table{
 		name:     "findings",
 		doc:      "picket doctor's findings (id, severity, title)",
 		findings: true,
@@ -157,6 +209,37 @@ func init() {
 			return out
 		},
 	})
+}
+
+// cgroupRow is one row of the cgroups table.
+func cgroupRow(c *snapshot.Cgroup) Row {
+	opt := func(p *uint64) int {
+		if p == nil {
+			return -1
+		}
+		return clampInt(*p)
+	}
+	zero := func(p *uint64) int {
+		if p == nil {
+			return 0
+		}
+		return clampInt(*p)
+	}
+	container := ""
+	if c.Container != nil {
+		container = c.Container.Runtime + ":" + c.Container.ID
+	}
+	pp, _ := c.PidsPercent()
+	mp, _ := c.MemoryPercent()
+	return Row{"path": c.Path, "unit": c.Unit, "container": container, "limited": c.Limited(),
+		"processes": c.Processes, "threads": c.Threads,
+		"pids_current": zero(c.PidsCurrent), "pids_max": opt(c.PidsMax), "pids_percent": pp, "pids_events_max": zero(c.PidsEventsMax),
+		"memory_current": zero(c.MemoryCurrent), "memory_max": opt(c.MemoryMax), "memory_high": opt(c.MemoryHigh),
+		"memory_percent": mp, "working_set": clampInt(c.WorkingSet()), "oom_kill": zero(c.OOMKill),
+		"memory_events_max": clampInt(c.MemoryEvents["max"]), "memory_events_high": clampInt(c.MemoryEvents["high"]),
+		"memory_failcnt": zero(c.MemoryFailcnt),
+		"psi_memory_some10": c.Pressure["memory"].SomeAvg10, "psi_memory_full10": c.Pressure["memory"].FullAvg10,
+		"cpu_throttled_usec": clampInt(c.CPUStat["throttled_usec"]), "frozen": c.Frozen}
 }
 
 // severityRank orders severities for conditions: ok 0, unknown 1, warning

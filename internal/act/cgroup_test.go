@@ -1,0 +1,114 @@
+package act
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// copyFixture copies a fixture tree, so a test may write into it.
+func copyFixture(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, to)
+		case fi.IsDir():
+			return os.MkdirAll(to, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestLimitV2Fixture: on a unified host's files (the v2 fixture tree) limit
+// finds a unit's cgroup, lowers pids.max to pids.current, sets memory.high,
+// refuses to raise a limit, and restores both.
+func TestLimitV2Fixture(t *testing.T) {
+	root := copyFixture(t, "../../testdata/fixtures/cgroup-v2")
+	dir := filepath.Join(root, "sys/fs/cgroup/system.slice/apache2.service")
+	r := newRunner(t, Options{Root: root})
+	read := func(f string) string { b, _ := os.ReadFile(filepath.Join(dir, f)); return strings.TrimSpace(string(b)) }
+
+	dry := r.Do(t.Context(), Request{Spec: &LimitSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}, PidsMax: "current", For: time.Minute}, DryRun: true})
+	if dry.Result != "would lower pids.max of /system.slice/apache2.service from 512 to 498 for 1m0s" {
+		t.Errorf("dry run: %+v", dry)
+	}
+	res := r.Do(t.Context(), Request{Spec: &LimitSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}, PidsMax: "current", For: time.Minute}})
+	if res.Error != "" || read("pids.max") != "498" {
+		t.Fatalf("limit: %+v, pids.max %s", res, read("pids.max"))
+	}
+	mem := r.Do(t.Context(), Request{Spec: &LimitSpec{CgroupTarget: CgroupTarget{Cgroup: "/system.slice/apache2.service"}, MemoryHigh: "6G", For: time.Minute}})
+	if mem.Error != "" || read("memory.high") != "6442450944" {
+		t.Fatalf("memory_high: %+v, memory.high %s", mem, read("memory.high"))
+	}
+	// Never raised: a limit at or below the value is left alone.
+	up := r.Do(t.Context(), Request{Spec: &LimitSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}, PidsMax: "1000", For: time.Minute}})
+	if !strings.Contains(up.Result, "left alone") || up.ID != "" {
+		t.Errorf("raising: %+v", up)
+	}
+	for _, id := range []string{res.ID, mem.ID} {
+		if _, err := r.Undo(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if read("pids.max") != "512" || read("memory.high") != "max" {
+		t.Errorf("after undo: pids.max %s, memory.high %s", read("pids.max"), read("memory.high"))
+	}
+	// Someone else's later change is left alone by a revert.
+	res = r.Do(t.Context(), Request{Spec: &LimitSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}, PidsMax: "100", For: time.Minute}})
+	os.WriteFile(filepath.Join(dir, "pids.max"), []byte("300\n"), 0o644)
+	if _, err := r.Undo(t.Context(), res.ID); err == nil || read("pids.max") != "300" {
+		t.Errorf("undo over a later change: %v, pids.max %s", err, read("pids.max"))
+	}
+}
+
+// TestCgroupTargetsRefused: paths that leave the hierarchy, the root,
+// names systemd never makes, ambiguous and missing units, and actions on
+// a fixture's processes are refused before anything is written.
+func TestCgroupTargetsRefused(t *testing.T) {
+	root := copyFixture(t, "../../testdata/fixtures/cgroup-v2")
+	r := newRunner(t, Options{Root: root})
+	for _, tc := range []struct {
+		spec Spec
+		want string
+	}{
+		{&LimitSpec{CgroupTarget: CgroupTarget{Cgroup: "/system.slice/../../../etc"}, PidsMax: "1", For: time.Minute}, "without . or .. components"},
+		{&LimitSpec{CgroupTarget: CgroupTarget{Cgroup: "/"}, PidsMax: "1", For: time.Minute}, "other than the root"},
+		{&LimitSpec{CgroupTarget: CgroupTarget{Unit: "$(reboot).service"}, PidsMax: "1", For: time.Minute}, "not a systemd unit name"},
+		{&LimitSpec{CgroupTarget: CgroupTarget{Unit: "nosuch.service"}, PidsMax: "1", For: time.Minute}, "no cgroup of that name"},
+		{&LimitSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}, For: time.Minute}, "one of pids_max and memory_high"},
+		{&LimitSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}, PidsMax: "1"}, "for is required"},
+		{&FreezeCgroupSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}, For: time.Minute}, "fixture tree"},
+		{&KillCgroupSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}}, "fixture tree"},
+		{&KillSpec{CgroupGlob: "/system.slice/{{.unit}}"}, "cgroup_glob cannot hold a placeholder"},
+		{&KillSpec{Unit: "apache2"}, "not a systemd unit name"},
+	} {
+		res := r.Do(t.Context(), Request{Spec: tc.spec})
+		if !strings.HasPrefix(res.Result, "refused") || !strings.Contains(res.Result, tc.want) || res.ID != "" {
+			t.Errorf("%s %+v: %s, want %q", tc.spec.Kind(), tc.spec, res.Result, tc.want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "sys/fs/cgroup/system.slice/apache2.service/pids.max")); string(b) != "512\n" {
+		t.Errorf("pids.max changed: %q", b)
+	}
+}

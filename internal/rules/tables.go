@@ -237,7 +237,7 @@ func cgroupRow(c *snapshot.Cgroup) Row {
 		"memory_current": zero(c.MemoryCurrent), "memory_max": opt(c.MemoryMax), "memory_high": opt(c.MemoryHigh),
 		"memory_percent": mp, "working_set": clampInt(c.WorkingSet()), "oom_kill": zero(c.OOMKill),
 		"memory_events_max": clampInt(c.MemoryEvents["max"]), "memory_events_high": clampInt(c.MemoryEvents["high"]),
-		"memory_failcnt": zero(c.MemoryFailcnt),
+		"memory_failcnt":    zero(c.MemoryFailcnt),
 		"psi_memory_some10": c.Pressure["memory"].SomeAvg10, "psi_memory_full10": c.Pressure["memory"].FullAvg10,
 		"cpu_throttled_usec": clampInt(c.CPUStat["throttled_usec"]), "frozen": c.Frozen}
 }

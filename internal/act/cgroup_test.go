@@ -6,45 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// copyFixture copies a fixture tree, so a test may write into it.
-func copyFixture(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, to)
-		case fi.IsDir():
-			return os.MkdirAll(to, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+	"github.com/picket-guard/picket/internal/testkit"
+)
 
 // TestLimitV2Fixture: on a unified host's files (the v2 fixture tree) limit
 // finds a unit's cgroup, lowers pids.max to pids.current, sets memory.high,
 // refuses to raise a limit, and restores both.
 func TestLimitV2Fixture(t *testing.T) {
-	root := copyFixture(t, "../../testdata/fixtures/cgroup-v2")
+	root := testkit.CopyTree(t, "../../testdata/fixtures/cgroup-v2")
 	dir := filepath.Join(root, "sys/fs/cgroup/system.slice/apache2.service")
 	r := newRunner(t, Options{Root: root})
 	read := func(f string) string { b, _ := os.ReadFile(filepath.Join(dir, f)); return strings.TrimSpace(string(b)) }
@@ -86,7 +56,7 @@ func TestLimitV2Fixture(t *testing.T) {
 // names systemd never makes, ambiguous and missing units, and actions on
 // a fixture's processes are refused before anything is written.
 func TestCgroupTargetsRefused(t *testing.T) {
-	root := copyFixture(t, "../../testdata/fixtures/cgroup-v2")
+	root := testkit.CopyTree(t, "../../testdata/fixtures/cgroup-v2")
 	r := newRunner(t, Options{Root: root})
 	for _, tc := range []struct {
 		spec Spec

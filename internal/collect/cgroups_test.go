@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 const (
@@ -232,12 +233,12 @@ func TestCgroupsGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, fx.name+".json", append(got, '\n'))
+		testkit.Golden(t, fx.name+".json", append(got, '\n'))
 		var sum bytes.Buffer
 		if err := snapshot.WriteSummary(&sum, s, snapshot.SummaryOptions{Top: 20}); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, fx.name+"-summary.txt", sum.Bytes())
+		testkit.Golden(t, fx.name+"-summary.txt", sum.Bytes())
 		if bytes.ContainsAny(sum.Bytes(), "\x1b\x00\r") {
 			t.Errorf("%s: summary holds raw control bytes", fx.name)
 		}

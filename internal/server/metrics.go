@@ -30,8 +30,17 @@ import (
 //   - socket holders: the TopHolders heaviest by socket count, one series per
 //     socket type they hold (types they hold none of are left out).
 //
+//   - cgroups: every cgroup with a limit (pids.max, memory.max or
+//     memory.high set), plus the TopGroups heaviest of the others by tasks
+//     and by memory, at most maxCgroupSeries; labelled by path and unit.
+//     Paths are named by whoever makes the cgroup, so the bound holds
+//     whatever they make.
+//
 // Host-wide totals (picket_processes, picket_sockets) still count everyone.
-const maxGroupSeries = 500
+const (
+	maxGroupSeries  = 500
+	maxCgroupSeries = 300
+)
 
 // metricsHandler is /metrics: picket's collector, which reads the Source at
 // scrape time, and the Go runtime's and process's own collectors, in a
@@ -94,6 +103,9 @@ type collector struct {
 	psiSome, psiFull, psiSomeSec, psiFullSec *prometheus.Desc
 	bcHeld, bcMaxHeld, bcBarrier, bcLimit    *prometheus.Desc
 	bcFailcnt                                *prometheus.Desc
+	cgPids, cgPidsMax, cgForks, cgMem        *prometheus.Desc
+	cgMemMax, cgMemHigh, cgOOM, cgMemAtMax   *prometheus.Desc
+	cgProcs, cgFailcnt, cgFrozen             *prometheus.Desc
 	findingSeverity, doctorStatus, alarms    *prometheus.Desc
 	collDuration, lastCollection, collErrors *prometheus.Desc
 	configOK, buildInfo                      *prometheus.Desc
@@ -180,6 +192,19 @@ func newCollector(o Options) *collector {
 	c.bcLimit = d("beancounter_limit", "OpenVZ beancounter limit.", bc...)
 	c.bcFailcnt = d("beancounter_failcnt_total", "OpenVZ beancounter failcnt: allocations refused at the barrier or limit.", bc...)
 
+	cg := []string{"path", "unit"}
+	c.cgProcs = d("cgroup_processes", "Processes in the cgroup and below it, for cgroups with a limit and the heaviest others.", cg...)
+	c.cgPids = d("cgroup_tasks", "pids.current: tasks in the cgroup and below it.", cg...)
+	c.cgPidsMax = d("cgroup_tasks_max", "pids.max (systemd's TasksMax=); absent when unlimited.", cg...)
+	c.cgForks = d("cgroup_forks_refused_total", "pids.events max: forks refused at pids.max.", cg...)
+	c.cgMem = d("cgroup_memory_bytes", "memory.current (v1: memory.usage_in_bytes).", cg...)
+	c.cgMemMax = d("cgroup_memory_max_bytes", "memory.max (MemoryMax=; v1 memory.limit_in_bytes); absent when unlimited.", cg...)
+	c.cgMemHigh = d("cgroup_memory_high_bytes", "memory.high (MemoryHigh=); absent when unlimited.", cg...)
+	c.cgOOM = d("cgroup_oom_kills_total", "Processes the OOM killer killed in the cgroup (memory.events oom_kill; v1 memory.oom_control).", cg...)
+	c.cgMemAtMax = d("cgroup_memory_max_events_total", "memory.events max: times the cgroup was at memory.max and reclaimed.", cg...)
+	c.cgFailcnt = d("cgroup_memory_failcnt_total", "v1 memory.failcnt: charges that hit the limit.", cg...)
+	c.cgFrozen = d("cgroup_frozen", "1 when the cgroup is frozen (cgroup.events frozen, v1 freezer.state FROZEN).", cg...)
+
 	c.findingSeverity = d("finding_severity", "Doctor finding by check id: 0 ok, 1 warning, 2 critical, 3 unknown (Nagios codes).", "id")
 	c.doctorStatus = d("doctor_status", "The worst doctor finding: 0 ok, 1 warning, 2 critical, 3 unknown.")
 	c.alarms = d("alarms_firing", "Alarms firing, by rule and level.", "rule", "level")
@@ -244,6 +269,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.collectKernel(e, &snap.Kernel)
 		c.collectMemory(e, &snap.Memory)
 		c.collectBeancounters(e, snap.Beancounters)
+		c.collectCgroups(e, snap.Cgroups)
 	}
 	if rep := c.src.Findings(); rep != nil {
 		c.collectFindings(e, rep)
@@ -458,6 +484,80 @@ func (c *collector) collectBeancounters(e emit, bs []snapshot.Beancounter) {
 		e.gauge(c.bcBarrier, float64(b.Barrier), k[0], k[1])
 		e.gauge(c.bcLimit, float64(b.Limit), k[0], k[1])
 		e.counter(c.bcFailcnt, float64(b.Failcnt), k[0], k[1])
+	}
+}
+
+// collectCgroups exposes the limited cgroups and the heaviest others
+// (see the cardinality note above).
+func (c *collector) collectCgroups(e emit, cgs []snapshot.Cgroup) {
+	pick := map[int]bool{}
+	var order []int
+	add := func(i int) {
+		if !pick[i] && len(order) < maxCgroupSeries {
+			pick[i] = true
+			order = append(order, i)
+		}
+	}
+	for i := range cgs {
+		if cgs[i].Limited() && cgs[i].Path != "/" {
+			add(i)
+		}
+	}
+	heaviest := func(by func(*snapshot.Cgroup) uint64) {
+		idx := make([]int, 0, len(cgs))
+		for i := range cgs {
+			if cgs[i].Path != "/" && by(&cgs[i]) > 0 {
+				idx = append(idx, i)
+			}
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(by(&cgs[b]), by(&cgs[a])) })
+		for _, i := range idx[:min(len(idx), c.topGroups)] {
+			add(i)
+		}
+	}
+	val := func(p *uint64) uint64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	heaviest(func(g *snapshot.Cgroup) uint64 { return val(g.PidsCurrent) })
+	heaviest(func(g *snapshot.Cgroup) uint64 { return val(g.MemoryCurrent) })
+	seen := map[[2]string]bool{}
+	for _, i := range order {
+		g := &cgs[i]
+		l := [2]string{labelValue(g.Path), labelValue(g.Unit)}
+		if seen[l] {
+			continue // two paths that differ only in invalid UTF-8
+		}
+		seen[l] = true
+		opt := func(d *prometheus.Desc, p *uint64, counter bool) {
+			if p == nil {
+				return
+			}
+			if counter {
+				e.counter(d, float64(*p), l[0], l[1])
+			} else {
+				e.gauge(d, float64(*p), l[0], l[1])
+			}
+		}
+		e.gauge(c.cgProcs, float64(g.Processes), l[0], l[1])
+		opt(c.cgPids, g.PidsCurrent, false)
+		opt(c.cgPidsMax, g.PidsMax, false)
+		opt(c.cgForks, g.PidsEventsMax, true)
+		opt(c.cgMem, g.MemoryCurrent, false)
+		opt(c.cgMemMax, g.MemoryMax, false)
+		opt(c.cgMemHigh, g.MemoryHigh, false)
+		opt(c.cgOOM, g.OOMKill, true)
+		opt(c.cgFailcnt, g.MemoryFailcnt, true)
+		if n, ok := g.MemoryEvents["max"]; ok {
+			e.counter(c.cgMemAtMax, float64(n), l[0], l[1])
+		}
+		frozen := 0.0
+		if g.Frozen {
+			frozen = 1
+		}
+		e.gauge(c.cgFrozen, frozen, l[0], l[1])
 	}
 }
 

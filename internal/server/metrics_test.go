@@ -89,6 +89,8 @@ func hostile(s *snapshot.Snapshot) {
 	s.Sockets.Processes = append(s.Sockets.Processes,
 		snapshot.Holder{PID: 6666, User: "mallory\xff", UID: 1666, Comm: hostileComm, SocketCounts: snapshot.SocketCounts{Unix: 90000}, Total: 90000, FDs: 90010},
 	)
+	max := uint64(10)
+	s.Cgroups = append(s.Cgroups, snapshot.Cgroup{Path: "/user.slice/" + hostileComm, Unit: hostileComm, PidsCurrent: &max, PidsMax: &max})
 }
 
 // TestPromtool runs `promtool check metrics` (format and naming lint) on
@@ -363,3 +365,43 @@ func TestMetricsLabelValue(t *testing.T) {
 }
 
 func runtimeVersion() string { return runtime.Version() }
+
+// TestMetricsCgroups: every limited cgroup, the heaviest unlimited ones
+// (bounded whatever a runtime or a user makes), unlimited values absent,
+// hostile paths passed through promtool-safe.
+func TestMetricsCgroups(t *testing.T) {
+	u := func(v uint64) *uint64 { return &v }
+	src := loadedSource(t)
+	src.snap.Cgroups = []snapshot.Cgroup{
+		{Path: "/", PidsCurrent: u(100000)},
+		{Path: "/system.slice/apache2.service", Unit: "apache2.service", PidsCurrent: u(498), PidsMax: u(512),
+			PidsEventsMax: u(37), MemoryCurrent: u(1 << 30), MemoryMax: u(8 << 30), OOMKill: u(3),
+			MemoryEvents: map[string]uint64{"max": 1204}, Processes: 20},
+		{Path: "/evil\"\n{x=\"y\"}\xff", PidsCurrent: u(2), PidsMax: u(2)},
+	}
+	for i := range 1000 { // a Kubernetes node's unlimited cgroups
+		src.snap.Cgroups = append(src.snap.Cgroups, snapshot.Cgroup{Path: fmt.Sprintf("/kubepods/pod%d", i), PidsCurrent: u(uint64(i)), MemoryCurrent: u(uint64(i) << 20)})
+	}
+	text := scrape(t, Options{Source: src, TopGroups: 20})
+	fams := parseMetrics(t, text)
+	a := []string{"path", "/system.slice/apache2.service", "unit", "apache2.service"}
+	for name, want := range map[string]float64{"picket_cgroup_tasks": 498, "picket_cgroup_tasks_max": 512,
+		"picket_cgroup_forks_refused_total": 37, "picket_cgroup_memory_max_bytes": 8 << 30, "picket_cgroup_oom_kills_total": 3,
+		"picket_cgroup_memory_max_events_total": 1204, "picket_cgroup_processes": 20} {
+		if v, ok := sample(t, fams, name, a...); !ok || v != want {
+			t.Errorf("%s = %v %v, want %v", name, v, ok, want)
+		}
+	}
+	if _, ok := sample(t, fams, "picket_cgroup_memory_high_bytes", a...); ok {
+		t.Error("an unlimited memory.high has a series")
+	}
+	if n := len(fams["picket_cgroup_tasks"].Metric); n > 2+40 || n < 22 {
+		t.Errorf("%d cgroup series: want the 2 limited and at most 20+20 of the rest", n)
+	}
+	if _, ok := sample(t, fams, "picket_cgroup_tasks", "path", "/", "unit", ""); ok {
+		t.Error("the root cgroup has a series")
+	}
+	if _, ok := sample(t, fams, "picket_cgroup_tasks", "path", "/kubepods/pod999", "unit", ""); !ok {
+		t.Error("the heaviest unlimited cgroup is missing")
+	}
+}

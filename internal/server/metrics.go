@@ -22,11 +22,14 @@ import (
 // Cardinality. Label values that come from processes (user, comm, pid) would
 // let whoever runs processes mint series without end, so only these get a
 // series per scrape:
+//
 //   - process groups (user × comm): the TopGroups heaviest by process count,
 //     plus every group with at least GroupMinProcesses processes (so a storm
 //     shows even on a host with many busy groups), at most maxGroupSeries;
+//
 //   - users: the TopGroups heaviest by thread count (RLIMIT_NPROC counts
 //     threads);
+//
 //   - socket holders: the TopHolders heaviest by socket count, one series per
 //     socket type they hold (types they hold none of are left out).
 //

@@ -93,6 +93,12 @@ func (m *Model) render(width, height int, st Style, p palette) string {
 		return m.finish(out, width, height, st, p)
 	}
 
+	cgRows := cgroupRowsMax
+	if height > 0 {
+		cgRows = min(cgRows, max((height-len(out)-10)/4, 1))
+	}
+	out = append(out, cgroupLines(s, cgRows, width, p)...)
+
 	groups, holders := m.GroupRows(), m.HolderRows()
 	nG, nH := m.Top, m.Top
 	if height > 0 {

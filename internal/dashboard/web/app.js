@@ -413,6 +413,71 @@ function renderGauges(snap) {
 
 // ---- tables ------------------------------------------------------------
 
+// limitCell is a usage against a limit as a bar with its numbers; "-"
+// without a limit (the kernel's "max" is absent from the JSON).
+function limitCell(used, limit, fmt) {
+  if (!limitOf(limit) || used == null) return el('td', { className: 'muted' }, '-');
+  const ratio = used / limit;
+  const sev = ratio >= 0.95 ? 'critical' : ratio >= 0.8 ? 'warning' : 'ok';
+  const fill = el('div', { className: 'fill' });
+  fill.style.width = Math.min(100, Math.max(0, ratio * 100)).toFixed(2) + '%';
+  return el(
+    'td',
+    null,
+    el('div', { className: 'cell-bar', data: { severity: sev } },
+      el('div', { className: 'bar', role: 'meter', ariaValueNow: String(used), ariaValueMin: '0', ariaValueMax: String(limit) }, fill),
+      el('span', { className: 'nums' }, `${fmt(used)} / ${fmt(limit)} · ${fmtPct(ratio)}`)),
+  );
+}
+
+// workingSet is memory.current less inactive file cache (what the
+// cgroup-limits check grades).
+function workingSet(c) {
+  const cur = c.memory_current;
+  const inact = (c.memory_stat || {}).inactive_file || 0;
+  return cur != null && inact < cur ? cur - inact : cur;
+}
+
+function renderCgroups() {
+  const snap = state.snap;
+  if (!snap) return;
+  const prev = new Map();
+  for (const c of (state.prevSnap && state.prevSnap.cgroups) || []) prev.set(c.path, c);
+  const near = (c) => {
+    const p = limitOf(c.pids_max) ? (c.pids_current || 0) / c.pids_max : 0;
+    const lim = c.memory_max ?? c.memory_high;
+    const m = limitOf(lim) ? (workingSet(c) || 0) / lim : 0;
+    return Math.max(p, m);
+  };
+  const all = (snap.cgroups || []).filter((c) => c.path !== '/' && (c.pids_max != null || c.memory_max != null || c.memory_high != null));
+  all.sort((a, b) => near(b) - near(a));
+  const shown = all.slice(0, CONFIG.tableRows);
+  $('#cgroups-section').hidden = all.length === 0;
+  const refused = (now, before) => {
+    const d = before != null && now != null ? now - before : null;
+    const text = fmtInt(now || 0) + (d ? ` (${fmtDelta(d)})` : '');
+    return el('td', { className: 'num' + (d > 0 ? ' refused' : '') }, text);
+  };
+  $('#cgroups tbody').replaceChildren(
+    ...shown.map((c) => {
+      const p = prev.get(c.path);
+      const own = c.unit && c.path.endsWith('/' + c.unit);
+      return el(
+        'tr',
+        { data: { path: c.path } },
+        el('td', { className: 'comm', title: visible(c.path) }, visible(own ? c.unit : c.path)),
+        limitCell(c.pids_current, c.pids_max, fmtInt),
+        limitCell(workingSet(c), c.memory_max ?? c.memory_high, fmtBytes),
+        refused(c.pids_events_max, p && p.pids_events_max),
+        refused(c.oom_kill, p && p.oom_kill),
+        el('td', { className: 'num' }, fmtInt(c.processes)),
+      );
+    }),
+  );
+  const layout = snap.cgroup_layout || {};
+  setText($('#cgroups-more'), `${fmtInt(shown.length)} of ${fmtInt(all.length)} cgroups with a limit (${fmtInt((snap.cgroups || []).length)} read, ${visible(layout.mode || '')} layout${layout.partial ? '; a light look: only those with a limit' : ''})`);
+}
+
 function matches(filter, ...fields) {
   if (!filter) return true;
   const f = filter.toLowerCase();
@@ -848,6 +913,7 @@ async function tick() {
   renderFindings(report.status === 'fulfilled' ? report.value : null, report.status === 'rejected' ? report.reason.message : null);
   renderAlarms(alarms.status === 'fulfilled' ? alarms.value.alarms : []);
   renderGauges(state.snap);
+  renderCgroups();
   renderGroups();
   renderHolders();
   renderActions(journal.status === 'fulfilled' ? journal.value : null, journal.status === 'rejected' ? 'journal: ' + journal.reason.message : null);

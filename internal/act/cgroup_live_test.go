@@ -38,9 +38,15 @@ func testCgroup(t *testing.T, controller string) (string, string) {
 		t.Skipf("no cgroups: %v", err)
 	}
 	var m *cgroup.Mount
-	switch controller {
-	case "":
+	switch {
+	case controller == "":
 		m = fsys.Unified()
+	case strings.HasPrefix(controller, "v2:"):
+		// The controller in the unified hierarchy, whatever v1 has.
+		controller = strings.TrimPrefix(controller, "v2:")
+		if m = fsys.Unified(); m != nil && !m.Has(controller) {
+			t.Skipf("the unified hierarchy at %s has no %s controller (a hybrid host: it is v1's here)", m.Point, controller)
+		}
 	default:
 		m = fsys.Controller(controller)
 	}
@@ -176,8 +182,14 @@ func pidsCurrent(t *testing.T, dir string) int {
 // pids.events max counts the refusals) without killing anything, a
 // bystander in another cgroup forks on, and undo puts "max" back.
 func TestLiveLimitStopsForkLoop(t *testing.T) {
-	dir, path := testCgroup(t, "pids")
-	other, _ := testCgroup(t, "pids")
+	for _, h := range []string{"pids", "v2:pids"} {
+		t.Run(h, func(t *testing.T) { limitStopsForkLoop(t, h) })
+	}
+}
+
+func limitStopsForkLoop(t *testing.T, controller string) {
+	dir, path := testCgroup(t, controller)
+	other, _ := testCgroup(t, controller)
 	loop := startForkLoop(t, dir)
 	if !waitFor(5*time.Second, func() bool { return pidsCurrent(t, dir) >= 10 }) {
 		t.Fatalf("the fork loop did not fork: %d tasks", pidsCurrent(t, dir))

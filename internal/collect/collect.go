@@ -135,6 +135,8 @@ func New(opts Options) (*Collector, error) {
 		psiSource{},
 		beancounterSource{},
 		cgroupSource{},
+		netstatSource{},
+		conntrackStatSource{},
 	}
 	return c, nil
 }

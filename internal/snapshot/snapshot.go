@@ -155,6 +155,10 @@ type Kernel struct {
 	// Conntrack is nil when nf_conntrack is not loaded.
 	Conntrack *Conntrack `json:"conntrack,omitempty"`
 	PageSize  int        `json:"page_size"`
+	// Netstat is nil when /proc/net/netstat was not read.
+	Netstat *Netstat `json:"netstat,omitempty"`
+	// ConntrackStat is nil when nf_conntrack is not loaded.
+	ConntrackStat *ConntrackStat `json:"conntrack_stat,omitempty"`
 }
 
 // Sockstat is /proc/net/sockstat (IPv4, plus the global "sockets: used").

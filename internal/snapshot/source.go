@@ -10,15 +10,18 @@ type Source string
 
 // The sources a collection reads.
 const (
-	SourceSockstat     Source = "sockstat"     // /proc/net/sockstat and sockstat6
-	SourceLimits       Source = "limits"       // kernel limits under /proc/sys: tcp_mem, tcp_max_orphans, file-nr, nr_open, pid_max, threads-max
-	SourceConntrack    Source = "conntrack"    // /proc/sys/net/netfilter/nf_conntrack_count and nf_conntrack_max
-	SourceMeminfo      Source = "meminfo"      // /proc/meminfo
-	SourceVMStat       Source = "vmstat"       // /proc/vmstat
-	SourcePSI          Source = "psi"          // /proc/pressure
-	SourceBeancounters Source = "beancounters" // /proc/user_beancounters (OpenVZ)
-	SourceCgroups      Source = "cgroups"      // the cgroup hierarchies under /sys/fs/cgroup
-	SourceProcesses    Source = "processes"    // /proc/PID, the fd walk and the socket tables
+	SourceSockstat      Source = "sockstat"       // /proc/net/sockstat and sockstat6
+	SourceLimits        Source = "limits"         // kernel limits under /proc/sys: tcp_mem, tcp_max_orphans, file-nr, nr_open, pid_max, threads-max
+	SourceConntrack     Source = "conntrack"      // /proc/sys/net/netfilter/nf_conntrack_count and nf_conntrack_max
+	SourceMeminfo       Source = "meminfo"        // /proc/meminfo
+	SourceVMStat        Source = "vmstat"         // /proc/vmstat
+	SourcePSI           Source = "psi"            // /proc/pressure
+	SourceBeancounters  Source = "beancounters"   // /proc/user_beancounters (OpenVZ)
+	SourceCgroups       Source = "cgroups"        // the cgroup hierarchies under /sys/fs/cgroup
+	SourceProcesses     Source = "processes"      // /proc/PID, the fd walk and the socket tables
+	SourceNetstat       Source = "netstat"        // /proc/net/netstat (TcpExt counters)
+	SourceConntrackStat Source = "conntrack_stat" // /proc/net/stat/nf_conntrack (drop, early_drop)
+	SourceKernelLog     Source = "kernel_log"     // /dev/kmsg
 )
 
 // AddError records that src could not be read.

@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 
+	"github.com/picket-guard/picket/internal/proctext"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -70,9 +70,9 @@ func parseConntrackStat(b []byte, path string) (*snapshot.ConntrackStat, error) 
 			if !ok {
 				continue
 			}
-			v, err := strconv.ParseUint(string(f[i]), 16, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %s: %w", path, n+2, name, err)
+			v, ok := proctext.Hex(f[i])
+			if !ok {
+				return nil, fmt.Errorf("%s:%d: %s: %q is not hex", path, n+2, name, f[i])
 			}
 			*p += v
 		}

@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 
+	"github.com/picket-guard/picket/internal/proctext"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -69,9 +69,9 @@ func parseNetstat(b []byte, path string) (*snapshot.Netstat, error) {
 			if !ok {
 				continue
 			}
-			v, err := strconv.ParseUint(string(values[j]), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %s: %w", path, i+2, names[j], err)
+			v, ok := proctext.Dec(values[j])
+			if !ok {
+				return nil, fmt.Errorf("%s:%d: %s: %q is not a counter", path, i+2, names[j], values[j])
 			}
 			*p = v
 		}

@@ -3,6 +3,7 @@ package kmsg
 import (
 	"bytes"
 
+	"github.com/picket-guard/picket/internal/proctext"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -482,7 +483,7 @@ func leadingNumber(b []byte) (int64, []byte) {
 	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 		i++
 	}
-	v, ok := atou(b[:i])
+	v, ok := proctext.Dec(b[:i])
 	if !ok || v > 1<<62 {
 		return -1, b
 	}

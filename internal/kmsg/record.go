@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/picket-guard/picket/internal/proctext"
 )
 
 // MaxRecord is the largest record read(2) returns: the kernel's
@@ -89,15 +91,15 @@ func ParseRecord(b []byte) (Record, error) {
 	if n < 4 {
 		return r, fmt.Errorf("%w: header has %d fields, want 4", ErrMalformed, n)
 	}
-	pri, ok := atou(f[0])
+	pri, ok := proctext.Dec(f[0])
 	if !ok || pri > 1<<10 {
 		return r, fmt.Errorf("%w: priority %q", ErrMalformed, f[0])
 	}
-	seq, ok := atou(f[1])
+	seq, ok := proctext.Dec(f[1])
 	if !ok {
 		return r, fmt.Errorf("%w: sequence number %q", ErrMalformed, f[1])
 	}
-	ts, ok := atou(f[2])
+	ts, ok := proctext.Dec(f[2])
 	if !ok || ts > uint64(1<<63-1)/uint64(time.Microsecond) {
 		return r, fmt.Errorf("%w: timestamp %q", ErrMalformed, f[2])
 	}
@@ -107,19 +109,11 @@ func ParseRecord(b []byte) (Record, error) {
 	r.Facility, r.Level = int(pri>>3), int(pri&7)
 	r.Seq, r.TS, r.Flags = seq, time.Duration(ts)*time.Microsecond, f[3][0]
 
-	rest := b[semi+1:]
-	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-		r.Text, rest = rest[:i], rest[i+1:]
-	} else {
-		r.Text, rest = rest, nil
-	}
+	var rest []byte
+	r.Text, rest = proctext.Line(b[semi+1:])
 	for len(rest) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			line, rest = rest, nil
-		}
+		line, rest = proctext.Line(rest)
 		if len(line) == 0 || line[0] != ' ' {
 			continue // not a continuation line: the ABI allows none other
 		}
@@ -132,25 +126,6 @@ func ParseRecord(b []byte) (Record, error) {
 		}
 	}
 	return r, nil
-}
-
-// atou parses a decimal number without allocating.
-func atou(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
 }
 
 // Unescape undoes the kernel's \xNN escaping, giving back the bytes a

@@ -43,6 +43,9 @@ type Options struct {
 	// MaxCgroups bounds the cgroups one look reads (default 10,000),
 	// breadth first: the rest are counted in CgroupLayout.Skipped.
 	MaxCgroups int
+	// KernelLog, when set, gives the kernel log's summary (picket run
+	// follows /dev/kmsg); when nil, each collection reads the buffer once.
+	KernelLog KernelLog
 }
 
 // source is one part of the snapshot read from its own files. Each lives in
@@ -137,6 +140,7 @@ func New(opts Options) (*Collector, error) {
 		cgroupSource{},
 		netstatSource{},
 		conntrackStatSource{},
+		kernelLogSource{},
 	}
 	return c, nil
 }

@@ -34,6 +34,10 @@ import (
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
+// kickGap is the shortest time between two looks made because the kernel
+// said something.
+const kickGap = 5 * time.Second
+
 // Options configure the daemon. main fills them from flags.
 type Options struct {
 	// ConfigPath is the configuration file; "" means the built-in default.
@@ -85,6 +89,11 @@ type Daemon struct {
 
 	jobs chan job // deliveries and actions, in the order decided
 	wg   sync.WaitGroup
+
+	// klog follows /dev/kmsg; kick says it read a message the catalogue
+	// knows, so the rules that read the kernel's log run now.
+	klog *kernelLog
+	kick chan struct{}
 }
 
 // job is one piece of work the collection loop hands to the workers: a
@@ -143,7 +152,14 @@ func New(opts Options) (*Daemon, error) {
 			return fail(err)
 		}
 	}
-	if d.col, err = collect.New(collect.Options{Root: opts.Root}); err != nil {
+	d.kick = make(chan struct{}, 1)
+	d.klog = newKernelLog(opts.Root, opts.StateDir, d.log, func() {
+		select {
+		case d.kick <- struct{}{}:
+		default:
+		}
+	})
+	if d.col, err = collect.New(collect.Options{Root: opts.Root, KernelLog: d.klog.log}); err != nil {
 		return fail(err)
 	}
 	if d.hist, err = history.Open(filepath.Join(opts.StateDir, "history.db"), history.Options{}); err != nil {
@@ -283,6 +299,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.disp.Run(runCtx) }()
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.klog.run(runCtx) }()
 	if d.opts.Listen != "off" {
 		// Stale after three intervals, and never less than the slowest
 		// rule could take to be due again.
@@ -310,6 +328,10 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	next := map[string]time.Time{}
 	lastCollect := time.Time{}
 	compactAt := time.Now().Add(time.Hour)
+	// A message the catalogue knows makes the rules that read the
+	// kernel's log (and doctor's findings, which show it) due at once, at
+	// most every kickGap: a kernel repeating itself costs one look per gap.
+	kicked, lastKick := false, time.Time{}
 	for {
 		now := time.Now()
 		d.mu.RLock()
@@ -320,9 +342,15 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		if !lastCollect.IsZero() && lastCollect.Add(d.opts.Interval).Before(wake) {
 			wake = lastCollect.Add(d.opts.Interval)
 		}
+		kickNow := kicked && now.Sub(lastKick) >= kickGap
+		if kickNow {
+			kicked, lastKick = false, now
+		} else if kicked && lastKick.Add(kickGap).Before(wake) {
+			wake = lastKick.Add(kickGap)
+		}
 		for _, r := range rs {
 			t, ok := next[r.Name]
-			if !ok || !t.After(now) {
+			if !ok || !t.After(now) || kickNow && (r.NeedsKernelLog() || r.NeedsFindings()) {
 				due = append(due, r)
 				next[r.Name] = rules.NextRun(r, now, d.rnd)
 				t = next[r.Name]
@@ -351,6 +379,9 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 			if d.Reload() == nil {
 				next = map[string]time.Time{} // new rules: all due now
 			}
+		case <-d.kick:
+			timer.Stop()
+			kicked = true
 		case <-timer.C:
 		}
 	}
@@ -360,6 +391,7 @@ func (d *Daemon) shutdown() error {
 	d.log.Info("stopping: finishing actions in flight, flushing the spool")
 	close(d.jobs)
 	d.wg.Wait()
+	d.klog.save()
 	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	d.disp.Flush(fctx)
@@ -547,10 +579,18 @@ func (d *Daemon) takeAction(req act.Request) {
 
 // Server Source.
 
+// Snapshot is the latest look, with the kernel's log as the follower
+// has it now: a message read since the look shows at once.
 func (d *Daemon) Snapshot() *snapshot.Snapshot {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.snap
+	s := d.snap
+	d.mu.RUnlock()
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.KernelLog = d.klog.log.Summary(time.Now())
+	return &c
 }
 
 func (d *Daemon) Findings() *doctor.Report {

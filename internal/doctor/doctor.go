@@ -156,6 +156,7 @@ func Checks() []Check {
 		FDExhaustion{},
 		Conntrack{},
 		SocketLeak{},
+		KernelLog{},
 	}
 }
 
@@ -237,7 +238,9 @@ func runOne(c Check, in Input) (f Finding) {
 	if in.Cur == nil {
 		return Finding{Severity: Unknown, Title: "no snapshot to read", Explanation: "Nothing was collected."}
 	}
-	return c.Run(in)
+	f = c.Run(in)
+	f.ID = c.ID()
+	return withKernelLog(f, in)
 }
 
 // unknownFinding is the verdict of a check whose files are missing.

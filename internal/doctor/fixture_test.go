@@ -69,6 +69,8 @@ func TestFixtures(t *testing.T) {
 		{"imapd-storm", sevs{"process-storm": Warning}, 1},
 		{"apache-thrashing", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
 		{"apache-thrashing/after", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
+		// The numbers are fine; the kernel's log of the last hour is not.
+		{"kernel-said", sevs{"conntrack": Critical, "memory-thrashing": Warning, "process-storm": Warning, "kernel-log": Warning}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Run(fixtureInput(t, tc.name), Checks())
@@ -158,7 +160,7 @@ func TestApacheThrashing(t *testing.T) {
 
 // TestGolden pins the human output of docs/stories.md.
 func TestGolden(t *testing.T) {
-	for _, name := range []string{"healthy", "tcp-orphans", "tcp-memory", "numothersock", "imapd-storm", "apache-thrashing"} {
+	for _, name := range []string{"healthy", "tcp-orphans", "tcp-memory", "numothersock", "imapd-storm", "apache-thrashing", "kernel-said"} {
 		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
 			if err := WriteText(&b, Run(fixtureInput(t, name), Checks()), TextOptions{}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -53,6 +54,10 @@ func TestVerbose(t *testing.T) {
 func hostileSnapshot(name string) *snapshot.Snapshot {
 	s := healthy()
 	s.Host = name
+	// The kernel escapes what it prints; picket decodes it: the OOM
+	// victim's comm and cgroup, the cgroup of a pids refusal.
+	s.KernelLog = kernelLogAt(append(oomLines(time.Minute, 300, name, "/"+name),
+		kline{time.Minute, 6, "cgroup: fork rejected by pids controller in /" + name, 0})...)
 	list := append(s.Processes.List, many(80, 1000, 300, name, 1001, name, 30<<20)...)
 	list = append(list, snapshot.Process{PID: 300, PPID: 1, User: name, UID: 1001, Comm: name, Threads: 1, FDs: 1020, FDLimit: 1024})
 	setProcs(s, list)

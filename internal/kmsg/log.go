@@ -376,20 +376,26 @@ func (l *Log) Summary(now time.Time) *snapshot.KernelLog {
 
 // ReadOnce reads the kernel log at path from its oldest record to its
 // newest, once, and summarizes it at now: the look of picket doctor and
-// picket snapshot. proc is the /proc to read the boot's time and id from.
-// An error opening path is returned as it is (fs.ErrNotExist on a tree
-// without one, EPERM without CAP_SYSLOG).
-func ReadOnce(ctx context.Context, path, proc string, now time.Time) (*snapshot.KernelLog, error) {
+// picket snapshot. An error opening path is returned as it is
+// (fs.ErrNotExist on a tree without one, EPERM without CAP_SYSLOG).
+func ReadOnce(ctx context.Context, path string, opts Options, now time.Time) (*snapshot.KernelLog, error) {
 	r, err := Open(path, FromFirst)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	boot, _ := BootTime(proc)
-	id, _ := BootID(proc)
-	l := NewLog(Options{Boot: boot, BootID: id, FromFirst: true, Source: path})
+	opts.FromFirst = true
+	l := NewLog(opts)
 	if err := l.ReadBacklog(ctx, r); err != nil {
 		l.Fail(err)
 	}
 	return l.Summary(now), nil
+}
+
+// BootOptions are the Options of a Log reading the kernel of PROC: its
+// boot's time and id (left empty when unreadable).
+func BootOptions(proc string) Options {
+	boot, _ := BootTime(proc)
+	id, _ := BootID(proc)
+	return Options{Boot: boot, BootID: id}
 }

@@ -264,15 +264,15 @@ func TestReadOnce(t *testing.T) {
 	os.MkdirAll(filepath.Join(proc, "sys", "kernel", "random"), 0o755)
 	os.WriteFile(filepath.Join(proc, "stat"), []byte("cpu  1 2 3\nbtime 1795399200\nprocesses 10\n"), 0o644)
 	os.WriteFile(filepath.Join(proc, "sys", "kernel", "random", "boot_id"), []byte("0e5d\n"), 0o644)
-	s, err := ReadOnce(context.Background(), filepath.Join("testdata", "catalogue.kmsg"), proc, time.Unix(1795399200+3600, 0))
+	s, err := ReadOnce(context.Background(), filepath.Join("testdata", "catalogue.kmsg"), BootOptions(proc), time.Unix(1795399200+3600, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := s.Kind(KindTCPOrphans)
-	if s.BootID != "0e5d" || k.Count != 1 || !k.Last.Equal(time.Unix(1795399205, 0).UTC()) || k.LastHour != 1 {
+	if s.BootID != "0e5d" || s.Source != "/dev/kmsg" || k.Count != 1 || !k.Last.Equal(time.Unix(1795399205, 0).UTC()) || k.LastHour != 1 {
 		t.Errorf("ReadOnce: boot %q, tcp-orphans %+v", s.BootID, k)
 	}
-	if _, err := ReadOnce(context.Background(), filepath.Join(proc, "no-kmsg"), proc, time.Now()); !os.IsNotExist(err) {
+	if _, err := ReadOnce(context.Background(), filepath.Join(proc, "no-kmsg"), Options{}, time.Now()); !os.IsNotExist(err) {
 		t.Errorf("missing log: err = %v", err)
 	}
 	if _, err := BootTime(t.TempDir()); err == nil {

@@ -28,6 +28,10 @@ type table struct {
 	// findings: the rows are doctor's findings, which the caller computes
 	// on full collections only.
 	findings bool
+	// kernelLog: the rows are what the kernel said in /dev/kmsg, which
+	// can change between two looks (picket run evaluates these rules as
+	// soon as the kernel says something the catalogue knows).
+	kernelLog bool
 }
 
 // Input is what one evaluation sees.
@@ -57,6 +61,10 @@ func (r *Rule) NeedsSockets() bool { return r.tbl != nil && r.tbl.sockets }
 // NeedsFindings reports whether the rule's table is doctor's findings,
 // which the caller passes in Input.Findings.
 func (r *Rule) NeedsFindings() bool { return r.tbl != nil && r.tbl.findings }
+
+// NeedsKernelLog reports whether the rule's table is built from the
+// kernel's log: picket run evaluates it when a message comes.
+func (r *Rule) NeedsKernelLog() bool { return r.tbl != nil && r.tbl.kernelLog }
 
 // TableNames lists the tables, sorted.
 func TableNames() []string { return sortedKeys(tables) }
@@ -124,6 +132,35 @@ func init() {
 		fields: kernelRow(&snapshot.Snapshot{}),
 		key:    nil,
 		rows:   func(in *Input) []Row { return []Row{kernelRow(in.Snapshot)} },
+	})
+	register(&table{
+		name:      "kernel_log",
+		doc:       "what the kernel said in /dev/kmsg: one row per kind of message picket knows (oom-kill, fork-rejected, conntrack-full, tcp-orphans...), seen or not",
+		kernelLog: true,
+		fields: Row{"kind": "", "finding": "", "count": 0, "last_hour": 0, "age": 0.0, "level": 0, "message": "",
+			"pid": 0, "comm": "", "uid": 0, "cgroup": "", "oom_cgroup": "", "port": 0, "readable": true},
+		key:  []string{"kind"},
+		rows: kernelLogRows,
+	})
+	register(&table{
+		name:      "kernel_messages",
+		doc:       "the kernel's recent messages of a known kind (the last few of each), one row per message",
+		kernelLog: true,
+		fields:    kernelMessageRow(&snapshot.Snapshot{}, "", snapshot.KernelMessage{}),
+		key:       []string{"seq"},
+		rows: func(in *Input) []Row {
+			s := in.Snapshot
+			if s.KernelLog == nil {
+				return nil
+			}
+			var out []Row
+			for _, k := range s.KernelLog.Kinds {
+				for _, m := range k.Recent {
+					out = append(out, kernelMessageRow(s, firstOr(k.Findings), m))
+				}
+			}
+			return out
+		},
 	})
 	register(&table{
 		name:   "beancounters",
@@ -242,6 +279,63 @@ func cgroupRow(c *snapshot.Cgroup) Row {
 		"cpu_throttled_usec": clampInt(c.CPUStat["throttled_usec"]), "frozen": c.Frozen}
 }
 
+// kernelLogRows is the kernel_log table. age is the seconds since the
+// kind's last message at the snapshot's time, -1 when there was none;
+// uid is -1 when the message names none.
+func kernelLogRows(in *Input) []Row {
+	s := in.Snapshot
+	l := s.KernelLog
+	if l == nil {
+		return nil
+	}
+	out := make([]Row, 0, len(l.Kinds))
+	for _, k := range l.Kinds {
+		age, level := -1.0, 0
+		if !k.Last.IsZero() {
+			age = s.Time.Sub(k.Last).Seconds()
+		}
+		if n := len(k.Recent); n > 0 {
+			level = k.Recent[n-1].Level
+		}
+		f := k.Fields
+		out = append(out, Row{"kind": k.Kind, "finding": firstOr(k.Findings), "count": clampInt(k.Count), "last_hour": k.LastHour,
+			"age": age, "level": level, "message": k.Message, "pid": f.PID, "comm": f.Comm, "uid": uidOr(f.UID),
+			"cgroup": f.Cgroup, "oom_cgroup": f.OOMCgroup, "port": f.Port, "readable": l.Available})
+	}
+	return out
+}
+
+// kernelMessageRow is one row of kernel_messages.
+func kernelMessageRow(s *snapshot.Snapshot, finding string, m snapshot.KernelMessage) Row {
+	age, at := 0.0, 0
+	if !m.Time.IsZero() {
+		age, at = s.Time.Sub(m.Time).Seconds(), int(m.Time.Unix())
+	}
+	f := m.Fields
+	order := -1
+	if f.Order != nil {
+		order = *f.Order
+	}
+	return Row{"seq": clampInt(m.Seq), "kind": m.Kind, "finding": finding, "age": age, "time": at, "level": m.Level,
+		"message": m.Text, "pid": f.PID, "comm": f.Comm, "uid": uidOr(f.UID), "cgroup": f.Cgroup, "oom_cgroup": f.OOMCgroup,
+		"memcg": f.Memcg, "port": f.Port, "addr": f.Addr, "action": f.Action, "order": order, "seconds": f.Seconds,
+		"limit": int(f.Limit), "table": f.Table}
+}
+
+func firstOr(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
+}
+
+func uidOr(u *uint32) int {
+	if u == nil {
+		return -1
+	}
+	return int(*u)
+}
+
 // severityRank orders severities for conditions: ok 0, unknown 1, warning
 // 2, critical 3 (so `rank >= 2` means warning or worse).
 func severityRank(s string) int {
@@ -294,6 +388,20 @@ func kernelRow(s *snapshot.Snapshot) Row {
 	for _, v := range []string{"pswpin", "pswpout", "pgmajfault", "oom_kill"} {
 		r[v] = clampInt(s.Memory.VMStat[v])
 	}
+	// The counters behind the kernel's messages, since boot (0 when not
+	// read): TcpExt and netfilter's per-CPU statistics.
+	n := k.Netstat
+	if n == nil {
+		n = &snapshot.Netstat{}
+	}
+	r["tcp_abort_on_memory"], r["tcp_abort_on_timeout"] = clampInt(n.AbortOnMemory), clampInt(n.AbortOnTimeout)
+	r["listen_overflows"], r["listen_drops"] = clampInt(n.ListenOverflows), clampInt(n.ListenDrops)
+	r["tcp_time_wait_overflow"] = clampInt(n.TimeWaitOverflow)
+	ct := k.ConntrackStat
+	if ct == nil {
+		ct = &snapshot.ConntrackStat{}
+	}
+	r["conntrack_drop"], r["conntrack_early_drop"] = clampInt(ct.Drop), clampInt(ct.EarlyDrop)
 	return r
 }
 

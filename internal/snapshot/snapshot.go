@@ -19,6 +19,9 @@ type Snapshot struct {
 	// says how many were left out), the root first, breadth first.
 	Cgroups      []Cgroup      `json:"cgroups"`
 	CgroupLayout *CgroupLayout `json:"cgroup_layout,omitempty"`
+	// KernelLog is what the kernel said in /dev/kmsg; nil where there is
+	// none to read (a fixture tree without dev/kmsg).
+	KernelLog *KernelLog `json:"kernel_log,omitempty"`
 	// Errors lists sources that could not be read (missing files are not
 	// errors; a malformed file or a permission problem is). The snapshot is
 	// still usable: only the named part is empty.

@@ -490,3 +490,30 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestKernelLogSeries: what the kernel said, per kind it has said, and the
+// counters behind it, as series.
+func TestKernelLogSeries(t *testing.T) {
+	c := &clock{now: t0}
+	s, _ := openTest(t, c, Options{})
+	h := &host{orphans: 7}
+	for i := range 2 {
+		snap := h.snapshot(t0.Add(time.Duration(i) * 15 * time.Second))
+		snap.KernelLog = &snapshot.KernelLog{Available: true, Kinds: []snapshot.KernelKind{
+			{Kind: "tcp-orphans", Count: uint64(10 + i)}, {Kind: "oom-kill"},
+		}}
+		snap.Kernel.Netstat = &snapshot.Netstat{AbortOnMemory: uint64(100 * (i + 1))}
+		snap.Kernel.ConntrackStat = &snapshot.ConntrackStat{Drop: 3}
+		mustRecord(t, s, snap)
+	}
+	c.now = t0.Add(time.Minute)
+	for name, want := range map[string]float64{"kernel_log.tcp-orphans": 11, "kernel.netstat.tcp_abort_on_memory": 200, "kernel.conntrack.drop": 3} {
+		if p := mustQuery(t, s, name, time.Time{}, time.Time{}, 0); len(p) != 2 || p[1].Value != want {
+			t.Errorf("%s = %+v, want %v", name, p, want)
+		}
+	}
+	// A kind the kernel never said has no series.
+	if names, _ := s.Series("kernel_log."); !slices.Equal(names, []string{"kernel_log.tcp-orphans"}) {
+		t.Errorf("kernel_log series = %q", names)
+	}
+}

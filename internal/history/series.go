@@ -155,4 +155,21 @@ func hostValues(s *snapshot.Snapshot, add func(name string, v float64)) {
 			add("memory.vmstat."+v, float64(n))
 		}
 	}
+	// What the kernel said, per kind once it has said it (a dozen kinds
+	// at most, the catalogue's: never a name from a message), and the
+	// counters behind the messages.
+	if l := s.KernelLog; l != nil && l.Available {
+		for _, k := range l.Kinds {
+			if k.Count > 0 {
+				add("kernel_log."+k.Kind, float64(k.Count))
+			}
+		}
+	}
+	if n := k.Netstat; n != nil {
+		add("kernel.netstat.tcp_abort_on_memory", float64(n.AbortOnMemory))
+		add("kernel.netstat.listen_overflows", float64(n.ListenOverflows))
+	}
+	if c := k.ConntrackStat; c != nil {
+		add("kernel.conntrack.drop", float64(c.Drop))
+	}
 }

@@ -548,6 +548,9 @@ func TestTableNeeds(t *testing.T) {
 		if got, want := r.NeedsFindings(), r.Table == "findings"; got != want {
 			t.Errorf("%s: NeedsFindings = %v", r.Table, got)
 		}
+		if got, want := r.NeedsKernelLog(), strings.HasPrefix(r.Table, "kernel_"); got != want {
+			t.Errorf("%s: NeedsKernelLog = %v", r.Table, got)
+		}
 	}
 	if (&Rule{}).NeedsSockets() || (&Rule{}).NeedsFindings() {
 		t.Error("a rule without a table needs something")
@@ -597,5 +600,52 @@ rules:
 	all := tables["cgroups"].rows(look(0))
 	if len(all) != 2 || all[1]["pids_max"] != -1 || all[1]["limited"] != false {
 		t.Errorf("rows %v: the root is left out, unlimited is -1", all)
+	}
+}
+
+// TestKernelLogExample: the kernel's messages as rows, each OOM kill an
+// alarm of its own naming the victim, kinds counted per row.
+func TestKernelLogExample(t *testing.T) {
+	cfg, err := Load("../../examples/kernel-log.yaml", testReg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0).UTC()
+	uid := uint32(1001)
+	msg := func(seq uint64, kind string, age time.Duration, f snapshot.KernelFields) snapshot.KernelMessage {
+		return snapshot.KernelMessage{Seq: seq, Kind: kind, Time: now.Add(-age), Level: 3, Text: "...", Fields: f}
+	}
+	kl := &snapshot.KernelLog{Available: true, Kinds: []snapshot.KernelKind{
+		{Kind: "oom-kill", Findings: []string{"memory-thrashing"}, Count: 3, LastHour: 2, Last: now.Add(-time.Minute), Recent: []snapshot.KernelMessage{
+			msg(10, "oom-kill", 2*time.Hour, snapshot.KernelFields{PID: 7, Comm: "old"}),
+			msg(20, "oom-kill", 30*time.Minute, snapshot.KernelFields{PID: 8, Comm: "worker", UID: &uid, Cgroup: "/app", Memcg: true}),
+			msg(30, "oom-kill", time.Minute, snapshot.KernelFields{PID: 9, Comm: "$(reboot)", UID: &uid, Cgroup: "/app"}),
+		}},
+		{Kind: "conntrack-full", Findings: []string{"conntrack"}, Count: 40, LastHour: 12, Last: now.Add(-5 * time.Minute)},
+		{Kind: "fork-rejected", Findings: []string{"process-storm"}},
+	}}
+	e := NewEngine(cfg, cfg.Host("h"), EngineOptions{IgnoreHysteresis: true})
+	evs, err := e.Evaluate(&Input{Snapshot: &snapshot.Snapshot{Time: now, KernelLog: kl}}, e.Rules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range evs {
+		got = append(got, ev.Alarm.Rule+": "+ev.Alarm.Message)
+	}
+	want := []string{
+		"oom-kill: the OOM killer killed pid 8 (worker, uid 1001) in cgroup /app (its memory cgroup's limit)",
+		"oom-kill: the OOM killer killed pid 9 ($(reboot), uid 1001) in cgroup /app (the host's memory)",
+		"conntrack-full: netfilter dropped packets for a full conntrack table: 12 messages in the last hour",
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// No kernel log (a fixture tree without one): no rows, no error.
+	e = NewEngine(cfg, cfg.Host("h"), EngineOptions{IgnoreHysteresis: true})
+	if evs, err := e.Evaluate(&Input{Snapshot: &snapshot.Snapshot{Time: now}}, e.Rules()); err != nil || len(evs) != 0 {
+		t.Errorf("without a kernel log: %v %v", evs, err)
 	}
 }

@@ -109,6 +109,8 @@ type collector struct {
 	cgPids, cgPidsMax, cgForks, cgMem        *prometheus.Desc
 	cgMemMax, cgMemHigh, cgOOM, cgMemAtMax   *prometheus.Desc
 	cgProcs, cgFailcnt, cgFrozen             *prometheus.Desc
+	kernelMessages, kernelRecords, kernelOK  *prometheus.Desc
+	netstat, ctStat                          *prometheus.Desc
 	findingSeverity, doctorStatus, alarms    *prometheus.Desc
 	collDuration, lastCollection, collErrors *prometheus.Desc
 	configOK, buildInfo                      *prometheus.Desc
@@ -208,6 +210,11 @@ func newCollector(o Options) *collector {
 	c.cgFailcnt = d("cgroup_memory_failcnt_total", "v1 memory.failcnt: charges that hit the limit.", cg...)
 	c.cgFrozen = d("cgroup_frozen", "1 when the cgroup is frozen (cgroup.events frozen, v1 freezer.state FROZEN).", cg...)
 
+	c.kernelMessages = d("kernel_messages_total", "Messages of the kernel's log (/dev/kmsg) picket knows, by kind, since boot as far as the kernel's buffer held them.", "kind")
+	c.kernelRecords = d("kernel_log_records_total", "Records of the kernel's log by class: kernel (the kernel's own), user (written from userspace, never counted as the kernel's), unknown (kernel records no kind matches), lost (overwritten before picket read them), malformed, too_long.", "class")
+	c.kernelOK = d("kernel_log_readable", "1 when picket reads the kernel's log, 0 when it cannot (not root, no CAP_SYSLOG).")
+	c.netstat = d("netstat_tcpext_total", "TcpExt counters of /proc/net/netstat behind the kernel's messages, since boot, by the kernel's name.", "counter")
+	c.ctStat = d("nf_conntrack_stat_total", "Netfilter conntrack statistics of /proc/net/stat/nf_conntrack summed over CPUs: drop (a full table), early_drop, insert_failed.", "counter")
 	c.findingSeverity = d("finding_severity", "Doctor finding by check id: 0 ok, 1 warning, 2 critical, 3 unknown (Nagios codes).", "id")
 	c.doctorStatus = d("doctor_status", "The worst doctor finding: 0 ok, 1 warning, 2 critical, 3 unknown.")
 	c.alarms = d("alarms_firing", "Alarms firing, by rule and level.", "rule", "level")
@@ -273,6 +280,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.collectMemory(e, &snap.Memory)
 		c.collectBeancounters(e, snap.Beancounters)
 		c.collectCgroups(e, snap.Cgroups)
+		c.collectKernelLog(e, snap.KernelLog)
 	}
 	if rep := c.src.Findings(); rep != nil {
 		c.collectFindings(e, rep)
@@ -433,6 +441,49 @@ func (c *collector) collectKernel(e emit, k *snapshot.Kernel) {
 	if ct := k.Conntrack; ct != nil {
 		e.gauge(c.ctEntries, float64(ct.Count))
 		positive(c.ctLimit, ct.Max)
+	}
+	if n := k.Netstat; n != nil {
+		for _, v := range []struct {
+			name string
+			v    uint64
+		}{
+			{"TCPAbortOnMemory", n.AbortOnMemory}, {"TCPAbortOnTimeout", n.AbortOnTimeout},
+			{"ListenOverflows", n.ListenOverflows}, {"ListenDrops", n.ListenDrops},
+			{"TCPReqQFullDoCookies", n.ReqQFullDoCookies}, {"TCPReqQFullDrop", n.ReqQFullDrop},
+			{"TCPTimeWaitOverflow", n.TimeWaitOverflow}, {"TCPMemoryPressures", n.MemoryPressures},
+		} {
+			e.counter(c.netstat, float64(v.v), v.name)
+		}
+	}
+	if st := k.ConntrackStat; st != nil {
+		e.counter(c.ctStat, float64(st.Drop), "drop")
+		e.counter(c.ctStat, float64(st.EarlyDrop), "early_drop")
+		e.counter(c.ctStat, float64(st.InsertFailed), "insert_failed")
+	}
+}
+
+// collectKernelLog exports the kernel log's counts; kinds are the
+// catalogue's (a dozen), never a name from a message.
+func (c *collector) collectKernelLog(e emit, l *snapshot.KernelLog) {
+	if l == nil {
+		return
+	}
+	ok := 0.0
+	if l.Available {
+		ok = 1
+	}
+	e.gauge(c.kernelOK, ok)
+	if !l.Available && l.Records == 0 {
+		return
+	}
+	for _, k := range l.Kinds {
+		e.counter(c.kernelMessages, float64(k.Count), k.Kind)
+	}
+	for _, v := range []struct {
+		class string
+		n     uint64
+	}{{"kernel", l.Records}, {"user", l.User.Count}, {"unknown", l.Unknown}, {"lost", l.Lost}, {"malformed", l.Malformed}, {"too_long", l.TooLong}} {
+		e.counter(c.kernelRecords, float64(v.n), v.class)
 	}
 }
 

@@ -182,6 +182,8 @@ var wantFamilies = []string{
 	"picket_doctor_status",
 	"picket_fd_unreadable_processes",
 	"picket_filefd_allocated", "picket_filefd_maximum", "picket_filefd_unused",
+	"picket_kernel_log_readable", "picket_kernel_log_records_total", "picket_kernel_messages_total",
+	"picket_netstat_tcpext_total", "picket_nf_conntrack_stat_total",
 	"picket_finding_severity",
 	"picket_last_collection_timestamp_seconds",
 	"picket_memory_available_bytes", "picket_memory_buffers_bytes", "picket_memory_cached_bytes", "picket_memory_commit_limit_bytes",
@@ -274,6 +276,13 @@ func TestMetricsFixture(t *testing.T) {
 		{"picket_last_collection_timestamp_seconds", nil, float64(fixtureTime.Unix())},
 		{"picket_config_last_reload_successful", nil, 1},
 		{"picket_collection_errors", nil, 0},
+		{"picket_kernel_messages_total", []string{"kind", "tcp-orphans"}, 14},
+		{"picket_kernel_messages_total", []string{"kind", "oom-kill"}, 2},
+		{"picket_kernel_messages_total", []string{"kind", "conntrack-full"}, 0},
+		{"picket_kernel_log_records_total", []string{"class", "user"}, 1},
+		{"picket_kernel_log_readable", nil, 1},
+		{"picket_netstat_tcpext_total", []string{"counter", "TCPAbortOnMemory"}, 1412},
+		{"picket_nf_conntrack_stat_total", []string{"counter", "early_drop"}, 4},
 	} {
 		if v, ok := sample(t, fams, tt.name, tt.labels...); !ok || v != tt.want {
 			t.Errorf("%s%v = %v (found %v), want %v", tt.name, tt.labels, v, ok, tt.want)

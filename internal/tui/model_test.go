@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -280,8 +281,62 @@ func hostileHost(sec int) *snapshot.Snapshot {
 		{UID: "101\x1b[1m", Resource: "numtcpsock", Held: 399, Barrier: 400, Limit: 400},
 		{UID: "102", Resource: "privvmpages", Held: 1 << 40, Barrier: 1 << 41, Limit: 1 << 41},
 	}
+	// The kernel's text as a Log keeps it; a hostile one all the same (a
+	// snapshot can come from a daemon that is not picket).
+	s.KernelLog = &snapshot.KernelLog{Available: true, Kinds: []snapshot.KernelKind{
+		{Kind: "oom-kill", Count: 1 << 40, LastHour: 3, Last: s.Time, Message: `Out of memory: Killed process 1 (\x1b[2J) ` + hostileNames[0]},
+		{Kind: "fork-rejected\x1b", Count: 2, Last: s.Time.Add(-time.Hour), Message: "cgroup: fork rejected by pids controller in /\u202e\x1b]0;x\a"},
+	}}
 	return s
 }
+
+// TestKernelLines: the kernel's latest words under the verdict, newest
+// first, at most three kinds; one line on a small screen; a word when the
+// log is unreadable; nothing when it said nothing picket knows.
+func TestKernelLines(t *testing.T) {
+	s := host(0, []snapshot.Group{grp("a", 1, "x", 1)}, nil)
+	s.KernelLog = &snapshot.KernelLog{Available: true, Kinds: []snapshot.KernelKind{
+		{Kind: "tcp-orphans", Count: 14, LastHour: 14, Last: t0.Add(-8 * time.Minute), Message: "TCP: too many orphaned sockets"},
+		{Kind: "conntrack-full"},
+		{Kind: "oom-kill", Count: 2, LastHour: 1, Last: t0.Add(-time.Minute), Message: `Out of memory: Killed process 1999 (\x1b[31mx) total-vm:1kB`},
+		{Kind: "syn-flood", Count: 1, Last: t0.Add(-3 * time.Hour), Message: "TCP: request_sock_TCP: Possible SYN flooding on port 0.0.0.0:443. Sending cookies."},
+		{Kind: "file-max", Count: 1, Last: t0.Add(-4 * time.Hour), Message: "VFS: file-max limit 100 reached"},
+	}}
+	m := NewModel()
+	m.Update(s, nil, nil)
+	f := m.Render(200, 0, Style{ASCII: true})
+	var got []string
+	for _, l := range strings.Split(f, "\n") {
+		if strings.HasPrefix(l, "KERNEL") || strings.HasPrefix(l, "        ") {
+			got = append(got, normalizeTime(l))
+		}
+	}
+	want := []string{
+		`KERNEL  T  oom-kill x2 (1 in the last hour)  Out of memory: Killed process 1999 (\x1b[31mx) total-vm:1kB`,
+		`        T  tcp-orphans x14 (14 in the last hour)  TCP: too many orphaned sockets`,
+		`        T  syn-flood x1  TCP: request_sock_TCP: Possible SYN flooding on port 0.0.0.0:443. Sending cookies.`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("kernel lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if f := m.Render(200, 20, Style{Interactive: true}); strings.Count(f, "Killed process") != 1 || strings.Contains(f, "orphaned") {
+		t.Errorf("a 20-line screen shows more than one kernel line:\n%s", f)
+	}
+	s.KernelLog = &snapshot.KernelLog{Error: "/dev/kmsg is not readable: it needs root or CAP_SYSLOG"}
+	m.Update(s, nil, nil)
+	if f := m.Render(200, 0, Style{}); !strings.Contains(f, "KERNEL  /dev/kmsg is not readable") {
+		t.Errorf("unreadable:\n%s", f)
+	}
+	s.KernelLog = &snapshot.KernelLog{Available: true, Kinds: []snapshot.KernelKind{{Kind: "oom-kill"}}}
+	m.Update(s, nil, nil)
+	if f := m.Render(200, 0, Style{}); strings.Contains(f, "KERNEL") {
+		t.Errorf("a quiet kernel takes a line:\n%s", f)
+	}
+}
+
+var frameTimes = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\S*`)
+
+func normalizeTime(s string) string { return frameTimes.ReplaceAllString(s, "T") }
 
 // TestRenderFitsAndIsInert draws hostile names at every size from tiny to
 // wide: no line may be wider than the screen, no frame taller, and no byte

@@ -85,6 +85,11 @@ func (m *Model) render(width, height int, st Style, p palette) string {
 	}
 	out = append(out, barLines(bars, cols, rows, width, p)...)
 	out = append(out, verdictLine(m.report, p))
+	kernel := kernelLines(s, st, p)
+	if height > 0 && len(kernel) > 1 && height < 24 {
+		kernel = kernel[:1] // a small screen keeps its tables
+	}
+	out = append(out, kernel...)
 
 	if m.help && st.Interactive {
 		for _, h := range strings.Split(KeyHelp, "\n") {
@@ -441,6 +446,59 @@ func verdictLine(rep *doctor.Report, p palette) line {
 		l.add(fmt.Sprintf("  (+%d more: picket doctor)", n), p.dim)
 	}
 	return l
+}
+
+// kernelMessages is how many kinds of kernel message a frame shows at
+// most.
+const kernelMessages = 3
+
+// kernelLines are the kernel's latest words: the kinds it has said most
+// recently, newest first, one line each with the count since boot and the
+// last message as the kernel wrote it (printable ASCII, its own \xNN
+// escapes kept). Nothing when the kernel has said nothing picket knows.
+func kernelLines(s *snapshot.Snapshot, st Style, p palette) []line {
+	l := s.KernelLog
+	if l == nil {
+		return nil
+	}
+	if !l.Available {
+		return []line{line{}.with("KERNEL  "+printableOnly(l.Error), p.dim)}
+	}
+	var kinds []snapshot.KernelKind
+	for _, k := range l.Kinds {
+		if k.Count > 0 {
+			kinds = append(kinds, k)
+		}
+	}
+	slices.SortStableFunc(kinds, func(a, b snapshot.KernelKind) int { return b.Last.Compare(a.Last) })
+	var out []line
+	for i, k := range kinds {
+		if i == kernelMessages {
+			break
+		}
+		var ln line
+		head := "        "
+		if i == 0 {
+			head = "KERNEL  "
+		}
+		ln.add(head, p.bold)
+		when := k.Last.Local().Format("2006-01-02 15:04:05Z07:00")
+		if st.Interactive {
+			when = k.Last.Local().Format("Jan 02 15:04:05")
+		}
+		style := p.plain
+		if k.LastHour > 0 {
+			style = p.warn
+		}
+		ln.add(when+"  ", p.plain)
+		ln.add(fmt.Sprintf("%s %s%d", printableOnly(k.Kind), p.times, k.Count), style)
+		if k.LastHour > 0 {
+			ln.add(fmt.Sprintf(" (%d in the last hour)", k.LastHour), style)
+		}
+		ln.add("  "+printableOnly(k.Message), p.plain)
+		out = append(out, ln)
+	}
+	return out
 }
 
 // printableOnly escapes the runes term.Escape would and leaves backslashes

@@ -10,6 +10,8 @@ const CONFIG = {
   journalLimit: 200,
   journalRows: 50,
   tableRows: 25, // rows of the groups and holders tables (a filter finds the rest)
+  kernelRows: 20, // the kernel's latest messages of a kind picket knows
+  kernelPerKind: 3,
   plotGroups: 6, // groups drawn on the processes plot: the heaviest now
   plotHolders: 6,
   // Windows of the plots; step keeps each plot near 360 points.
@@ -163,6 +165,16 @@ function visible(s) {
     if (cp < 0x20 || cp === 0x7f) return '\\x' + cp.toString(16).padStart(2, '0');
     return cp > 0xffff ? '\\U' + cp.toString(16).padStart(8, '0') : '\\u' + cp.toString(16).padStart(4, '0');
   });
+}
+
+// kernelText shows a message as the kernel wrote it to /dev/kmsg: it
+// escaped every byte outside printable ASCII as \xNN itself, so its
+// backslashes are kept as they are and only what is still not visible
+// (a snapshot from elsewhere) is escaped.
+const KERNEL_NOT_VISIBLE = /[\p{C}\p{Zl}\p{Zp}]/gu;
+function kernelText(s) {
+  if (s === null || s === undefined) return '';
+  return String(s).replace(KERNEL_NOT_VISIBLE, (c) => visible(c));
 }
 
 function humanKey(k) {
@@ -408,6 +420,53 @@ function renderGauges(snap) {
   $('#beancounters-h').hidden = rows.length === 0;
   $('#beancounters').replaceChildren(
     ...rows.map((b) => gauge({ id: `bc-${b.uid}-${b.resource}`, label: `${visible(b.uid)} ${visible(b.resource)}`, used: b.held, limit: b.barrier, note: b.failcnt ? `failcnt ${fmtInt(b.failcnt)}` : `max held ${fmtInt(b.maxheld)}` })),
+  );
+}
+
+// ---- the kernel's log -----------------------------------------------------
+
+// renderKernel lists the kernel's latest messages of the kinds picket
+// knows, newest first, with what they name (the OOM victim, the cgroup).
+function renderKernel(snap) {
+  const l = snap && snap.kernel_log;
+  const summary = $('#kernel-summary');
+  const tbody = $('#kernel tbody');
+  if (!l) {
+    setText(summary, 'no kernel log was read');
+    tbody.replaceChildren();
+    return;
+  }
+  if (!l.available) {
+    setText(summary, kernelText(l.error || 'the kernel log is not readable'));
+    tbody.replaceChildren();
+    return;
+  }
+  const kinds = (l.kinds || []).filter((k) => k.count > 0);
+  const parts = kinds.map((k) => `${k.kind} ×${fmtInt(k.count)}` + (k.last_hour ? ` (${fmtInt(k.last_hour)} in the last hour)` : ''));
+  let text = parts.length ? parts.join(' · ') : 'nothing picket knows since boot';
+  text += ` — ${fmtInt(l.records)} records read`;
+  if (l.lost) text += `, ${fmtInt(l.lost)} overwritten before picket read them`;
+  if (l.user && l.user.count) text += `, ${fmtInt(l.user.count)} written from userspace (not counted)`;
+  setText(summary, text);
+  const msgs = [];
+  // The newest few of each kind: a kernel repeating one line does not
+  // push the others out.
+  for (const k of kinds) msgs.push(...(k.recent || []).slice(-CONFIG.kernelPerKind));
+  msgs.sort((a, b) => Date.parse(b.time) - Date.parse(a.time) || b.seq - a.seq);
+  tbody.replaceChildren(
+    ...msgs.slice(0, CONFIG.kernelRows).map((m) => {
+      const f = m.fields || {};
+      const proc = f.pid ? `${f.pid} ${visible(f.comm || '')}`.trim() + (f.uid != null ? ` (uid ${f.uid})` : '') : f.port ? `port ${f.port}` : '';
+      return el(
+        'tr',
+        { data: { kind: m.kind, seq: String(m.seq) } },
+        el('td', { className: 'nowrap' }, fmtTime(m.time)),
+        el('td', { className: 'nowrap' }, m.kind),
+        el('td', { className: 'comm kmsg' }, kernelText(m.text)),
+        el('td', { className: 'comm' }, proc),
+        el('td', { className: 'comm' }, visible(f.cgroup || '')),
+      );
+    }),
   );
 }
 
@@ -912,6 +971,7 @@ async function tick() {
   renderHeader(state.snap, report.status === 'fulfilled' ? report.value : null, error);
   renderFindings(report.status === 'fulfilled' ? report.value : null, report.status === 'rejected' ? report.reason.message : null);
   renderAlarms(alarms.status === 'fulfilled' ? alarms.value.alarms : []);
+  renderKernel(state.snap);
   renderGauges(state.snap);
   renderCgroups();
   renderGroups();

@@ -133,6 +133,12 @@ async function fixtureChecks(page) {
   await waitFor(page, 'the imapd storm on the process-group plot', () =>
     [...document.querySelectorAll('[data-plot="groups"] .legend li')].some((li) => li.dataset.series === 'group/alice/imapd/count' && Number(li.dataset.last) >= 90),
   );
+  await waitFor(page, "the kernel's OOM kill of an imapd, with its cgroup", () =>
+    [...document.querySelectorAll('#kernel tbody tr[data-kind="oom-kill"]')].some((tr) => tr.cells[3].textContent.startsWith('1999 imapd') && tr.cells[4].textContent === '/user.slice/user-1001.slice'),
+  );
+  await waitFor(page, 'the orphan resets counted', () => document.querySelector('#kernel-summary').textContent.includes('tcp-orphans ×14'));
+  const kernelRows = await page.evaluate(() => document.querySelectorAll('#kernel tbody tr').length);
+  check(kernelRows >= 3, `the kernel's latest messages listed (${kernelRows})`);
   const escaped = env('DASH_ESCAPED', '');
   if (escaped) {
     await waitFor(page, `control characters shown escaped: ${escaped}`, (e) => [...document.querySelectorAll('#groups td.comm')].some((td) => td.textContent === e), escaped);

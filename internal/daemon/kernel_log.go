@@ -47,6 +47,18 @@ type kernelLog struct {
 
 	limMu sync.Mutex
 	lim   map[string]*lineLimit
+
+	// backlog: no state was restored, so the first records read are the
+	// buffer since boot, not news: they are logged as one line per kind
+	// once caught up. After a restart the first records are what came
+	// while picket was away, and are logged one by one.
+	backlog bool
+	before  map[string]*backlogKind
+}
+
+type backlogKind struct {
+	n    int
+	last snapshot.KernelMessage
 }
 
 type lineLimit struct {
@@ -61,11 +73,13 @@ func newKernelLog(root, stateDir string, logger *slog.Logger, said func()) *kern
 	opts.FromFirst, opts.Source = true, "/dev/kmsg"
 	k := &kernelLog{path: filepath.Join(root, "dev", "kmsg"), state: filepath.Join(stateDir, kernelLogState),
 		log: kmsg.NewLog(opts), logger: logger, said: said, lim: map[string]*lineLimit{}}
+	k.backlog, k.before = true, map[string]*backlogKind{}
 	st, err := kmsg.LoadState(k.state)
 	switch {
 	case err != nil:
 		logger.Warn("kernel log state unreadable: reading the kernel's buffer from its start", "err", err)
 	case st.BootID != "" && k.log.Restore(st):
+		k.backlog = false
 		logger.Info("kernel log resumed", "after_seq", st.NextSeq)
 	case st.BootID != "":
 		logger.Info("kernel log state is of another boot: reading the kernel's buffer from its start")
@@ -98,7 +112,7 @@ func (k *kernelLog) follow(ctx context.Context) error {
 	}
 	defer r.Close()
 	k.log.Fail(nil)
-	err = k.log.Follow(ctx, r, k.message, k.requestSave)
+	err = k.log.Follow(ctx, r, k.message, k.caughtUp)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return ctx.Err()
 	}
@@ -108,6 +122,18 @@ func (k *kernelLog) follow(ctx context.Context) error {
 // message logs what the kernel said, escaped (names in it are chosen by
 // whoever runs a process), at most kernelLogLines a minute per kind.
 func (k *kernelLog) message(m snapshot.KernelMessage) {
+	k.limMu.Lock()
+	if k.backlog {
+		b := k.before[m.Kind]
+		if b == nil {
+			b = &backlogKind{}
+			k.before[m.Kind] = b
+		}
+		b.n, b.last = b.n+1, m
+		k.limMu.Unlock()
+		return // the first look, at start, evaluates these
+	}
+	k.limMu.Unlock()
 	if k.allow(m.Kind) {
 		attrs := []any{"kind", m.Kind, "seq", m.Seq, "at", m.Time, "message", term.Escape(m.Text)}
 		f := m.Fields
@@ -156,6 +182,23 @@ func (k *kernelLog) allow(kind string) bool {
 		return false
 	}
 	return true
+}
+
+// caughtUp is called each time the follower has read what was ready.
+func (k *kernelLog) caughtUp() {
+	k.limMu.Lock()
+	if k.backlog {
+		k.backlog = false
+		for _, kind := range kmsg.Kinds() {
+			if b := k.before[kind]; b != nil {
+				k.logger.Info("the kernel said, before picket started", "kind", kind, "count", b.n, "last_at", b.last.Time,
+					"last_message", term.Escape(b.last.Text))
+			}
+		}
+		k.before = nil
+	}
+	k.limMu.Unlock()
+	k.requestSave()
 }
 
 // requestSave is called each time the follower has read what was ready:

@@ -135,6 +135,9 @@ func withKernelLog(f Finding, in Input) Finding {
 			for _, fl := range kernelFloors {
 				if fl.kind == k.Kind && floorFinding(s, k.Kind, f.ID) {
 					raise(&f, fl.sev, kernelTitle(s, k, f.ID), kernelWhy(s, k, f.ID), kernelFix(s, k.Kind))
+					if also := kernelNames(k); also != "" && !strings.Contains(f.Title, also) {
+						f.Title += "; the kernel: " + also
+					}
 				}
 			}
 		}
@@ -239,14 +242,37 @@ func kernelTitle(s *snapshot.Snapshot, k snapshot.KernelKind, id string) string 
 	return fmt.Sprintf("the kernel said %s %s", quoted(k.Message), when)
 }
 
+// kernelNames is what a finding the numbers made bad already gains in its
+// title from the kernel's line: the OOM victim, the refusing cgroup. Names
+// are escaped.
+func kernelNames(k snapshot.KernelKind) string {
+	f := k.Fields
+	switch k.Kind {
+	case kmsg.KindOOMKill:
+		s := fmt.Sprintf("killed pid %d (%s)", f.PID, term.Escape(f.Comm))
+		if f.Cgroup != "" {
+			s += " in cgroup " + term.Escape(f.Cgroup)
+		}
+		return s
+	case kmsg.KindForkRejected:
+		return "refused forks in cgroup " + term.Escape(recentCgroups(k))
+	}
+	return ""
+}
+
 // recentCgroups lists the distinct cgroups of a kind's recent messages,
-// newest first (the pids controller logs each cgroup only once).
+// newest first, three at most (the pids controller logs each cgroup only
+// once).
 func recentCgroups(k snapshot.KernelKind) string {
 	var cgs []string
+	n := 0
 	for i := len(k.Recent) - 1; i >= 0; i-- {
 		if cg := k.Recent[i].Fields.Cgroup; cg != "" && !slices.Contains(cgs, cg) {
 			cgs = append(cgs, cg)
 		}
+	}
+	if n = len(cgs); n > 3 {
+		cgs = append(cgs[:3], fmt.Sprintf("and %d more", n-3))
 	}
 	return strings.Join(cgs, ", ")
 }

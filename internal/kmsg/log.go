@@ -52,6 +52,7 @@ type Log struct {
 	user  ring
 
 	started   bool
+	resumed   uint64
 	next      uint64
 	records   uint64
 	lost      uint64
@@ -349,7 +350,7 @@ func (l *Log) Summary(now time.Time) *snapshot.KernelLog {
 	defer l.mu.Unlock()
 	s := &snapshot.KernelLog{
 		Source: l.opts.Source, Mode: l.mode, Available: l.err == "", Error: l.err, BootID: l.opts.BootID,
-		NextSeq: l.next, Records: l.records, Lost: l.lost, Malformed: l.malformed, TooLong: l.tooLong,
+		NextSeq: l.next, ResumedSeq: l.resumed, Records: l.records, Lost: l.lost, Malformed: l.malformed, TooLong: l.tooLong,
 		Unknown: l.unknown, UnknownErrors: l.unknownE,
 		Kinds: make([]snapshot.KernelKind, 0, len(l.kinds)),
 		User:  snapshot.KernelUser{Count: l.userCount, Recent: l.user.list()},

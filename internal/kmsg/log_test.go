@@ -198,7 +198,7 @@ func TestLogResume(t *testing.T) {
 	if k := s.Kind(KindForkRejected); k.Count != 2 || k.LastHour != 2 || len(k.Recent) != 2 {
 		t.Errorf("after restart: %+v", k)
 	}
-	if s.Records != 3 || s.Unknown != 1 || s.Lost != 10 || s.NextSeq != 13 {
+	if s.Records != 3 || s.Unknown != 1 || s.Lost != 10 || s.NextSeq != 13 || s.ResumedSeq != 12 {
 		t.Errorf("after restart: records %d unknown %d lost %d next %d", s.Records, s.Unknown, s.Lost, s.NextSeq)
 	}
 

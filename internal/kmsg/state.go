@@ -83,7 +83,7 @@ func (l *Log) Restore(s State) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.started, l.next = true, s.NextSeq
+	l.started, l.next, l.resumed = true, s.NextSeq, s.NextSeq
 	l.records, l.lost, l.malformed, l.tooLong = s.Records, s.Lost, s.Malformed, s.TooLong
 	l.unknown, l.unknownE, l.userCount = s.Unknown, s.UnknownErrors, s.UserCount
 	l.user = newRing(l.opts.Ring)

@@ -156,7 +156,9 @@ func init() {
 			var out []Row
 			for _, k := range s.KernelLog.Kinds {
 				for _, m := range k.Recent {
-					out = append(out, kernelMessageRow(s, firstOr(k.Findings), m))
+					r := kernelMessageRow(s, firstOr(k.Findings), m)
+					r["earlier_run"] = m.Seq < s.KernelLog.ResumedSeq
+					out = append(out, r)
 				}
 			}
 			return out
@@ -305,7 +307,9 @@ func kernelLogRows(in *Input) []Row {
 	return out
 }
 
-// kernelMessageRow is one row of kernel_messages.
+// kernelMessageRow is one row of kernel_messages. earlier_run is true for
+// a message an earlier run of picket run read (and reported) before a
+// restart: `if: age < 600 && !earlier_run` reports each message once.
 func kernelMessageRow(s *snapshot.Snapshot, finding string, m snapshot.KernelMessage) Row {
 	age, at := 0.0, 0
 	if !m.Time.IsZero() {
@@ -319,7 +323,7 @@ func kernelMessageRow(s *snapshot.Snapshot, finding string, m snapshot.KernelMes
 	return Row{"seq": clampInt(m.Seq), "kind": m.Kind, "finding": finding, "age": age, "time": at, "level": m.Level,
 		"message": m.Text, "pid": f.PID, "comm": f.Comm, "uid": uidOr(f.UID), "cgroup": f.Cgroup, "oom_cgroup": f.OOMCgroup,
 		"memcg": f.Memcg, "port": f.Port, "addr": f.Addr, "action": f.Action, "order": order, "seconds": f.Seconds,
-		"limit": int(f.Limit), "table": f.Table}
+		"limit": int(f.Limit), "table": f.Table, "earlier_run": false}
 }
 
 func firstOr(ids []string) string {

@@ -29,6 +29,10 @@ type KernelLog struct {
 	BootID string `json:"boot_id,omitempty"`
 	// NextSeq is the sequence number after the last record read.
 	NextSeq uint64 `json:"next_seq"`
+	// ResumedSeq is where picket run took up the log after a restart:
+	// messages before it were read, counted and reported by an earlier
+	// run. 0 when this run read the buffer from its start.
+	ResumedSeq uint64 `json:"resumed_seq,omitempty"`
 	// Records counts the kernel-facility records read.
 	Records uint64 `json:"records"`
 	// Lost counts records the kernel overwrote before picket read them:

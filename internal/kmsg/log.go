@@ -2,8 +2,11 @@ package kmsg
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/picket-guard/picket/internal/snapshot"
 )
@@ -394,9 +397,18 @@ func ReadOnce(ctx context.Context, path string, opts Options, now time.Time) (*s
 }
 
 // BootOptions are the Options of a Log reading the kernel of PROC: its
-// boot's time and id (left empty when unreadable).
+// boot's time and id (left empty when unreadable). For the running
+// kernel's own /proc the boot time is now less CLOCK_BOOTTIME, which is to
+// the microsecond what btime gives to the second (btime is cut, not
+// rounded: a message would read up to a second early).
 func BootOptions(proc string) Options {
 	boot, _ := BootTime(proc)
+	if filepath.Clean(proc) == "/proc" {
+		var ts unix.Timespec
+		if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) == nil {
+			boot = time.Now().Add(-time.Duration(ts.Nano()))
+		}
+	}
 	id, _ := BootID(proc)
 	return Options{Boot: boot, BootID: id}
 }

@@ -135,7 +135,7 @@ func (k *kernelLog) message(m snapshot.KernelMessage) {
 	}
 	k.limMu.Unlock()
 	if k.allow(m.Kind) {
-		attrs := []any{"kind", m.Kind, "seq", m.Seq, "at", m.Time, "message", term.Escape(m.Text)}
+		attrs := []any{"kind", m.Kind, "seq", m.Seq, "at", m.Time, "message", said(m.Text)}
 		f := m.Fields
 		if f.PID > 0 {
 			attrs = append(attrs, "pid", f.PID)
@@ -158,6 +158,10 @@ func (k *kernelLog) message(m snapshot.KernelMessage) {
 		k.said()
 	}
 }
+
+// said is a message for picket's log: the kernel's \xNN escapes decoded,
+// then escaped once as every name picket prints.
+func said(text string) string { return term.Escape(kmsg.Unescape([]byte(text))) }
 
 // allow counts a line against its kind's minute; the first line of a new
 // minute says how many of the last one were left out.
@@ -192,7 +196,7 @@ func (k *kernelLog) caughtUp() {
 		for _, kind := range kmsg.Kinds() {
 			if b := k.before[kind]; b != nil {
 				k.logger.Info("the kernel said, before picket started", "kind", kind, "count", b.n, "last_at", b.last.Time,
-					"last_message", term.Escape(b.last.Text))
+					"last_message", said(b.last.Text))
 			}
 		}
 		k.before = nil

@@ -128,6 +128,19 @@ func withKernelLog(f Finding, in Input) Finding {
 			}
 			f.Evidence.Add("kernel_messages", rows)
 		}
+		// One metric per kind tied to the finding, graded where a recent
+		// message raises it: the performance data grades as the verdict.
+		for _, k := range kinds {
+			m := Metric{Label: k.Kind + "_last_hour", Value: float64(k.LastHour), Min: bound(0)}
+			if sev, ok := floorOf(k.Kind); ok && floorFinding(s, k.Kind, f.ID) {
+				if sev == Critical {
+					m.Crit = above(0)
+				} else {
+					m.Warn = above(0)
+				}
+			}
+			f.Metrics = append(f.Metrics, m)
+		}
 		for _, k := range kinds {
 			if k.LastHour == 0 {
 				continue
@@ -144,6 +157,16 @@ func withKernelLog(f Finding, in Input) Finding {
 	}
 	withCounters(&f, in)
 	return f
+}
+
+// floorOf is the severity a recent message of kind raises its finding to.
+func floorOf(kind string) (Severity, bool) {
+	for _, fl := range kernelFloors {
+		if fl.kind == kind {
+			return fl.sev, true
+		}
+	}
+	return OK, false
 }
 
 // floorFinding says whether a recent message of kind raises finding id.
@@ -362,6 +385,7 @@ func withCounters(f *Finding, in Input) {
 			return
 		}
 		f.Evidence.Add("tcp_abort_on_memory", n.AbortOnMemory)
+		f.Metrics = append(f.Metrics, Metric{Label: "tcp_abort_on_memory", Value: float64(n.AbortOnMemory), UOM: "c", Min: bound(0)})
 		d, ok := counterDelta(in, func(s *snapshot.Snapshot) (uint64, bool) {
 			if s.Kernel.Netstat == nil {
 				return 0, false
@@ -372,6 +396,11 @@ func withCounters(f *Finding, in Input) {
 			return
 		}
 		f.Evidence.Add("tcp_abort_on_memory_increase", d)
+		m := Metric{Label: "tcp_abort_on_memory_increase", Value: float64(d), Min: bound(0)}
+		if socketMemoryCause(s) == f.ID {
+			m.Warn = above(0)
+		}
+		f.Metrics = append(f.Metrics, m)
 		if d > 0 && socketMemoryCause(s) == f.ID {
 			cause := map[string]string{"tcp-orphans": "too many orphans", "tcp-memory": "TCP memory above tcp_mem[2]"}[f.ID]
 			raise(f, Warning,
@@ -388,6 +417,8 @@ func withCounters(f *Finding, in Input) {
 		}
 		f.Evidence.Add("conntrack_drop", c.Drop)
 		f.Evidence.Add("conntrack_early_drop", c.EarlyDrop)
+		f.Metrics = append(f.Metrics, Metric{Label: "conntrack_drop", Value: float64(c.Drop), UOM: "c", Min: bound(0)},
+			Metric{Label: "conntrack_early_drop", Value: float64(c.EarlyDrop), UOM: "c", Min: bound(0)})
 		d, ok := counterDelta(in, func(s *snapshot.Snapshot) (uint64, bool) {
 			if s.Kernel.ConntrackStat == nil {
 				return 0, false
@@ -398,6 +429,7 @@ func withCounters(f *Finding, in Input) {
 			return
 		}
 		f.Evidence.Add("conntrack_drop_increase", d)
+		f.Metrics = append(f.Metrics, Metric{Label: "conntrack_drop_increase", Value: float64(d), Min: bound(0), Crit: above(0)})
 		if d > 0 {
 			raise(f, Critical,
 				fmt.Sprintf("netfilter dropped %d packets for a full conntrack table in the last %s", d, in.elapsed().Round(time.Second)),
@@ -433,8 +465,9 @@ func (KernelLog) ID() string { return "kernel-log" }
 func (KernelLog) Run(in Input) Finding {
 	s := in.Cur
 	l := s.KernelLog
+	unread := []Metric{{Label: "readable", Value: 0, Min: bound(0), Max: bound(1)}}
 	if l == nil {
-		return Finding{Severity: OK, Title: "no kernel log to read here", Evidence: Evidence{{"readable", false}},
+		return Finding{Severity: OK, Title: "no kernel log to read here", Evidence: Evidence{{"readable", false}}, Metrics: unread,
 			Explanation: "There is no /dev/kmsg under this root, so what the kernel said is not known."}
 	}
 	ev := Evidence{}
@@ -442,7 +475,7 @@ func (KernelLog) Run(in Input) Finding {
 	if !l.Available {
 		// Not unknown: a picket doctor run without root must not say
 		// "cannot tell" about a host that is fine.
-		return Finding{Severity: OK, Evidence: ev, Title: "the kernel's log is not readable: " + term.Escape(l.Error),
+		return Finding{Severity: OK, Evidence: ev, Metrics: unread, Title: "the kernel's log is not readable: " + term.Escape(l.Error),
 			Explanation: "picket reads /dev/kmsg for the messages the kernel prints when a limit bites (OOM kills, pids " +
 				"refusals, a full conntrack table, orphan resets). Run picket as root, or with CAP_SYSLOG, to see them."}
 	}
@@ -491,7 +524,13 @@ func (KernelLog) Run(in Input) Finding {
 			}
 		}
 	}
-	f := Finding{Severity: OK, Evidence: ev}
+	f := Finding{Severity: OK, Evidence: ev, Metrics: []Metric{{Label: "readable", Value: 1, Min: bound(0), Max: bound(1)},
+		{Label: "records", Value: float64(l.Records), UOM: "c", Min: bound(0)}}}
+	for _, k := range l.Kinds {
+		if len(k.Findings) == 0 {
+			f.Metrics = append(f.Metrics, Metric{Label: k.Kind + "_last_hour", Value: float64(k.LastHour), Min: bound(0), Warn: above(0)})
+		}
+	}
 	about := "picket reads the kernel's log (/dev/kmsg) and sorts the messages it knows by the exhaustion they prove; " +
 		"those that belong to another finding are shown there. This finding has the rest: SYN floods, neighbour and " +
 		"TIME_WAIT table overflows."

@@ -190,3 +190,25 @@ func TestKernelLogCheck(t *testing.T) {
 		t.Errorf("JSON %s %v", b, err)
 	}
 }
+
+// TestKernelLogMetrics: the kernel's messages are performance data too,
+// graded where they raise the finding, so an override of the numbers'
+// thresholds does not silence what the kernel said.
+func TestKernelLogMetrics(t *testing.T) {
+	f, _ := Run(fixtureInput(t, "tcp-orphans"), Checks()).Find("tcp-orphans")
+	pd := Perfdata(f.Metrics)
+	for _, want := range []string{"'tcp-orphans_last_hour'=14;0;;0", "'out-of-socket-memory_last_hour'=0;0;;0", "'tcp_abort_on_memory'=1412c;;;0"} {
+		if !strings.Contains(pd, want) {
+			t.Errorf("perfdata lacks %s: %s", want, pd)
+		}
+	}
+	w, _ := ParseRange("100000")
+	g, err := WithOverrides(f, Overrides{Warn: map[string]Range{"orphans": w}})
+	if err != nil || g.Severity != Warning {
+		t.Errorf("orphans' warning raised past the count: %s %v, want the kernel's warning still", g.Severity, err)
+	}
+	c, _ := Run(fixtureInput(t, "kernel-said"), Checks()).Find("conntrack")
+	if pd := Perfdata(c.Metrics); !strings.Contains(pd, "'conntrack-full_last_hour'=30;;0;0") || Grade(c.Metrics) != Critical {
+		t.Errorf("conntrack perfdata %s grades %s", pd, Grade(c.Metrics))
+	}
+}

@@ -16,7 +16,18 @@ per story that `picket doctor` must name:
 - apache-thrashing/{before,after}: a 2 GiB web server one second apart,
   Apache going from 20 to 60 children of 25 MiB resident each, swap moving
   both ways, PSI memory climbing (memory-thrashing critical);
-- healthy: a quiet web server (every check ok, exit 0).
+- healthy: a quiet web server (every check ok, exit 0);
+- kernel-said: a gateway whose numbers look fine now, but whose kernel log
+  says otherwise within the hour: conntrack "table full, dropping packet"
+  (the table has drained: conntrack critical), an OOM kill in a memory
+  cgroup of a process with an escape sequence in its name (memory-thrashing
+  warning naming it, escaped), a pids-controller refusal (process-storm
+  warning) and a SYN flood (kernel-log warning); a record written from
+  userspace in the kernel's words, which does not count.
+
+The stories of Out of socket memory and the thrashing web server carry the
+kernel's log lines of theirs in dev/kmsg, and the trees /proc/net/netstat
+with the counters behind them.
 
 Run it from the repository root; the trees are committed, this documents
 them and rewrites them.
@@ -25,7 +36,7 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in testdata/gen
 import proctree
-from proctree import BEANCOUNTERS, sockstat
+from proctree import BEANCOUNTERS, BOOTLOG, sockstat
 
 BASE = "testdata/doctor"
 
@@ -98,9 +109,13 @@ def base_procs(t, init="systemd"):
     t.proc(50, 1, "sshd", 0, rss_pages=2000, start=500, fds=t.sockets(tcp=1, unix=1))
 
 
-def orphans_host(name, host, counts):
+def orphans_host(name, host, counts, said, aborts):
     t = Tree(name, host)
     t.kernel(counts)
+    # The kernel's line every few tens of seconds (net_ratelimit), the
+    # last 284 s before the look; TCPAbortOnMemory counts every reset.
+    t.kmsg(BOOTLOG + [(6, (300 + i * 32) * 1000000, said) for i in range(14)])
+    t.netstat(TCPAbortOnMemory=aborts, TCPAbortOnTimeout=12)
     t.memory(32871236, 20000000)
     t.vmstat(0, 0, 41234)
     t.psi(memory=(0.0, 0.0))
@@ -176,6 +191,22 @@ def thrashing():
             t.vmstat(pswpin=104200, pswpout=206100, pgmajfault=515000, oom_kill=0)
             t.psi(memory=(71.32, 48.77), io=(88.0, 61.0))
             children = 60
+        log = list(BOOTLOG)
+        if phase == "after":
+            # Minutes of swapping before the look: mysqld stuck in D, then
+            # the OOM killer taking an Apache child.
+            log += [
+                (3, 700000000, "INFO: task mysqld:400 blocked for more than 122 seconds."),
+                (3, 700000010, "      Not tainted 6.1.0-27-amd64 #1 Debian 6.1.115-1"),
+                (3, 700000020, "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message."),
+                (4, 940000000, "apache2 invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"),
+                (6, 940000100, "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+                               "task_memcg=/system.slice/apache2.service,task=apache2,pid=661,uid=33"),
+                (3, 940000200, "Out of memory: Killed process 661 (apache2) total-vm:312400kB, anon-rss:25600kB, file-rss:1200kB, "
+                               "shmem-rss:0kB, UID:33 pgtables:220kB oom_score_adj:0"),
+            ]
+        t.kmsg(log)
+        t.netstat()
         base_procs(t)
         t.proc(400, 1, "mysqld", 27, threads=20, rss_pages=30000, start=3000, fds=t.sockets(unix=2, tcp=1, uid=27))
         t.proc(500, 1, "apache2", 0, rss_pages=4000, start=3300, fds=t.sockets(tcp=2))
@@ -191,6 +222,9 @@ def healthy():
     t.memory(8147216, 6100000, 2097148, 2097148)
     t.vmstat(0, 0, 5123)
     t.psi(memory=(0.0, 0.0))
+    t.kmsg(BOOTLOG)
+    t.netstat(TCPAbortOnTimeout=3)
+    t.ctstat([{"entries": 1200}, {"entries": 1200}])
     base_procs(t)
     t.proc(60, 1, "rsyslogd", 0, threads=4, rss_pages=1500, start=450, fds=t.sockets(unix=2, udp=1))
     t.proc(61, 1, "cron", 0, rss_pages=700, start=460)
@@ -203,15 +237,47 @@ def healthy():
     t.finish()
 
 
+def kernel_said():
+    t = Tree("kernel-said", "gw1")
+    t.kernel(sockstat(120, (40, 2, 60, 45, 12), (3, 1)), tcp_mem="191616\t255489\t383232", max_orphans=32768,
+             file_nr="2400\t0\t813957", pid_max=4194304, threads_max=63707, conntrack=(1200, 262144))
+    t.memory(8147216, 6100000, 2097148, 2097148)
+    t.vmstat(0, 0, 5123, oom_kill=1)
+    t.psi(memory=(0.0, 0.0))
+    evil = "\x1b[31mworker"
+    t.kmsg(BOOTLOG + [None] + [
+        (4, (200 + i * 10) * 1000000, "nf_conntrack: nf_conntrack: table full, dropping packet") for i in range(30)
+    ] + [
+        (6, 600000000, "TCP: request_sock_TCP: Possible SYN flooding on port 0.0.0.0:443. Sending cookies."),
+        (6, 650000000, "cgroup: fork rejected by pids controller in /user.slice/user-1001.slice"),
+        (4, 800000000, f"{evil} invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0"),
+        (6, 800000100, f"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/app,"
+                       f"task_memcg=/app/worker,task={evil},pid=1234,uid=1001"),
+        (3, 800000200, f"Memory cgroup out of memory: Killed process 1234 ({evil}) total-vm:1048576kB, anon-rss:524288kB, "
+                       "file-rss:2048kB, shmem-rss:0kB, UID:1001 pgtables:1100kB oom_score_adj:0"),
+        # Written from userspace, in the kernel's words: not counted.
+        (3, 900000000, "Out of memory: Killed process 1 (systemd) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, "
+                       "UID:0 pgtables:4kB oom_score_adj:0", 1),
+    ], first_seq=40)
+    t.netstat(TCPAbortOnTimeout=3, ListenOverflows=212, ListenDrops=212, TCPReqQFullDoCookies=5000)
+    t.ctstat([{"entries": 1200, "drop": 0x2f1, "early_drop": 0x1a0}, {"entries": 1200, "drop": 0x301, "early_drop": 0x190}])
+    base_procs(t)
+    t.proc(100, 1, "nginx", 0, rss_pages=1500, start=600, fds=t.sockets(tcp=2))
+    for i in range(4):
+        t.proc(101 + i, 100, "nginx", 33, rss_pages=2500, start=610 + i, fds=t.sockets(tcp=6, unix=1, uid=33))
+    t.finish()
+
+
 def main():
     orphans_host("tcp-orphans", "varnish1",
-            sockstat(14565, (35938, 21564, 70529, 35942, 1894), (11, 3)))
+            sockstat(14565, (35938, 21564, 70529, 35942, 1894), (11, 3)), "TCP: too many orphaned sockets", 1412)
     orphans_host("tcp-memory", "varnish2",
-            sockstat(14565, (35938, 4100, 70529, 35942, 6250000), (11, 3)))
+            sockstat(14565, (35938, 4100, 70529, 35942, 6250000), (11, 3)), "TCP: out of memory -- consider tuning tcp_mem", 380)
     beancounters()
     storm()
     thrashing()
     healthy()
+    kernel_said()
 
 
 main()

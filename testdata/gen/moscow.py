@@ -6,7 +6,12 @@
 - Out of socket memory: sockstat "TCP: inuse 35938 orphan 21564 tw 70529 alloc 35942 mem 1894",
   tcp_mem "3093984 4125312 6187968", tcp_max_orphans 65536;
 - the frozen V-Server: an OpenVZ user_beancounters with numothersock at its barrier of
-  400 and a failcnt of 17.
+  400 and a failcnt of 17;
+- the kernel's log (dev/kmsg) of those hours: "TCP: too many orphaned
+  sockets" fourteen times, the last 8 minutes before the fixture's 03:00;
+  two OOM kills (vmstat's oom_kill 2), an old one of mysqld and one of an
+  imapd 20 minutes ago; a record written from userspace; and the counters
+  behind them in /proc/net/netstat and /proc/net/stat/nf_conntrack.
 
 Sockets are attributed through fd symlinks "socket:[INODE]" and the
 /proc/net tables; pid 500 lives in another network namespace with its own
@@ -16,7 +21,18 @@ Run it from the repository root; the tree is committed, this documents it.
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in testdata/gen
-from proctree import BEANCOUNTERS, TCPHDR, UNIXHDR, Tree, sockstat, tcp_line, udp_line
+from proctree import BEANCOUNTERS, BOOTLOG, TCPHDR, UNIXHDR, Tree, sockstat, tcp_line, udp_line
+
+
+def oom(t, pid, comm, uid, cgroup):
+    """The OOM killer's three lines of a host-wide kill at t µs."""
+    return [
+        (4, t, f"{comm} invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"),
+        (6, t + 100, f"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+                     f"task_memcg={cgroup},task={comm},pid={pid},uid={uid}"),
+        (3, t + 200, f"Out of memory: Killed process {pid} ({comm}) total-vm:2097152kB, anon-rss:1048576kB, file-rss:2048kB, "
+                     f"shmem-rss:0kB, UID:{uid} pgtables:2100kB oom_score_adj:0"),
+    ]
 
 
 def unix_line(inode, path="", typ=1, st=1):
@@ -42,6 +58,13 @@ def main():
     t.vmstat(1523400, 2234500, 412345, oom_kill=2)
     t.psi(memory=(42.17, 31.05), cpu=(12.50, 0.00), io=(55.02, 40.12))
     t.w("proc/user_beancounters", BEANCOUNTERS)
+    t.netstat(TCPAbortOnMemory=1412, TCPAbortOnTimeout=37)
+    t.ctstat([{"entries": 1200, "early_drop": 4}, {"entries": 1200}])
+    # Booted at 00:51:04; the fixture's look is at 03:00:00 (7736 s).
+    t.kmsg(BOOTLOG + oom(1800000000, 290, "mysqld", 27, "/system.slice/mysql.service")
+           + oom(6536000000, 1999, "imapd", 1001, "/user.slice/user-1001.slice")
+           + [(6, (6996 + i * 20) * 1000000, "TCP: too many orphaned sockets") for i in range(14)]
+           + [(5, 7300000000, "logger: picket was here", 1)])
 
     # Processes.
     t.proc(1, 0, "systemd", 0, rss_pages=3000, start=2, fds=["/proc/1/mountinfo"])

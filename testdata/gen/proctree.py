@@ -4,7 +4,7 @@ formats (copied from a 6.x kernel), written file by file.
 moscow.py and doctor.py import it (run them from the repository's root:
 python3 testdata/gen/moscow.py); nothing else reads it.
 """
-import os, shutil
+import os, shutil, uuid
 
 HOSTNS = 4026531840  # the initial network namespace's inode (proc_ns)
 BTIME = 1795395064   # boot time of every tree (/proc/stat "btime")
@@ -129,6 +129,20 @@ BEANCOUNTERS = """Version: 2.5
 """
 
 
+# /proc/net/netstat's names lines and /proc/net/stat/nf_conntrack's header,
+# as Linux 6.18 prints them.
+TCPEXT = "TcpExt: SyncookiesSent SyncookiesRecv SyncookiesFailed EmbryonicRsts PruneCalled RcvPruned OfoPruned OutOfWindowIcmps LockDroppedIcmps ArpFilter TW TWRecycled TWKilled PAWSActive PAWSEstab BeyondWindow TSEcrRejected PAWSOldAck PAWSTimewait DelayedACKs DelayedACKLocked DelayedACKLost ListenOverflows ListenDrops TCPHPHits TCPPureAcks TCPHPAcks TCPRenoRecovery TCPSackRecovery TCPSACKReneging TCPSACKReorder TCPRenoReorder TCPTSReorder TCPFullUndo TCPPartialUndo TCPDSACKUndo TCPLossUndo TCPLostRetransmit TCPRenoFailures TCPSackFailures TCPLossFailures TCPFastRetrans TCPSlowStartRetrans TCPTimeouts TCPLossProbes TCPLossProbeRecovery TCPRenoRecoveryFail TCPSackRecoveryFail TCPRcvCollapsed TCPBacklogCoalesce TCPDSACKOldSent TCPDSACKOfoSent TCPDSACKRecv TCPDSACKOfoRecv TCPAbortOnData TCPAbortOnClose TCPAbortOnMemory TCPAbortOnTimeout TCPAbortOnLinger TCPAbortFailed TCPMemoryPressures TCPMemoryPressuresChrono TCPSACKDiscard TCPDSACKIgnoredOld TCPDSACKIgnoredNoUndo TCPSpuriousRTOs TCPMD5NotFound TCPMD5Unexpected TCPMD5Failure TCPSackShifted TCPSackMerged TCPSackShiftFallback TCPBacklogDrop PFMemallocDrop TCPMinTTLDrop TCPDeferAcceptDrop IPReversePathFilter TCPTimeWaitOverflow TCPReqQFullDoCookies TCPReqQFullDrop TCPRetransFail TCPRcvCoalesce TCPOFOQueue TCPOFODrop TCPOFOMerge TCPChallengeACK TCPSYNChallenge TCPFastOpenActive TCPFastOpenActiveFail TCPFastOpenPassive TCPFastOpenPassiveFail TCPFastOpenListenOverflow TCPFastOpenCookieReqd TCPFastOpenBlackhole TCPSpuriousRtxHostQueues BusyPollRxPackets TCPAutoCorking TCPFromZeroWindowAdv TCPToZeroWindowAdv TCPWantZeroWindowAdv TCPSynRetrans TCPOrigDataSent TCPHystartTrainDetect TCPHystartTrainCwnd TCPHystartDelayDetect TCPHystartDelayCwnd TCPACKSkippedSynRecv TCPACKSkippedPAWS TCPACKSkippedSeq TCPACKSkippedFinWait2 TCPACKSkippedTimeWait TCPACKSkippedChallenge TCPWinProbe TCPKeepAlive TCPMTUPFail TCPMTUPSuccess TCPDelivered TCPDeliveredCE TCPAckCompressed TCPZeroWindowDrop TCPRcvQDrop TCPWqueueTooBig TCPFastOpenPassiveAltKey TcpTimeoutRehash TcpDuplicateDataRehash TCPDSACKRecvSegs TCPDSACKIgnoredDubious TCPMigrateReqSuccess TCPMigrateReqFailure TCPPLBRehash TCPAORequired TCPAOBad TCPAOKeyNotFound TCPAOGood TCPAODroppedIcmps"
+IPEXT = "IpExt: InNoRoutes InTruncatedPkts InMcastPkts OutMcastPkts InBcastPkts OutBcastPkts InOctets OutOctets InMcastOctets OutMcastOctets InBcastOctets OutBcastOctets InCsumErrors InNoECTPkts InECT1Pkts InECT0Pkts InCEPkts ReasmOverlaps"
+CTSTAT = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart"
+# The first lines a 6.x kernel logs at boot, as /dev/kmsg gives them.
+BOOTLOG = [
+    (5, 0, "Linux version 6.1.0-27-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1 (2024-11-01)"),
+    (6, 0, "Command line: BOOT_IMAGE=/boot/vmlinuz-6.1.0-27-amd64 root=UUID=3c1e9d7a ro quiet"),
+    (6, 1200, "BIOS-provided physical RAM map:"),
+    (6, 2400000, "EXT4-fs (vda1): mounted filesystem with ordered data mode. Quota mode: none."),
+]
+
+
 def sockstat(used, tcp, udp):
     """/proc/net/sockstat: tcp is (inuse, orphan, tw, alloc, mem pages),
     udp is (inuse, mem pages)."""
@@ -156,6 +170,9 @@ class Tree:
             shutil.rmtree(root)
         self.w("etc/passwd", passwd)
         self.w("proc/sys/kernel/hostname", host + "\n")
+        # Sequence numbers of the kernel's log start again at each boot:
+        # picket keeps its position per boot id.
+        self.w("proc/sys/kernel/random/boot_id", str(uuid.uuid5(uuid.NAMESPACE_DNS, host + ".boot")) + "\n")
         self.w("proc/stat", "cpu  4445 0 3036 164937 124 0 88 0 0 0\ncpu0 2116 0 1502 82617 18 0 41 0 0 0\n"
                "cpu1 2328 0 1534 82319 105 0 46 0 0 0\nintr 158915 0 0 0\nctxt 301899\nbtime %d\n"
                "processes 4562\nprocs_running 3\nprocs_blocked 0\nsoftirq 82151 0 14755 5 1125 9987 0 26 33135 0 23118\n" % BTIME)
@@ -244,3 +261,37 @@ class Tree:
         self.w(f"{under}/netlink", NLHDR + netlink)
         self.w(f"{under}/packet", PKTHDR)
         self.w(f"{under}/raw", RAWHDR)
+
+    def kmsg(self, records, first_seq=0):
+        """dev/kmsg: /dev/kmsg's records one after another, (level,
+        microseconds since boot, text[, facility]) each, from sequence
+        number first_seq, escaped as msg_add_ext_text() does; a None record
+        is a gap (records the kernel overwrote)."""
+        out, seq = [], first_seq
+        for r in records:
+            if r is None:
+                seq += 7
+                continue
+            level, ts, text = r[:3]
+            fac = r[3] if len(r) > 3 else 0
+            esc = "".join(c if 32 <= ord(c) < 127 and c != "\\" else "\\x%02x" % ord(c) for c in text)
+            out.append(f"{fac * 8 + level},{seq},{ts},-;{esc}\n")
+            seq += 1
+        self.w("dev/kmsg", "".join(out))
+
+    def netstat(self, **counters):
+        """/proc/net/netstat with the TcpExt counters given, the rest 0."""
+        names = TCPEXT.split()
+        vals = ["TcpExt:"] + [str(counters.get(n, 0)) for n in names[1:]]
+        ip = IPEXT.split()
+        self.w("proc/net/netstat", TCPEXT + "\n" + " ".join(vals) + "\n" + IPEXT + "\n" +
+               " ".join(["IpExt:"] + ["0"] * (len(ip) - 1)) + "\n")
+
+    def ctstat(self, cpus):
+        """/proc/net/stat/nf_conntrack: one dict of counters per CPU."""
+        cols = CTSTAT.split()
+        lines = [CTSTAT]
+        for c in cpus:
+            v = ["%08x" % c.get(n, 0) for n in cols]
+            lines.append(v[0] + "  " + " ".join(v[1:13]) + "  " + " ".join(v[13:]))
+        self.w("proc/net/stat/nf_conntrack", "\n".join(lines) + "\n")

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-guard/picket/internal/kmsg/kmsgtest"
+	"github.com/picket-guard/picket/internal/testkit/kerneltest"
 )
 
 // kernelRules reports every recent message of the two kinds the live
@@ -121,7 +121,7 @@ func within(t *testing.T, what string, limit time.Duration, since time.Time, ok 
 // kernel's refusal, tied to that cgroup, is in picket's log, its API and an
 // alarm within two seconds.
 func TestRunKernelForkRejected(t *testing.T) {
-	kmsgtest.RequireRoot(t)
+	kerneltest.RequireRoot(t)
 	dir := t.TempDir()
 	state, alarms := filepath.Join(dir, "state"), filepath.Join(dir, "alarms.log")
 	cfg := filepath.Join(dir, "picket.yaml")
@@ -132,7 +132,7 @@ func TestRunKernelForkRejected(t *testing.T) {
 		return bytes.Contains(b, []byte(`"mode":"follow"`))
 	})
 
-	path, started := kmsgtest.ForkRejected(t)
+	path, started := kerneltest.ForkRejected(t)
 	logged := within(t, "the message in picket's log", 2*time.Second, started, func() bool { return len(saidLines(t, state, "cgroup", path)) == 1 })
 	api := within(t, "the message in /api/v1/snapshot", 2*time.Second, started, func() bool {
 		for _, m := range d.kernelKind("fork-rejected").Recent {
@@ -155,7 +155,7 @@ func TestRunKernelForkRejected(t *testing.T) {
 // A process over a small memory cgroup's limit is OOM-killed: picket names
 // the victim's pid and comm from the kernel's line, and its cgroup.
 func TestRunKernelOOMKill(t *testing.T) {
-	kmsgtest.RequireRoot(t)
+	kerneltest.RequireRoot(t)
 	dir := t.TempDir()
 	state, alarms := filepath.Join(dir, "state"), filepath.Join(dir, "alarms.log")
 	cfg := filepath.Join(dir, "picket.yaml")
@@ -166,7 +166,7 @@ func TestRunKernelOOMKill(t *testing.T) {
 		return bytes.Contains(b, []byte(`"mode":"follow"`))
 	})
 
-	pid, comm, path, started := kmsgtest.OOMKill(t)
+	pid, comm, path, started := kerneltest.OOMKill(t)
 	logged := within(t, "the kill in picket's log", 2*time.Second, started, func() bool {
 		return len(saidLines(t, state, "pid", fmt.Sprint(pid))) == 1
 	})
@@ -204,7 +204,7 @@ func TestRunKernelOOMKill(t *testing.T) {
 // once: one while it ran, one while it was away, none twice, and the
 // counts carry on.
 func TestRunKernelRestart(t *testing.T) {
-	kmsgtest.RequireRoot(t)
+	kerneltest.RequireRoot(t)
 	dir := t.TempDir()
 	state, alarms := filepath.Join(dir, "state"), filepath.Join(dir, "alarms.log")
 	cfg := filepath.Join(dir, "picket.yaml")
@@ -234,19 +234,19 @@ func TestRunKernelRestart(t *testing.T) {
 
 	a := startDaemon(t, "--config", cfg, "--state-dir", state, "--interval", "1m")
 	follow(a)
-	first, started := kmsgtest.ForkRejected(t)
+	first, started := kerneltest.ForkRejected(t)
 	within(t, "the first message logged", 2*time.Second, started, func() bool { return len(saidLines(t, state, "cgroup", first)) == 1 })
 	within(t, "the first alarm", 10*time.Second, started, alarmed(first))
 	before := a.kernelKind("fork-rejected").Count
 	stop(a)
 
-	second, _ := kmsgtest.ForkRejected(t) // while picket is away
+	second, _ := kerneltest.ForkRejected(t) // while picket is away
 
 	b := startDaemon(t, "--config", cfg, "--state-dir", state, "--interval", "1m")
 	follow(b)
 	within(t, "the second message logged", 5*time.Second, time.Now(), func() bool { return len(saidLines(t, state, "cgroup", second)) == 1 })
 	within(t, "the second alarm", 10*time.Second, time.Now(), alarmed(second))
-	third, started := kmsgtest.ForkRejected(t)
+	third, started := kerneltest.ForkRejected(t)
 	within(t, "a third message logged", 2*time.Second, started, func() bool { return len(saidLines(t, state, "cgroup", third)) == 1 })
 	within(t, "the third alarm", 10*time.Second, started, alarmed(third))
 	stop(b)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-guard/picket/internal/kmsg/kmsgtest"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit/kerneltest"
 )
 
 // follow reads /dev/kmsg from its end in the background, as picket run
@@ -63,9 +63,9 @@ func wait(t *testing.T, ch <-chan snapshot.KernelMessage, d time.Duration, ok fu
 // A fork loop in a pids cgroup at its limit: the kernel's refusal, tied to
 // that cgroup, is read within two seconds.
 func TestLiveForkRejected(t *testing.T) {
-	kmsgtest.RequireRoot(t)
+	kerneltest.RequireRoot(t)
 	l, ch := follow(t)
-	path, started := kmsgtest.ForkRejected(t)
+	path, started := kerneltest.ForkRejected(t)
 	m, at := wait(t, ch, 2*time.Second, func(m snapshot.KernelMessage) bool {
 		return m.Kind == KindForkRejected && m.Fields.Cgroup == path
 	})
@@ -87,9 +87,9 @@ func TestLiveForkRejected(t *testing.T) {
 // A process over a small memory cgroup's limit is OOM-killed: its pid and
 // comm come from the kernel's own line, its cgroup from the summary line.
 func TestLiveOOMKill(t *testing.T) {
-	kmsgtest.RequireRoot(t)
+	kerneltest.RequireRoot(t)
 	_, ch := follow(t)
-	pid, comm, path, started := kmsgtest.OOMKill(t)
+	pid, comm, path, started := kerneltest.OOMKill(t)
 	m, at := wait(t, ch, 5*time.Second, func(m snapshot.KernelMessage) bool {
 		return m.Kind == KindOOMKill && m.Fields.PID == pid
 	})
@@ -103,7 +103,7 @@ func TestLiveOOMKill(t *testing.T) {
 // A record written to /dev/kmsg from userspace is shown as such and never
 // counted as the kernel's word, even when it says the kernel's words.
 func TestLiveUserRecord(t *testing.T) {
-	kmsgtest.RequireRoot(t)
+	kerneltest.RequireRoot(t)
 	l, _ := follow(t)
 	text := fmt.Sprintf("TCP: too many orphaned sockets (picket test %d, written from userspace)", time.Now().UnixNano())
 	w, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit/kerneltest"
 )
 
 // ringDevice behaves as /dev/kmsg does for one reader (devkmsg_read() in
@@ -201,20 +202,10 @@ func TestStreamOverLong(t *testing.T) {
 	}
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("reading /dev/kmsg needs root (CAP_SYSLOG): run the tests as root")
-	}
-	if _, err := os.Stat("/dev/kmsg"); err != nil {
-		t.Skipf("no /dev/kmsg on this host: %v", err)
-	}
-}
-
 // The real device: the backlog ends, FromEnd starts empty, and a Follow
 // parked on a quiet kernel stops at once when its context is done.
 func TestDevice(t *testing.T) {
-	requireRoot(t)
+	kerneltest.RequireRoot(t)
 	r, err := Open("/dev/kmsg", FromFirst)
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +277,7 @@ func (c *countingSource) read(ctx context.Context, buf []byte, wait bool) (int, 
 // Following a quiet kernel is one read parked in the poller: no polling
 // loop, no timer. Every read but the parked one returns a record.
 func TestDeviceQuietNoPolling(t *testing.T) {
-	requireRoot(t)
+	kerneltest.RequireRoot(t)
 	r, err := Open("/dev/kmsg", FromEnd)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,9 @@
 //   - waiting: Eventually polls a condition with a bound, Serve starts a
 //     server and returns once it listens.
 //
+// The real kernel provoked into logging (a pids refusal, an OOM kill, each
+// in a cgroup made and removed for one test) is package kerneltest.
+//
 // The live snapshot and the snapshot fixtures are in package snaptest:
 // they need the collector, whose own tests use this package.
 //

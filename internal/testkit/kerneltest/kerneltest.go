@@ -1,9 +1,9 @@
-// Package kmsgtest provokes the real kernel into logging what picket reads
+// Package kerneltest provokes the real kernel into logging what picket reads
 // from /dev/kmsg, for live tests: a fork refused by a pids cgroup at its
 // limit, an OOM kill in a memory cgroup. Each provocation runs in a cgroup
 // it creates under a unique name and removes, even when the test fails; no
 // record is ever written to the kernel's log from here.
-package kmsgtest
+package kerneltest
 
 import (
 	"bytes"

@@ -190,10 +190,11 @@ func TestRunKernelOOMKill(t *testing.T) {
 		b, _ := os.ReadFile(alarms)
 		return bytes.Contains(b, []byte(fmt.Sprintf("killed pid %d (%s) in %s", pid, comm, path)))
 	})
-	// Doctor's verdict, raised by the kernel's line alone: memory is fine
-	// now, the victim is dead.
+	// Doctor's verdict, raised by the kernel's line alone (cgroup-limits:
+	// the memory cgroup's limit ran out): memory is fine now, the victim
+	// is dead, its cgroup gone.
 	want := fmt.Sprintf("killed pid %d (%s) in cgroup %s", pid, comm, path)
-	finding := within(t, "memory-thrashing raised, naming the victim", 5*time.Second, started, func() bool {
+	finding := within(t, "cgroup-limits raised, naming the victim", 5*time.Second, started, func() bool {
 		_, b := d.get("/api/v1/findings")
 		return bytes.Contains(b, []byte(want))
 	})

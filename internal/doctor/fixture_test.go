@@ -70,7 +70,7 @@ func TestFixtures(t *testing.T) {
 		{"apache-thrashing", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
 		{"apache-thrashing/after", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
 		// The numbers are fine; the kernel's log of the last hour is not.
-		{"kernel-said", sevs{"conntrack": Critical, "memory-thrashing": Warning, "process-storm": Warning, "kernel-log": Warning}, 2},
+		{"kernel-said", sevs{"conntrack": Critical, "cgroup-limits": Warning, "kernel-log": Warning}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Run(fixtureInput(t, tc.name), Checks())

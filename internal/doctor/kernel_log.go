@@ -18,9 +18,8 @@ import (
 // message of the last hour raises the finding by itself (kernelFloors):
 // the kernel's word that a limit bit outlives the numbers that made it
 // bite (the orphans have drained, the conntrack table has emptied, the OOM
-// victim is dead). Cgroup findings, when picket has them, join the same
-// way: their ids in the catalogue's oom-kill and fork-rejected entries, no
-// change here.
+// victim is dead). A kernel message may belong to several findings; which
+// of them it raises is floorFinding's one rule.
 
 // kernelFloor raises a finding to at least sev when the kind was logged
 // within the last hour.
@@ -132,7 +131,7 @@ func withKernelLog(f Finding, in Input) Finding {
 		// message raises it: the performance data grades as the verdict.
 		for _, k := range kinds {
 			m := Metric{Label: k.Kind + "_last_hour", Value: float64(k.LastHour), Min: bound(0)}
-			if sev, ok := floorOf(k.Kind); ok && floorFinding(s, k.Kind, f.ID) {
+			if sev, ok := floorOf(k.Kind); ok && floorFinding(s, k, f.ID) {
 				if sev == Critical {
 					m.Crit = above(0)
 				} else {
@@ -146,7 +145,8 @@ func withKernelLog(f Finding, in Input) Finding {
 				continue
 			}
 			for _, fl := range kernelFloors {
-				if fl.kind == k.Kind && floorFinding(s, k.Kind, f.ID) {
+				if fl.kind == k.Kind && floorFinding(s, k, f.ID) {
+					k := forFinding(s, k, f.ID)
 					raise(&f, fl.sev, kernelTitle(s, k, f.ID), kernelWhy(s, k, f.ID), kernelFix(s, k.Kind))
 					if also := kernelNames(k); also != "" && !strings.Contains(f.Title, also) {
 						f.Title += "; the kernel: " + also
@@ -169,15 +169,53 @@ func floorOf(kind string) (Severity, bool) {
 	return OK, false
 }
 
-// floorFinding says whether a recent message of kind raises finding id.
-// "Out of socket memory" (kernels before 3.7) and TCPAbortOnMemory do not
-// say whether orphans or TCP memory caused the resets: sockstat tells
-// them apart, so only the finding whose numbers stand higher is raised.
-func floorFinding(s *snapshot.Snapshot, kind, id string) bool {
-	if kind != kmsg.KindSocketMemory {
-		return true
+// floorFinding says whether a recent message of kind k raises finding id,
+// of those it is evidence for:
+//   - "Out of socket memory" (kernels before 3.7) and TCPAbortOnMemory do
+//     not say whether orphans or TCP memory caused the resets: sockstat
+//     tells them apart, so only the finding whose numbers stand higher is
+//     raised;
+//   - an OOM kill raises memory-thrashing when the host's memory ran out,
+//     cgroup-limits when a memory cgroup's limit did (the constraint the
+//     OOM killer logged), each for the kills of the last hour;
+//   - the pids controller's refusal raises cgroup-limits: it is a cgroup's
+//     pids.max that refused; process-storm shows it as evidence.
+func floorFinding(s *snapshot.Snapshot, k snapshot.KernelKind, id string) bool {
+	switch k.Kind {
+	case kmsg.KindSocketMemory:
+		return socketMemoryCause(s) == id
+	case kmsg.KindOOMKill:
+		_, ok := recentFor(s, k, id)
+		return ok
+	case kmsg.KindForkRejected:
+		return id == "cgroup-limits"
 	}
-	return socketMemoryCause(s) == id
+	return true
+}
+
+// recentFor is the newest message of the last hour of kind k that is
+// finding id's: for OOM kills, the host-wide ones are memory-thrashing's
+// and the memory cgroups' cgroup-limits'.
+func recentFor(s *snapshot.Snapshot, k snapshot.KernelKind, id string) (snapshot.KernelMessage, bool) {
+	for i := len(k.Recent) - 1; i >= 0; i-- {
+		m := k.Recent[i]
+		if s.Time.Sub(m.Time) > time.Hour+time.Minute {
+			break
+		}
+		if k.Kind != kmsg.KindOOMKill || m.Fields.Memcg == (id == "cgroup-limits") {
+			return m, true
+		}
+	}
+	return snapshot.KernelMessage{}, false
+}
+
+// forFinding is k as finding id tells it: its newest message of those
+// that are the finding's.
+func forFinding(s *snapshot.Snapshot, k snapshot.KernelKind, id string) snapshot.KernelKind {
+	if m, ok := recentFor(s, k, id); ok {
+		k.Message, k.Fields, k.Last = m.Text, m.Fields, m.Time
+	}
+	return k
 }
 
 // socketMemoryCause is "tcp-orphans" or "tcp-memory": whichever stands

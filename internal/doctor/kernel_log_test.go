@@ -60,10 +60,14 @@ func TestKernelMessagesRaiseFindings(t *testing.T) {
 		sev   Severity
 		title string
 	}{
-		{"an OOM kill names its victim and cgroup", oomLines(10*time.Minute, 4242, "worker", "/app/worker"),
-			"memory-thrashing", Warning, "the OOM killer killed pid 4242 (worker) in cgroup /app/worker: a memory cgroup's limit ran out (once in the last hour, last 10 min before this look)"},
+		{"an OOM kill in a memory cgroup names its victim and cgroup", oomLines(10*time.Minute, 4242, "worker", "/app/worker"),
+			"cgroup-limits", Warning, "the OOM killer killed pid 4242 (worker) in cgroup /app/worker: a memory cgroup's limit ran out (once in the last hour, last 10 min before this look)"},
+		{"a host-wide OOM kill raises memory-thrashing", []kline{
+			{20 * time.Minute, 6, "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/system.slice/mysql.service,task=mysqld,pid=300,uid=27", 0},
+			{20 * time.Minute, 3, "Out of memory: Killed process 300 (mysqld) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:27 pgtables:4kB oom_score_adj:0", 0},
+		}, "memory-thrashing", Warning, "the OOM killer killed pid 300 (mysqld) in cgroup /system.slice/mysql.service: the host's memory ran out (once in the last hour, last 20 min before this look)"},
 		{"an OOM kill two hours ago is evidence, not a verdict", oomLines(110*time.Minute, 4242, "worker", "/app"),
-			"memory-thrashing", OK, "no memory stall"},
+			"cgroup-limits", OK, ""},
 		{"a full conntrack table is critical once drained", []kline{{5 * time.Minute, 4, "nf_conntrack: nf_conntrack: table full, dropping packet", 0}},
 			"conntrack", Critical, "the kernel dropped packets for a full conntrack table (once in the last hour, last 5 min before this look)"},
 		{"orphan resets", []kline{{time.Minute, 6, "TCP: too many orphaned sockets", 0}, {30 * time.Second, 6, "TCP: too many orphaned sockets", 0}},
@@ -71,7 +75,7 @@ func TestKernelMessagesRaiseFindings(t *testing.T) {
 		{"file-max", []kline{{20 * time.Minute, 6, "VFS: file-max limit 100000 reached", 0}},
 			"fd-exhaustion", Warning, "the host ran out of file handles: \"VFS: file-max limit 100000 reached\""},
 		{"a pids refusal names the cgroup", []kline{{3 * time.Minute, 6, "cgroup: fork rejected by pids controller in /user.slice/user-1001.slice", 0}},
-			"process-storm", Warning, "the pids controller refused forks in cgroup /user.slice/user-1001.slice"},
+			"cgroup-limits", Warning, "the pids controller refused forks in cgroup /user.slice/user-1001.slice"},
 		// Old kernels say "Out of socket memory" for both causes: the
 		// finding whose numbers stand nearer its limit is the one raised.
 		{"out of socket memory, orphans nearer", []kline{{time.Minute, 6, "Out of socket memory", 0}},

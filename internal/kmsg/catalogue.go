@@ -25,8 +25,7 @@ const (
 	KindTimeWaitBucket = "tw-bucket-overflow"
 )
 
-// The doctor finding ids messages are tied to. Cgroup findings will join
-// oom-kill and fork-rejected when picket has them.
+// The doctor finding ids messages are tied to.
 const (
 	findTCPOrphans   = "tcp-orphans"
 	findTCPMemory    = "tcp-memory"
@@ -34,6 +33,7 @@ const (
 	findFDExhaustion = "fd-exhaustion"
 	findThrashing    = "memory-thrashing"
 	findProcessStorm = "process-storm"
+	findCgroupLimits = "cgroup-limits"
 )
 
 // Entry is one message the kernel prints when a limit bites.
@@ -107,7 +107,7 @@ var catalogue = []Entry{
 		parse:   parseFileMax,
 	},
 	{
-		Kind: KindOOMKill, Findings: []string{findThrashing},
+		Kind: KindOOMKill, Findings: []string{findThrashing, findCgroupLimits},
 		Source:  "mm/oom_kill.c dump_oom_victim()",
 		What:    "the OOM killer's summary of a kill: constraint, the cgroup whose limit was hit and the victim's cgroup",
 		Example: "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/app,task_memcg=/app,task=python3,pid=22741,uid=0",
@@ -116,7 +116,7 @@ var catalogue = []Entry{
 		context: true,
 	},
 	{
-		Kind: KindOOMKill, Findings: []string{findThrashing},
+		Kind: KindOOMKill, Findings: []string{findThrashing, findCgroupLimits},
 		Source:  "mm/oom_kill.c __oom_kill_process()",
 		What:    "the OOM killer killed a process: the host's memory, or a memory cgroup's limit, ran out",
 		Example: "Memory cgroup out of memory: Killed process 22741 (python3) total-vm:26844kB, anon-rss:16128kB, file-rss:6648kB, shmem-rss:0kB, UID:0 pgtables:88kB oom_score_adj:0",
@@ -124,7 +124,7 @@ var catalogue = []Entry{
 		parse:   parseOOMKill,
 	},
 	{
-		Kind: KindForkRejected, Findings: []string{findProcessStorm},
+		Kind: KindForkRejected, Findings: []string{findCgroupLimits, findProcessStorm},
 		Source:  "kernel/cgroup/pids.c pids_event()",
 		What:    "a fork failed with EAGAIN: the cgroup reached its pids.max (logged only the first time per cgroup)",
 		Example: "cgroup: fork rejected by pids controller in /system.slice/apache2.service",

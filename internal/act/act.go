@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -83,6 +84,10 @@ type Options struct {
 	// on (kill -9 the daemon while a throttle is active: the next start
 	// reverts it).
 	RevertOnRecover bool
+	// Host is what this host's kernel and picket's privileges allow (nil:
+	// NewRunner probes it). The kill path uses pidfds and archive openat2
+	// only where it says so; a kind it refuses is refused at once.
+	Host *hostcap.Set
 }
 
 // DefaultStateDir is /var/lib/picket for root, else $XDG_STATE_HOME/picket
@@ -111,6 +116,7 @@ type Runner struct {
 	limits        *limiter
 	protectedUIDs map[uint32]bool
 	kinds         []kind
+	host          *hostcap.Set
 
 	mu       sync.Mutex
 	timers   map[string]*time.Timer // timed actions this Runner will end
@@ -142,7 +148,11 @@ func NewRunner(opts Options) (*Runner, error) {
 	r := &Runner{
 		opts: opts, root: root, live: root == "/", procs: procs, log: opts.Logger,
 		limits: newLimiter(opts.Limits), protectedUIDs: map[uint32]bool{}, timers: map[string]*time.Timer{},
-		kinds: kinds(),
+		kinds: kinds(), host: opts.Host,
+	}
+	if r.host == nil {
+		// Actions act on this kernel whatever tree Root reads.
+		r.host = hostcap.Probe(hostcap.Options{NetNS: opts.NetNS})
 	}
 	for _, u := range opts.Protected.Users {
 		uid, err := procs.lookupUID(u)
@@ -193,7 +203,17 @@ func (r *Runner) Do(ctx context.Context, req Request) Result {
 		o.refuse(fmt.Errorf("unknown action kind %q", o.res.Type))
 		return o.res
 	}
+	// A kind this host cannot run is refused before anything is tried
+	// (needs.go); a dry run says what it would do, and that it would not.
+	fit := r.fitness(k)
+	if fit.Refused != nil && !o.dry() {
+		o.refuse(fit.Refused)
+		return o.res
+	}
 	k.do(r, ctx, o, req.Spec)
+	if fit.Refused != nil {
+		o.res.Result += " (but " + fit.Refused.Error() + ")"
+	}
 	return o.res
 }
 

@@ -70,9 +70,9 @@ func (r *Runner) archive(ctx context.Context, o *op, s *ArchiveSpec) {
 	// O_NOATIME: mail readers compare a spool's atime with its mtime to say
 	// "new mail"; archiving it must not read it for them. Only the owner (or
 	// root) may ask for it.
-	src, err := openBeneath(srcRoot, srcRel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOATIME, 0)
+	src, err := r.openBeneath(srcRoot, srcRel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOATIME, 0)
 	if errors.Is(err, unix.EPERM) {
-		src, err = openBeneath(srcRoot, srcRel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+		src, err = r.openBeneath(srcRoot, srcRel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	}
 	switch {
 	case errors.Is(err, os.ErrNotExist) && s.IfExists:
@@ -95,7 +95,7 @@ func (r *Runner) archive(ctx context.Context, o *op, s *ArchiveSpec) {
 		o.refuse(fmt.Errorf("%s is not a regular file", s.Path))
 		return
 	}
-	dir, err := openBeneath(dstRoot, dstRel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	dir, err := r.openBeneath(dstRoot, dstRel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		o.refuse(err)
 		return

@@ -1,6 +1,7 @@
 package act
 
 import (
+	"github.com/picket-guard/picket/internal/hostcap"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,13 @@ import (
 )
 
 func TestArchive(t *testing.T) {
+	for _, v := range hostVariants(t, hostcap.Openat2) {
+		t.Run(v.name, func(t *testing.T) { testArchive(t, v.host) })
+	}
+}
+
+// testArchive is TestArchive on a host as host describes it.
+func testArchive(t *testing.T, host *hostcap.Set) {
 	base := t.TempDir()
 	mail := filepath.Join(base, "mail")
 	arc := filepath.Join(mail, "arc")
@@ -28,7 +36,7 @@ func TestArchive(t *testing.T) {
 
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	state := t.TempDir()
-	r := newRunner(t, Options{StateDir: state, Now: func() time.Time { return now }})
+	r := newRunner(t, Options{StateDir: state, Host: host, Now: func() time.Time { return now }})
 	spec := &ArchiveSpec{Path: src, To: arc, Roots: []string{mail}}
 	do := func(s *ArchiveSpec, dry bool) Result {
 		return r.Do(t.Context(), Request{Spec: s, Rule: "ProcNumChkRed", DryRun: dry})

@@ -3,6 +3,7 @@ package act
 import (
 	"context"
 	"fmt"
+	"github.com/picket-guard/picket/internal/hostcap"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -27,6 +28,25 @@ func TestMain(m *testing.M) {
 		"dropuid":    func() int { dropUIDHelper(); return 0 },
 		"forkloop":   func() int { forkLoopHelper(); return 0 },
 	})
+}
+
+// hostVariant is a host a test runs on: this one as probed, and the same
+// with a feature switched off, so the fallback path is the one taken.
+type hostVariant struct {
+	name string
+	host *hostcap.Set
+}
+
+// hostVariants are this host as probed ("probed") and as a host without
+// feature ("without FEATURE"): a test run on both proves the fallback
+// keeps every assertion.
+func hostVariants(t *testing.T, feature hostcap.Name) []hostVariant {
+	t.Helper()
+	h := hostcap.Probe(hostcap.Options{})
+	if !h.Has(feature) {
+		t.Logf("this host has no %s: both variants run the fallback", feature)
+	}
+	return []hostVariant{{"probed", h}, {"without " + string(feature), h.Without(feature)}}
 }
 
 func needRoot(t *testing.T, why string) {

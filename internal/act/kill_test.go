@@ -2,6 +2,7 @@ package act
 
 import (
 	"context"
+	"github.com/picket-guard/picket/internal/hostcap"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,13 @@ const nobody = 65534
 // user and other names under nobody, and a protected pkt-imapd. The dry run
 // names exactly the 200; the kill leaves every bystander alive.
 func TestKillStorm(t *testing.T) {
+	for _, v := range hostVariants(t, hostcap.Pidfd) {
+		t.Run(v.name, func(t *testing.T) { testKillStorm(t, v.host) })
+	}
+}
+
+// testKillStorm is TestKillStorm on a host as host describes it.
+func testKillStorm(t *testing.T, host *hostcap.Set) {
 	needRoot(t, "starts processes as other users and signals them")
 	bin := testkit.NamedBin(t, "pkt-imapd", "pkt-other")
 	imapd := filepath.Join(bin, "pkt-imapd")
@@ -39,7 +47,7 @@ func TestKillStorm(t *testing.T) {
 	}
 	protected := spawn(t, nobody, nil, imapd, "600")
 	bystanders = append(bystanders, protected)
-	r := newRunner(t, Options{DryRun: true})
+	r := newRunner(t, Options{DryRun: true, Host: host})
 	if !waitFor(5*time.Second, func() bool { // the helpers have exec'd
 		for _, c := range targets {
 			if p, err := r.procs.read(c.pid); err != nil || p.comm != "pkt-imapd" || p.uid != nobody {
@@ -52,7 +60,7 @@ func TestKillStorm(t *testing.T) {
 	}
 
 	state := t.TempDir()
-	r = newRunner(t, Options{StateDir: state, Protected: Protected{PIDs: []int{protected.pid}}})
+	r = newRunner(t, Options{StateDir: state, Host: host, Protected: Protected{PIDs: []int{protected.pid}}})
 	spec := &KillSpec{User: "nobody", Comm: "pkt-imapd", Signal: "TERM", Grace: time.Second, Then: "KILL"}
 	snap := snaptest.Live(t)
 	req := Request{Spec: spec, Rule: "ProcNumChkRed", Case: "imapd", Snapshot: snap, DryRun: true}

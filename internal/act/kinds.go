@@ -3,6 +3,8 @@ package act
 import (
 	"context"
 	"fmt"
+
+	"github.com/picket-guard/picket/internal/hostcap"
 )
 
 // kind is everything picket knows about one action kind. The Runner, undo,
@@ -36,6 +38,10 @@ type kind struct {
 	// of them accounts for (rules in picket's nftables table whose throttle
 	// the journal no longer holds).
 	sweep func(r *Runner, inForce []Action) error
+	// needs says what of the host the kind depends on (needs.go): an error
+	// refuses it on this host (validate says so, the daemon says it once at
+	// start, and Do refuses at once), limits narrow what it can reach.
+	needs func(h *hostcap.Set) (limits []string, refused error)
 }
 
 // kinds lists every action kind, sorted by name. It is a function, not a
@@ -43,16 +49,16 @@ type kind struct {
 // timer that reverts through it), which a package variable could not.
 func kinds() []kind {
 	return []kind{
-		{name: "archive", spec: func() Spec { return &ArchiveSpec{} }, do: doing((*Runner).archive)},
+		{name: "archive", spec: func() Spec { return &ArchiveSpec{} }, do: doing((*Runner).archive), needs: archiveNeeds},
 		{name: "exec", spec: func() Spec { return &ExecSpec{} }, do: doing((*Runner).runExec)},
-		{name: "freeze", spec: func() Spec { return &FreezeSpec{} }, do: doing((*Runner).freeze), revert: (*Runner).unfreeze, timed: true},
+		{name: "freeze", spec: func() Spec { return &FreezeSpec{} }, do: doing((*Runner).freeze), revert: (*Runner).unfreeze, timed: true, needs: freezeNeeds},
 		{name: "freeze_cgroup", spec: func() Spec { return &FreezeCgroupSpec{} }, do: doing((*Runner).freezeCgroup), revert: (*Runner).unfreeze, timed: true},
-		{name: "kill", spec: func() Spec { return &KillSpec{} }, do: doing((*Runner).kill)},
+		{name: "kill", spec: func() Spec { return &KillSpec{} }, do: doing((*Runner).kill), needs: killNeeds},
 		{name: "kill_cgroup", spec: func() Spec { return &KillCgroupSpec{} }, do: doing((*Runner).killCgroup)},
 		{name: "limit", spec: func() Spec { return &LimitSpec{} }, do: doing((*Runner).limit), revert: (*Runner).unlimit, timed: true},
-		{name: "sysctl", spec: func() Spec { return &SysctlSpec{} }, do: doing((*Runner).sysctl), revert: (*Runner).restoreSysctl},
+		{name: "sysctl", spec: func() Spec { return &SysctlSpec{} }, do: doing((*Runner).sysctl), revert: (*Runner).restoreSysctl, needs: sysctlNeeds},
 		{name: "throttle", spec: func() Spec { return &ThrottleSpec{} }, do: doing((*Runner).throttle), revert: (*Runner).unthrottle, timed: true,
-			sweep: (*Runner).sweepThrottles},
+			sweep: (*Runner).sweepThrottles, needs: throttleNeeds},
 	}
 }
 

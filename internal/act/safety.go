@@ -18,7 +18,12 @@ package act
 //     is opened first, then /proc/PID/stat is read again and must show the
 //     same start time, uid and command; the signal goes through the pidfd,
 //     so a pid recycled after the check is never hit. Without pidfds (kernel
-//     before 5.3) the same check directly precedes kill(2).
+//     before 5.3, or a seccomp filter refusing them: hostcap's probe says)
+//     the same check directly precedes kill(2), and one window remains:
+//     between that read of stat and kill(2) — microseconds, no allocation,
+//     no lock — the process would have to exit, be reaped by its parent,
+//     and its pid be handed to a new process, which takes the kernel
+//     cycling through every other free pid up to pid_max first.
 //  5. Nothing is signalled or frozen when Root is not "/": pids read from a
 //     fixture tree are not this host's (those actions are refused; dry runs
 //     still show what they would select).
@@ -50,6 +55,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/hostcap"
 )
 
 // Protected configures rule 2.
@@ -167,13 +174,16 @@ func (r *Runner) signal(p proc, sig unix.Signal) (outcome, error) {
 	if p.pid <= 1 || p.kthread {
 		return changed, fmt.Errorf("pid %d is never signalled", p.pid)
 	}
-	fd, err := unix.PidfdOpen(p.pid, 0)
-	if errors.Is(err, unix.ESRCH) {
-		return gone, nil
-	}
-	pidfd := err == nil
-	if pidfd {
-		defer unix.Close(fd)
+	fd, pidfd := -1, false
+	if r.host.Has(hostcap.Pidfd) {
+		var err error
+		fd, err = unix.PidfdOpen(p.pid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			return gone, nil
+		}
+		if pidfd = err == nil; pidfd {
+			defer unix.Close(fd)
+		}
 	}
 	cur, err := r.procs.read(p.pid)
 	switch {
@@ -313,10 +323,23 @@ func underRoot(p string, roots []string) (root, rel string, err error) {
 	return "", "", fmt.Errorf("%w: %q is outside the configured roots %q", errRefusedPath, p, roots)
 }
 
+// openBeneath is openBeneath with openat2 where this host's probe found
+// it, and the walk by components where it did not.
+func (r *Runner) openBeneath(root, rel string, flags int, mode uint32) (*os.File, error) {
+	return openBeneathWith(r.host.Has(hostcap.Openat2), root, rel, flags, mode)
+}
+
 // openBeneath opens rel beneath the directory root without following any
 // symlink in rel (rule 8). The root itself is the administrator's
 // configuration and may be reached through symlinks (/var/run -> /run).
 func openBeneath(root, rel string, flags int, mode uint32) (*os.File, error) {
+	return openBeneathWith(true, root, rel, flags, mode)
+}
+
+// openBeneathWith is openBeneath, trying openat2 first only when openat2
+// is set (a kernel that has it may still refuse it: ENOSYS or a seccomp
+// filter's EPERM fall back too).
+func openBeneathWith(openat2 bool, root, rel string, flags int, mode uint32) (*os.File, error) {
 	if rel == "" || strings.HasPrefix(rel, "/") || hasDotDot("/"+rel) {
 		return nil, fmt.Errorf("%w: %q beneath %s", errRefusedPath, rel, root)
 	}
@@ -334,7 +357,10 @@ func openBeneath(root, rel string, flags int, mode uint32) (*os.File, error) {
 		how.Mode = uint64(mode)
 	}
 	full := filepath.Join(root, rel)
-	fd, err := unix.Openat2(rootfd, rel, &how)
+	fd, err := -1, error(unix.ENOSYS)
+	if openat2 {
+		fd, err = unix.Openat2(rootfd, rel, &how)
+	}
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) { // no openat2 (or a seccomp filter refusing it)
 		fd, err = openWalk(rootfd, rel, flags, mode)
 	}

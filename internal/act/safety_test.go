@@ -3,6 +3,7 @@ package act
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/picket-guard/picket/internal/hostcap"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +101,14 @@ func TestGuardLiveProtectsPicketAndAncestors(t *testing.T) {
 // another start time is not signalled (the recycled-pid guard, unit level:
 // the pid here is the same process, the recorded start time is not).
 func TestSignalChecksStartTime(t *testing.T) {
-	r := newRunner(t, Options{DryRun: true})
+	for _, v := range hostVariants(t, hostcap.Pidfd) {
+		t.Run(v.name, func(t *testing.T) { testSignalChecksStartTime(t, v.host) })
+	}
+}
+
+// testSignalChecksStartTime is TestSignalChecksStartTime on a host as host describes it.
+func testSignalChecksStartTime(t *testing.T, host *hostcap.Set) {
+	r := newRunner(t, Options{DryRun: true, Host: host})
 	c := spawn(t, -1, nil, "/bin/sleep", "60")
 	p, err := r.procs.read(c.pid)
 	if err != nil {
@@ -133,7 +141,7 @@ func TestSignalChecksStartTime(t *testing.T) {
 		t.Error("pid 1 was signalled")
 	}
 	// Rule 5: a fixture root signals nothing.
-	fr := newRunner(t, Options{Root: fixtureRoot(t), DryRun: true})
+	fr := newRunner(t, Options{Root: fixtureRoot(t), DryRun: true, Host: host})
 	if _, err := fr.signal(p, unix.SIGTERM); !errors.Is(err, errFixture) {
 		t.Errorf("fixture root signal: %v", err)
 	}
@@ -142,8 +150,15 @@ func TestSignalChecksStartTime(t *testing.T) {
 // TestRecycledPID makes the kernel hand a selected process's pid to a new
 // process (ns_last_pid) and checks the new one is not hit.
 func TestRecycledPID(t *testing.T) {
+	for _, v := range hostVariants(t, hostcap.Pidfd) {
+		t.Run(v.name, func(t *testing.T) { testRecycledPID(t, v.host) })
+	}
+}
+
+// testRecycledPID is TestRecycledPID on a host as host describes it.
+func testRecycledPID(t *testing.T, host *hostcap.Set) {
 	needRoot(t, "writes /proc/sys/kernel/ns_last_pid")
-	r := newRunner(t, Options{DryRun: true})
+	r := newRunner(t, Options{DryRun: true, Host: host})
 	for attempt := 0; attempt < 30; attempt++ {
 		a := spawn(t, -1, nil, "/bin/sleep", "60")
 		pa, err := r.procs.read(a.pid)
@@ -247,15 +262,22 @@ func TestOpenBeneath(t *testing.T) {
 	os.WriteFile(filepath.Join(t.TempDir(), "outside"), []byte("secret"), 0o644)
 	os.Symlink("b", filepath.Join(root, "a/link"))
 	os.Symlink("/etc/passwd", filepath.Join(root, "a/b/passwd"))
-	if f, err := openBeneath(root, "a/b/f", unix.O_RDONLY, 0); err != nil {
-		t.Errorf("plain file: %v", err)
-	} else {
-		f.Close()
-	}
-	for _, rel := range []string{"a/link/f", "a/b/passwd", "a/../../etc/passwd", "a/./b/f", "/etc/passwd", ""} {
-		if f, err := openBeneath(root, rel, unix.O_RDONLY, 0); err == nil {
+	// With openat2, and as on a kernel without it (the walk by components).
+	for _, openat2 := range []bool{true, false} {
+		if f, err := openBeneathWith(openat2, root, "a/b/f", unix.O_RDONLY, 0); err != nil {
+			t.Errorf("openat2 %v: plain file: %v", openat2, err)
+		} else {
 			f.Close()
-			t.Errorf("%q: opened", rel)
+		}
+		for _, rel := range []string{"a/link/f", "a/b/passwd", "a/../../etc/passwd", "a/./b/f", "/etc/passwd", ""} {
+			if f, err := openBeneathWith(openat2, root, rel, unix.O_RDONLY, 0); err == nil {
+				f.Close()
+				t.Errorf("openat2 %v: %q: opened", openat2, rel)
+			} else if rel == "a/link/f" || rel == "a/b/passwd" {
+				if !errors.Is(err, errRefusedPath) {
+					t.Errorf("openat2 %v: %q: %v, want a refusal", openat2, rel, err)
+				}
+			}
 		}
 	}
 	// The walk used where openat2 is missing refuses the same.

@@ -115,7 +115,7 @@ func (r *Runner) readSysctl(key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := openBeneath(r.sysctlDir(), rel, unix.O_RDONLY, 0)
+	f, err := r.openBeneath(r.sysctlDir(), rel, unix.O_RDONLY, 0)
 	if err != nil {
 		return "", fmt.Errorf("sysctl %s: %w", key, err)
 	}
@@ -133,7 +133,7 @@ func (r *Runner) writeSysctl(key, value string) error {
 		return err
 	}
 	// O_TRUNC matters for a fixture tree's plain files; /proc/sys ignores it.
-	f, err := openBeneath(r.sysctlDir(), rel, unix.O_WRONLY|unix.O_TRUNC, 0)
+	f, err := r.openBeneath(r.sysctlDir(), rel, unix.O_WRONLY|unix.O_TRUNC, 0)
 	if err != nil {
 		return fmt.Errorf("sysctl %s: %w", key, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/picket-guard/picket/internal/alarm"
@@ -134,7 +135,7 @@ func (e *Engine) Evaluate(in *Input, rules []*Rule) ([]Event, error) {
 func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	vars := e.cfg.VarsFor(r, e.host)
 	hostMap := map[string]any{"name": e.host.Name, "labels": e.host.Labels}
-	kernel := map[string]any(kernelRow(in.Snapshot))
+	kernel := kernelRow(in.Snapshot)
 	rows := r.tbl.rows(in)
 	if len(rows) > e.opts.MaxRows {
 		rows = rows[:e.opts.MaxRows]
@@ -153,10 +154,19 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	}
 	var events []Event
 	var firstErr error
+	reads := r.reads()
+	skipped := map[string]bool{} // rows with an unknown value the rule reads
 	for _, row := range rows {
 		key := r.tbl.rowKey(row)
 		curRows[key] = row
 		prev, hadPrev := prevRows[key]
+		if unknownIn(reads, row, kernel, prev, hadPrev) {
+			// A value the host could not tell (fds of a process picket
+			// may not read, PSI on a kernel without it) is not a number: the
+			// row is neither matched nor resolved this time.
+			skipped[key] = true
+			continue
+		}
 		rise := risings{}
 		for f, v := range row {
 			if hadPrev && greater(v, prev[f]) {
@@ -168,7 +178,7 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 		for k, v := range row {
 			env[k] = v
 		}
-		env["vars"], env["host"], env["rising"], env["kernel"] = vars, hostMap, map[string]int(rise), kernel
+		env["vars"], env["host"], env["rising"], env["kernel"] = vars, hostMap, map[string]int(rise), map[string]any(kernel)
 		if hadPrev {
 			env["prev"] = map[string]any(prev)
 		} else {
@@ -215,7 +225,7 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	// Resolve what fired before and did not match now.
 	keys := make([]string, 0)
 	for sk, cs := range states {
-		if !cs.seen {
+		if !cs.seen && !skipped[sk[strings.IndexByte(sk, 0)+1:]] {
 			keys = append(keys, sk)
 		}
 	}
@@ -227,7 +237,7 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 			a.Status, a.EndsAt = alarm.Resolved, now
 			ev := Event{Alarm: a, Notify: true}
 			c := e.caseNamed(r, a.Case)
-			env := map[string]any{"vars": vars, "host": hostMap, "kernel": kernel, "prev": map[string]any{}, "rising": map[string]int{}}
+			env := map[string]any{"vars": vars, "host": hostMap, "kernel": map[string]any(kernel), "prev": map[string]any{}, "rising": map[string]int{}}
 			for k, v := range a.Row {
 				env[k] = v
 			}
@@ -238,6 +248,46 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	}
 	e.prev[r.Name], e.rise[r.Name], e.last[r.Name] = curRows, curRise, now
 	return events, firstErr
+}
+
+// reads is every field the rule's expressions read.
+func (r *Rule) reads() []string {
+	var out []string
+	add := func(e *Expr) {
+		if e != nil {
+			out = append(out, e.reads...)
+		}
+	}
+	add(r.Where)
+	for _, c := range r.Cases {
+		add(c.Match)
+		add(c.If)
+	}
+	return out
+}
+
+// unknownIn reports whether one of reads is unknown (nil) in row, the
+// kernel row or the previous row.
+func unknownIn(reads []string, row, kernel, prev Row, hadPrev bool) bool {
+	for _, f := range reads {
+		var v any
+		var ok bool
+		switch {
+		case strings.HasPrefix(f, "kernel."):
+			v, ok = kernel[f[len("kernel."):]]
+		case strings.HasPrefix(f, "prev."):
+			if !hadPrev {
+				continue
+			}
+			v, ok = prev[f[len("prev."):]]
+		default:
+			v, ok = row[f]
+		}
+		if ok && v == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) caseNamed(r *Rule, name string) *Case {

@@ -33,6 +33,10 @@ type Expr struct {
 	node yaml.Node
 	tbl  *table
 	uses []varUse
+	// reads are the row fields it reads ("fds"), and the kernel's and the
+	// previous row's ("kernel.mem_available", "prev.fds"): a row where one
+	// is unknown (nil) is not evaluated (see Engine.Evaluate).
+	reads []string
 }
 
 // varUse is one vars.NAME in an expression, at a rune offset of its source.
@@ -83,6 +87,9 @@ func (l *loader) expr(d *decoder, n *yaml.Node, what string, t *table, vars map[
 	node := prog.Node()
 	ast.Walk(&node, v)
 	e.uses = v.uses
+	fr := &fieldReads{fields: t.fields}
+	ast.Walk(&node, fr)
+	e.reads = fr.reads
 	for _, bad := range v.unknown {
 		line, col := exprPos(n, bad.offset)
 		known := sortedKeys(vars)
@@ -169,6 +176,39 @@ func (v *varCheck) Visit(node *ast.Node) {
 	v.uses = append(v.uses, varUse{s.Value, m.Property.Location().From})
 	if !v.known[s.Value] {
 		v.unknown = append(v.unknown, badVar{s.Value, m.Property.Location().From})
+	}
+}
+
+// fieldReads collects what an expression reads of the row, the kernel row
+// and the previous row.
+type fieldReads struct {
+	fields Row
+	reads  []string
+}
+
+func (f *fieldReads) add(name string) {
+	for _, r := range f.reads {
+		if r == name {
+			return
+		}
+	}
+	f.reads = append(f.reads, name)
+}
+
+func (f *fieldReads) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if _, ok := f.fields[n.Value]; ok {
+			f.add(n.Value)
+		}
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		if !ok || (id.Value != "kernel" && id.Value != "prev") {
+			return
+		}
+		if s, ok := n.Property.(*ast.StringNode); ok {
+			f.add(id.Value + "." + s.Value)
+		}
 	}
 }
 

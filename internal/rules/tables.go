@@ -102,7 +102,7 @@ func init() {
 					age = s.Time.Sub(p.StartTime).Seconds()
 				}
 				out = append(out, Row{"pid": p.PID, "ppid": p.PPID, "user": p.User, "uid": int(p.UID), "comm": p.Comm,
-					"state": p.State, "threads": p.Threads, "rss": int(p.RSSBytes), "fds": p.FDs, "fd_limit": int(p.FDLimit),
+					"state": p.State, "threads": p.Threads, "rss": int(p.RSSBytes), "fds": knownFDs(p.FDs), "fd_limit": int(p.FDLimit),
 					"age": age, "kernel_thread": p.KernelThread, "start": p.StartTime.UnixMilli(), "cgroup": p.Cgroup, "unit": p.Unit})
 			}
 			return out
@@ -129,7 +129,7 @@ func init() {
 	register(&table{
 		name:   "kernel",
 		doc:    "one row of kernel counters and limits (sockstat, tcp_mem, file-nr, pid_max, conntrack, memory, PSI)",
-		fields: kernelRow(&snapshot.Snapshot{}),
+		fields: kernelFields(),
 		key:    nil,
 		rows:   func(in *Input) []Row { return []Row{kernelRow(in.Snapshot)} },
 	})
@@ -362,7 +362,7 @@ func kernelRow(s *snapshot.Snapshot) Row {
 		"file_allocated": 0, "file_max": 0, "nr_open": int(k.NrOpen),
 		"processes": s.Processes.Total, "threads": s.Processes.Threads, "pid_max": int(k.PidMax), "threads_max": int(k.ThreadsMax),
 		"conntrack_count": 0, "conntrack_max": 0, "page_size": k.PageSize,
-		"mem_total": int(s.Memory.MemTotalBytes), "mem_available": int(s.Memory.MemAvailableBytes),
+		"mem_total": int(s.Memory.MemTotalBytes), "mem_available": memAvailable(s.Memory),
 		"swap_total": int(s.Memory.SwapTotalBytes), "swap_free": int(s.Memory.SwapFreeBytes),
 		"sockets_tcp": s.Sockets.Totals.TCP, "sockets_non_tcp": s.Sockets.Totals.NonTCP(),
 		"sockets_udp": s.Sockets.Totals.UDP, "sockets_unix": s.Sockets.Totals.Unix,
@@ -385,7 +385,13 @@ func kernelRow(s *snapshot.Snapshot) Row {
 		r["conntrack_count"], r["conntrack_max"] = int(k.Conntrack.Count), int(k.Conntrack.Max)
 	}
 	for _, res := range []string{"memory", "cpu", "io"} {
-		p := s.Memory.PSI[res]
+		p, ok := s.Memory.PSI[res]
+		if !ok {
+			// No PSI on this kernel (before 4.20, or psi=0): unknown, so a
+			// rule on it skips the look instead of reading 0 as calm.
+			r["psi_"+res+"_some10"], r["psi_"+res+"_full10"], r["psi_"+res+"_some60"], r["psi_"+res+"_full60"] = nil, nil, nil, nil
+			continue
+		}
 		r["psi_"+res+"_some10"], r["psi_"+res+"_full10"] = p.SomeAvg10, p.FullAvg10
 		r["psi_"+res+"_some60"], r["psi_"+res+"_full60"] = p.SomeAvg60, p.FullAvg60
 	}
@@ -407,6 +413,31 @@ func kernelRow(s *snapshot.Snapshot) Row {
 	}
 	r["conntrack_drop"], r["conntrack_early_drop"] = clampInt(ct.Drop), clampInt(ct.EarlyDrop)
 	return r
+}
+
+// kernelFields are the kernel table's fields with a sample value of each
+// type (a host with PSI), for type-checking expressions.
+func kernelFields() Row {
+	all := map[string]snapshot.PSI{"memory": {}, "cpu": {}, "io": {}}
+	return kernelRow(&snapshot.Snapshot{Memory: snapshot.Memory{PSI: all}})
+}
+
+// knownFDs is a process's fd count, or nil (unknown) when its /proc/PID/fd
+// could not be read: -1 is not a number of fds.
+func knownFDs(n int) any {
+	if n < 0 {
+		return nil
+	}
+	return n
+}
+
+// memAvailable is MemAvailable, the kernel's or picket's estimate of it
+// (kernels before 3.14), or nil when neither could be had.
+func memAvailable(m snapshot.Memory) any {
+	if m.MemAvailableSource == snapshot.MemAvailableUnknown {
+		return nil
+	}
+	return int(m.MemAvailableBytes)
 }
 
 func ratio(a, b int) float64 {

@@ -218,6 +218,11 @@ type Memory struct {
 	MemTotalBytes     uint64 `json:"mem_total_bytes"`
 	MemFreeBytes      uint64 `json:"mem_free_bytes"`
 	MemAvailableBytes uint64 `json:"mem_available_bytes"`
+	// MemAvailableSource says where MemAvailableBytes comes from: "" is the
+	// kernel's own MemAvailable (3.14+); on older kernels it is estimated
+	// (MemAvailableZoneinfo, MemAvailableMinFree) or unknown
+	// (MemAvailableUnknown, and MemAvailableBytes is then 0: not a value).
+	MemAvailableSource string `json:"mem_available_source,omitempty"`
 	BuffersBytes      uint64 `json:"buffers_bytes"`
 	CachedBytes       uint64 `json:"cached_bytes"`
 	SwapTotalBytes    uint64 `json:"swap_total_bytes"`
@@ -231,6 +236,20 @@ type Memory struct {
 	// CONFIG_PSI or with psi=0.
 	PSI map[string]PSI `json:"psi,omitempty"`
 }
+
+// Where Memory.MemAvailableBytes comes from on a kernel without
+// MemAvailable (before 3.14).
+const (
+	// MemAvailableZoneinfo: estimated as the kernel's si_mem_available()
+	// does, with the zones' low watermarks from /proc/zoneinfo.
+	MemAvailableZoneinfo = "estimated from zoneinfo"
+	// MemAvailableMinFree: the same with the low watermark taken as
+	// vm.min_free_kbytes × 5/4, as procps's free does without zoneinfo.
+	MemAvailableMinFree = "estimated from min_free_kbytes"
+	// MemAvailableUnknown: meminfo lacks even the file LRU lists (before
+	// 2.6.28): nothing is available to say.
+	MemAvailableUnknown = "unknown"
+)
 
 // PSI is one /proc/pressure/RESOURCE file. Full is absent for cpu on older
 // kernels.

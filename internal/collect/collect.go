@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
@@ -46,6 +47,10 @@ type Options struct {
 	// KernelLog, when set, gives the kernel log's summary (picket run
 	// follows /dev/kmsg); when nil, each collection reads the buffer once.
 	KernelLog KernelLog
+	// Host is the feature probe (nil: New asks the kernel what it needs):
+	// light looks count fds with one stat only where it found the kernel
+	// counting them.
+	Host *hostcap.Set
 }
 
 // source is one part of the snapshot read from its own files. Each lives in
@@ -81,6 +86,7 @@ type Collector struct {
 	// cgWatch is, by hierarchy, the cgroups the last full look found with
 	// a limit or frozen: what a light look re-reads.
 	cgWatch map[string][]string
+	fdCount bool // stat of /proc/PID/fd gives the fd count (Linux 6.2)
 }
 
 // New returns a Collector reading opts.Root.
@@ -128,6 +134,11 @@ func New(opts Options) (*Collector, error) {
 		ids:   ids,
 		users: procid.NewUsers(root),
 	}
+	if opts.Host != nil {
+		c.fdCount = opts.Host.Has(hostcap.FDCount)
+	} else if c.live {
+		c.fdCount = hostcap.ProbeFDCount().Found
+	}
 	c.scanner = newProcScanner(c)
 	c.sources = []source{
 		sockstatSource{},
@@ -155,7 +166,8 @@ const (
 	Full Depth = iota
 	// Light is a full look without what costs most: no fd walk, no socket
 	// tables. Processes, groups, users and every kernel counter are there
-	// (fd counts from one stat per process, on Linux ≥ 6.2); Sockets is
+	// (fd counts from one stat per process on Linux ≥ 6.2, from listing
+	// each fd/ before); Sockets is
 	// empty and Snapshot.Light says so. The daemon takes one when the rules
 	// due need nothing of sockets (a fork-storm guard every second). On a
 	// fixture tree a light look is a full one.

@@ -129,6 +129,32 @@ func (w *procWorker) scanDirents(dfd int) int {
 	}
 }
 
+// countDirents counts the fd entries of the open fd/ dfd (getdents only,
+// no readlink); -1 when it cannot be read.
+func countDirents(dfd int, buf []byte) int {
+	count := 0
+	for {
+		n, err := unix.Getdents(dfd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if count == 0 {
+				return -1
+			}
+			return count
+		}
+		if n == 0 {
+			return count
+		}
+		eachDirent(buf[:n], func(name []byte) {
+			if len(name) > 0 && name[0] != '.' {
+				count++
+			}
+		})
+	}
+}
+
 // protoKind asks the socket itself: the xattr "system.sockprotoname" that
 // sockfs gives every socket inode ("UDP", "UNIX-STREAM", "AF_VSOCK"...).
 // It is one getxattr per socket, so it is only the fallback for sockets the

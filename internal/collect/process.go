@@ -104,10 +104,11 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 		return p, w.readStatusUID(procfd, base, &p)
 	}
 	w.path = append(w.path[:base], "/fd\x00"...)
-	if light {
+	if light && c.fdCount {
 		// One stat of fd/ tells the owner and, since Linux 6.2, how many
 		// fds are open (proc_fd_getattr puts the count in st_size): no
-		// walk, no readlink. 0 on older kernels means "not counted".
+		// walk, no readlink. The probe found the kernel counting, so 0 is
+		// no fds (a zombie's).
 		var st unix.Stat_t
 		if err := unix.Fstatat(procfd, string(w.path[:len(w.path)-1]), &st, 0); err != nil {
 			w.path = append(w.path[:base], 0)
@@ -117,9 +118,6 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 			p.fds = -1
 		} else {
 			p.fds = int(st.Size)
-			if st.Size == 0 {
-				p.fds = -1
-			}
 		}
 		p.uid = st.Uid
 		if p.uid == 0 {
@@ -139,7 +137,12 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 		}
 	} else {
 		err = unix.Fstat(dfd, &st)
-		if err == nil {
+		switch {
+		case err == nil && light:
+			// A kernel before 6.2 does not count fds in st_size: the
+			// entries of fd/ are counted instead, without a readlink each.
+			p.fds = countDirents(dfd, w.dirbuf)
+		case err == nil:
 			p.inoLo = len(w.socks)
 			p.fds = w.listFDs(dfd, st.Size)
 			p.inoN = len(w.socks) - p.inoLo

@@ -19,6 +19,9 @@ import (
 var vmstatKeys = map[string]bool{
 	"pswpin": true, "pswpout": true, "pgmajfault": true, "oom_kill": true,
 	"pgscan_direct": true, "pgsteal_direct": true, "allocstall_normal": true,
+	// Before 4.8 the direct-reclaim stalls were one counter, allocstall
+	// (mm/vmstat.c), split per zone since.
+	"allocstall": true,
 }
 
 // vmstatSource reads /proc/vmstat. procfs has no parser for it (its VM type

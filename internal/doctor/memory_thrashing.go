@@ -59,6 +59,13 @@ func (MemoryThrashing) Run(in Input) Finding {
 	swapIn := vmstatRate(in.Prev, s, "pswpin", secs)
 	swapOut := vmstatRate(in.Prev, s, "pswpout", secs)
 	majflt := vmstatRate(in.Prev, s, "pgmajfault", secs)
+	// Direct-reclaim stalls: one counter before 4.8 (allocstall), per zone
+	// since (allocstall_normal is the zone that stalls on every host).
+	stallKey := "allocstall_normal"
+	if _, ok := s.Memory.VMStat["allocstall"]; ok {
+		stallKey = "allocstall"
+	}
+	stalls := vmstatRate(in.Prev, s, stallKey, secs)
 	var oomKills *uint64
 	if in.Prev != nil {
 		a, okA := in.Prev.Memory.VMStat["oom_kill"]
@@ -88,6 +95,12 @@ func (MemoryThrashing) Run(in Input) Finding {
 	ev.Add("swap_in_pages_per_second", swapIn.value())
 	ev.Add("swap_out_pages_per_second", swapOut.value())
 	ev.Add("major_faults_per_second", majflt.value())
+	ev.Add("allocation_stalls_per_second", stalls.value())
+	if hasPSI {
+		ev.Add("graded_by", "psi")
+	} else {
+		ev.Add("graded_by", "vmstat rates (no PSI)")
+	}
 	if oomKills != nil {
 		ev.Add("oom_kills", *oomKills)
 	} else {
@@ -95,7 +108,14 @@ func (MemoryThrashing) Run(in Input) Finding {
 	}
 	m := s.Memory
 	ev.Add("mem_total_bytes", m.MemTotalBytes)
-	ev.Add("mem_available_bytes", m.MemAvailableBytes)
+	if m.MemAvailableSource == snapshot.MemAvailableUnknown {
+		ev.Add("mem_available_bytes", nil)
+	} else {
+		ev.Add("mem_available_bytes", m.MemAvailableBytes)
+	}
+	if m.MemAvailableSource != "" {
+		ev.Add("mem_available_source", m.MemAvailableSource)
+	}
 	ev.Add("swap_total_bytes", m.SwapTotalBytes)
 	ev.Add("swap_used_bytes", m.SwapTotalBytes-min(m.SwapFreeBytes, m.SwapTotalBytes))
 
@@ -178,12 +198,15 @@ func (MemoryThrashing) Run(in Input) Finding {
 			f.Title += fmt.Sprintf("; swap %.0f in, %.0f out pages/s", swapIn.v, swapOut.v)
 		}
 	case sev == OK:
-		f.Title = fmt.Sprintf("no thrashing: swap %.0f in, %.0f out pages/s, %.0f major faults/s", swapIn.v, swapOut.v, majflt.v)
+		f.Title = fmt.Sprintf("no thrashing: swap %.0f in, %.0f out pages/s, %.0f major faults/s (vmstat rates: no PSI)", swapIn.v, swapOut.v, majflt.v)
 	default:
 		f.Title = "thrashing: " + reasons[0]
 		if len(growth) > 0 && growth[0].RSSDeltaBytes != nil && *growth[0].RSSDeltaBytes > 0 {
 			g := growth[0]
 			f.Title += fmt.Sprintf("; %s × %s grew %+d processes, %s", term.Escape(g.User), term.Escape(g.Comm), *g.CountDelta, signedBytes(*g.RSSDeltaBytes))
+		}
+		if !hasPSI {
+			f.Title += " (vmstat rates: no PSI)"
 		}
 	}
 
@@ -214,7 +237,17 @@ func (MemoryThrashing) Run(in Input) Finding {
 				"understates it, so measure one when the host is calm."
 		}
 	}
-	f.Explanation = paragraphs(what, now, who, noRates)
+	var noPSI string
+	if !hasPSI {
+		noPSI = "This kernel has no PSI (/proc/pressure/memory is missing: Linux before 4.20, a kernel built without " +
+			"CONFIG_PSI, or booted with psi=0), so the verdict rests on /proc/vmstat rates alone: swap in and out, major " +
+			"faults"
+		if stalls.ok {
+			noPSI += fmt.Sprintf(" and allocation stalls (%.1f/s, direct reclaim)", stalls.v)
+		}
+		noPSI += ". They show the mechanism, not how long tasks waited for memory."
+	}
+	f.Explanation = paragraphs(what, now, who, noPSI, noRates)
 	if sev == OK {
 		return f
 	}
@@ -268,8 +301,10 @@ func thrashingMetrics(t Thresholds, hasPSI bool, psi snapshot.PSI, swapIn, swapO
 		k.Warn = above(0)
 		out = append(out, k)
 	}
+	if m.MemAvailableSource != snapshot.MemAvailableUnknown {
+		out = append(out, Metric{Label: "mem_available", Value: float64(m.MemAvailableBytes), UOM: "B", Min: bound(0), Max: nonZero(m.MemTotalBytes)})
+	}
 	out = append(out,
-		Metric{Label: "mem_available", Value: float64(m.MemAvailableBytes), UOM: "B", Min: bound(0), Max: nonZero(m.MemTotalBytes)},
 		Metric{Label: "swap_used", Value: float64(m.SwapTotalBytes - min(m.SwapFreeBytes, m.SwapTotalBytes)), UOM: "B", Min: bound(0), Max: nonZero(m.SwapTotalBytes)})
 	return out
 }

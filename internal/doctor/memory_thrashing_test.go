@@ -118,3 +118,36 @@ func TestMemoryThrashingOneSnapshotLargest(t *testing.T) {
 		t.Errorf("largest = %v", v)
 	}
 }
+
+// TestMemoryThrashingWithoutPSI: the thrashing web server on a kernel
+// before 4.20 (or booted psi=0): the verdict comes from /proc/vmstat rates
+// alone, with the pre-4.8 allocstall counter among them, and the finding
+// says so in its title, evidence and explanation.
+func TestMemoryThrashingWithoutPSI(t *testing.T) {
+	cur, prev := healthy(), healthy()
+	cur.Memory.PSI, prev.Memory.PSI = nil, nil
+	prev.Time = cur.Time.Add(-2 * time.Second)
+	prev.Memory.VMStat = map[string]uint64{"pswpin": 1000, "pswpout": 2000, "pgmajfault": 50000, "allocstall": 100}
+	cur.Memory.VMStat = map[string]uint64{"pswpin": 9400, "pswpout": 14200, "pgmajfault": 80000, "allocstall": 160}
+	f := run(t, MemoryThrashing{}, prev, cur)
+	wantSeverity(t, f, Critical)
+	if !strings.HasPrefix(f.Title, "thrashing: 4200 pages/s swapped in and 6100 out") || !strings.HasSuffix(f.Title, "(vmstat rates: no PSI)") {
+		t.Errorf("title %q", f.Title)
+	}
+	for k, want := range map[string]any{"psi_available": false, "graded_by": "vmstat rates (no PSI)", "allocation_stalls_per_second": 30.0,
+		"swap_in_pages_per_second": 4200.0, "major_faults_per_second": 15000.0} {
+		if v, _ := f.Evidence.Get(k); v != want {
+			t.Errorf("evidence %s = %v (%T), want %v", k, v, v, want)
+		}
+	}
+	if !strings.Contains(f.Explanation, "This kernel has no PSI") || !strings.Contains(f.Explanation, "allocation stalls (30.0/s, direct reclaim)") {
+		t.Errorf("explanation:\n%s", f.Explanation)
+	}
+	// Calm rates without PSI: ok, and the title says what it was graded by.
+	cur.Memory.VMStat = map[string]uint64{"pswpin": 1000, "pswpout": 2000, "pgmajfault": 50010, "allocstall": 100}
+	f = run(t, MemoryThrashing{}, prev, cur)
+	wantSeverity(t, f, OK)
+	if !strings.HasSuffix(f.Title, "(vmstat rates: no PSI)") {
+		t.Errorf("calm title %q", f.Title)
+	}
+}

@@ -497,6 +497,9 @@ func (c *collector) collectMemory(e emit, m *snapshot.Memory) {
 			{c.memBuffers, m.BuffersBytes}, {c.memCached, m.CachedBytes}, {c.memCommitted, m.CommittedASBytes},
 			{c.memCommitLimit, m.CommitLimitBytes}, {c.swapTotal, m.SwapTotalBytes}, {c.swapFree, m.SwapFreeBytes},
 		} {
+			if v.d == c.memAvail && m.MemAvailableSource == snapshot.MemAvailableUnknown {
+				continue // not 0: absent, as node_exporter leaves out what it cannot read
+			}
 			e.gauge(v.d, float64(v.b))
 		}
 	}

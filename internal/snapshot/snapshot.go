@@ -223,12 +223,12 @@ type Memory struct {
 	// (MemAvailableZoneinfo, MemAvailableMinFree) or unknown
 	// (MemAvailableUnknown, and MemAvailableBytes is then 0: not a value).
 	MemAvailableSource string `json:"mem_available_source,omitempty"`
-	BuffersBytes      uint64 `json:"buffers_bytes"`
-	CachedBytes       uint64 `json:"cached_bytes"`
-	SwapTotalBytes    uint64 `json:"swap_total_bytes"`
-	SwapFreeBytes     uint64 `json:"swap_free_bytes"`
-	CommittedASBytes  uint64 `json:"committed_as_bytes"`
-	CommitLimitBytes  uint64 `json:"commit_limit_bytes"`
+	BuffersBytes       uint64 `json:"buffers_bytes"`
+	CachedBytes        uint64 `json:"cached_bytes"`
+	SwapTotalBytes     uint64 `json:"swap_total_bytes"`
+	SwapFreeBytes      uint64 `json:"swap_free_bytes"`
+	CommittedASBytes   uint64 `json:"committed_as_bytes"`
+	CommitLimitBytes   uint64 `json:"commit_limit_bytes"`
 	// VMStat holds cumulative counters from /proc/vmstat: pswpin, pswpout,
 	// pgmajfault, oom_kill. Rates need two snapshots.
 	VMStat map[string]uint64 `json:"vmstat,omitempty"`

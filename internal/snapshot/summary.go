@@ -98,7 +98,15 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 	}
 
 	if m := s.Memory; m.MemTotalBytes > 0 {
-		ew.Printf("\nMEMORY  available %s of %s", HumanBytes(m.MemAvailableBytes), HumanBytes(m.MemTotalBytes))
+		switch m.MemAvailableSource {
+		case "":
+			ew.Printf("\nMEMORY  available %s of %s", HumanBytes(m.MemAvailableBytes), HumanBytes(m.MemTotalBytes))
+		case MemAvailableUnknown:
+			ew.Printf("\nMEMORY  available unknown (no MemAvailable, nor the counters to estimate it) of %s", HumanBytes(m.MemTotalBytes))
+		default:
+			ew.Printf("\nMEMORY  available %s of %s (%s: no MemAvailable before Linux 3.14)", HumanBytes(m.MemAvailableBytes),
+				HumanBytes(m.MemTotalBytes), m.MemAvailableSource)
+		}
 		if m.SwapTotalBytes > 0 {
 			ew.Printf("  swap used %s of %s", HumanBytes(m.SwapTotalBytes-m.SwapFreeBytes), HumanBytes(m.SwapTotalBytes))
 		}

@@ -403,7 +403,11 @@ function renderGauges(snap) {
   }
   if (worst) g.push(gauge({ id: 'nproc', label: `Threads of ${visible(worst.user || worst.uid)} (RLIMIT_NPROC)`, used: worst.threads, limit: worst.lim }));
   const m = snap.memory || {};
-  if (m.mem_total_bytes) g.push(gauge({ id: 'memory', label: 'Memory in use (MemTotal − MemAvailable)', used: m.mem_total_bytes - m.mem_available_bytes, limit: m.mem_total_bytes, fmt: fmtBytes }));
+  // An old kernel (before 3.14) has no MemAvailable: picket estimates it
+  // (mem_available_source says how), or cannot, and then there is no
+  // gauge rather than one that shows 100 % in use.
+  const memSource = m.mem_available_source || '';
+  if (m.mem_total_bytes && memSource !== 'unknown') g.push(gauge({ id: 'memory', label: memSource ? `Memory in use (MemTotal − MemAvailable ${memSource})` : 'Memory in use (MemTotal − MemAvailable)', used: m.mem_total_bytes - m.mem_available_bytes, limit: m.mem_total_bytes, fmt: fmtBytes }));
   if (m.swap_total_bytes) g.push(gauge({ id: 'swap', label: 'Swap in use', used: m.swap_total_bytes - m.swap_free_bytes, limit: m.swap_total_bytes, fmt: fmtBytes }));
   box.replaceChildren(...g);
 

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/picket-guard/picket/internal/hostcap"
 )
 
 // version and commit are set by the package build:
@@ -48,7 +51,7 @@ func commands() map[string]command {
 		"history":  {"print a series picket run keeps: orphans, limits, PSI, crowds, socket holders (--list, --json)", "[SERIES | --list [PREFIX]]", runHistory},
 		"journal":  {"list the actions picket took and whether they are still in force (--json)", "", runJournal},
 		"undo":     {"revert an action by its journal ID (throttle, freeze, sysctl)", "ID", runUndo},
-		"version":  {"print picket's version and the commit it was built from", "", runVersion},
+		"version":  {"print picket's version and the commit it was built from (--features: what this host's kernel and picket's privileges allow)", "", runVersion},
 		"generate": {"write the man page and the bash completion, made from these commands' flags (for packagers)", "", runGenerate},
 	}
 }
@@ -191,10 +194,38 @@ func (b build) String() string {
 }
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("version", "Print picket's version, the commit it was built from and the Go that built it.", stdout, stderr)
+	fs := newFlags("version", `Print picket's version, the commit it was built from and the Go that built it.
+
+--features also probes this host as picket run does at start: each kernel
+feature picket leans on, found or not, the first kernel that has it and what
+picket does instead; the capabilities it holds; the container it runs in.
+With --root DIR only the tree's files are probed (PSI, MemAvailable,
+cgroups, the container's marks).`, stdout, stderr)
+	features := fs.Bool("features", false, "probe this host's kernel features and capabilities and say what picket does without each")
+	root := fs.String("root", "/", "with --features, probe the files of `DIR` as if it were /")
+	asJSON := fs.Bool("json", false, "with --features, print the probe as JSON")
 	if st, stop := parseFlags(fs, args); stop {
 		return st
 	}
 	fmt.Fprintln(stdout, buildInfo())
+	if !*features {
+		return 0
+	}
+	h := hostcap.Probe(hostcap.Options{Root: *root})
+	if *asJSON {
+		out := struct {
+			*hostcap.Set
+			Features     []hostcap.Feature `json:"features"`
+			Capabilities map[string]bool   `json:"capabilities"`
+		}{h, h.Features(), h.CapMap()}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintln(stdout)
+	h.WriteText(stdout)
 	return 0
 }

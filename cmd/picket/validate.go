@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/picket-guard/picket/internal/daemon"
+	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/term"
 )
 
@@ -26,9 +28,17 @@ With no FILE, validates the built-in default configuration.
 each glob in it (web-* as web-x) and a host it names nowhere: a vars.NAME
 with no value for a host, or whose value's type does not fit where it is
 used on that host, is reported as FILE:LINE:COL: host NAME: message. For a
-config repository's CI: the file is wrong for a host before it reaches it.`, stdout, stderr)
+config repository's CI: the file is wrong for a host before it reaches it.
+
+Each file is also held against this host (the probe of picket version
+--features): an action kind it uses that this host cannot take (throttle
+without nftables or CAP_NET_ADMIN, sysctl on a read-only /proc/sys) is
+reported as FILE: refused: ... and exits 1; what works only narrower (kill
+without CAP_KILL) as FILE: limited: .... --no-host skips this, for a file
+checked on another machine than the one it will run on.`, stdout, stderr)
 	host := fs.String("host", "", "print the configuration as host `NAME` sees it")
 	allHosts := fs.Bool("all-hosts", false, "check the configuration as every host named in it sees it (and a host named nowhere)")
+	noHost := fs.Bool("no-host", false, "do not hold the actions the configuration uses against this host's features and capabilities")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return 0
 	} else if err != nil {
@@ -39,6 +49,7 @@ config repository's CI: the file is wrong for a host before it reaches it.`, std
 		files = []string{""}
 	}
 	status := 0
+	var probe *hostcap.Set
 	for _, f := range files {
 		cfg, name, err := loadConfig(f)
 		if err != nil {
@@ -69,6 +80,18 @@ config repository's CI: the file is wrong for a host before it reaches it.`, std
 		}
 		fmt.Fprintf(stdout, "%s: ok: %d rules (%d active), %d outputs, %d macros, %d files\n",
 			term.Escape(name), len(cfg.Rules), active, len(cfg.Outputs), len(cfg.Macros), len(cfg.Files))
+		if !*noHost {
+			if probe == nil {
+				probe = hostcap.Probe(hostcap.Options{})
+			}
+			rep := daemon.HostCheck(cfg, probe)
+			for _, l := range rep.Lines() {
+				fmt.Fprintf(stderr, "%s: %s\n", term.Escape(name), term.Escape(l))
+			}
+			if len(rep.Refused) > 0 {
+				status = 1
+			}
+		}
 		if *host != "" {
 			if err := cfg.Describe(stdout, cfg.Host(*host)); err != nil {
 				return 1

@@ -131,3 +131,24 @@ func TestMemAvailableEstimate(t *testing.T) {
 		})
 	}
 }
+
+// TestSockstatWithoutMem: a sockstat without mem fields (2.6.18's UDP
+// line, and a TCP line printed without one) is read, and the missing
+// field is marked as such rather than read as 0 pages.
+func TestSockstatWithoutMem(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "proc/net"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc/net/sockstat"), []byte("sockets: used 54\nTCP: inuse 12 orphan 0 tw 4 alloc 12\nUDP: inuse 40\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n"), 0o644)
+	c, err := New(Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &snapshot.Snapshot{}
+	if err := (sockstatSource{}).update(context.Background(), c, snap); err != nil {
+		t.Fatal(err)
+	}
+	st := snap.Kernel.Sockstat
+	if st == nil || st.TCP.Inuse != 12 || st.TCP.Alloc != 12 || !st.TCP.NoMem || st.UDP.Inuse != 40 || st.SocketsUsed != 54 {
+		t.Errorf("sockstat %+v", st)
+	}
+}

@@ -35,7 +35,7 @@ func (sockstatSource) update(_ context.Context, c *Collector, snap *snapshot.Sna
 			s.TCP.Orphan = deref(p.Orphan)
 			s.TCP.TW = deref(p.TW)
 			s.TCP.Alloc = deref(p.Alloc)
-			s.TCP.MemPages = deref(p.Mem)
+			s.TCP.MemPages, s.TCP.NoMem = deref(p.Mem), p.Mem == nil
 		case "UDP":
 			s.UDP.Inuse = p.InUse
 			s.UDP.MemPages = deref(p.Mem)

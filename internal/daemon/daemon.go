@@ -28,6 +28,7 @@ import (
 	"github.com/picket-guard/picket/internal/dashboard"
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/history"
+	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/notify"
 	"github.com/picket-guard/picket/internal/rules"
 	"github.com/picket-guard/picket/internal/server"
@@ -60,6 +61,9 @@ type Options struct {
 	Version     string
 	// ActionTimeout bounds one action (default 2m).
 	ActionTimeout time.Duration
+	// Features is the host's feature probe (nil: New probes this host
+	// once); a test switches features off through it.
+	Features *hostcap.Set
 }
 
 // Daemon is one running picket.
@@ -68,11 +72,12 @@ type Daemon struct {
 	log  *slog.Logger
 	logf *reopenFile
 
-	col    *collect.Collector
-	runner *act.Runner
-	disp   *notify.Dispatcher
-	hist   *history.Store
-	rnd    *rand.Rand
+	col     *collect.Collector
+	runner  *act.Runner
+	disp    *notify.Dispatcher
+	hist    *history.Store
+	rnd     *rand.Rand
+	hostcap *hostcap.Set
 
 	mu        sync.RWMutex
 	cfg       *rules.Config
@@ -86,6 +91,8 @@ type Daemon struct {
 	alarms    map[string]alarm.Alarm
 	silenced  map[string]time.Time
 	health    server.Health
+	// hostReport is the running configuration held against the host.
+	hostReport HostReport
 
 	jobs chan job // deliveries and actions, in the order decided
 	wg   sync.WaitGroup
@@ -152,6 +159,11 @@ func New(opts Options) (*Daemon, error) {
 			return fail(err)
 		}
 	}
+	// One probe at start: what this kernel and picket's privileges allow,
+	// for the collector, the actions, the start log and /healthz.
+	if d.hostcap = opts.Features; d.hostcap == nil {
+		d.hostcap = hostcap.Probe(hostcap.Options{})
+	}
 	d.kick = make(chan struct{}, 1)
 	d.klog = newKernelLog(opts.Root, opts.StateDir, d.log, func() {
 		select {
@@ -159,14 +171,14 @@ func New(opts Options) (*Daemon, error) {
 		default:
 		}
 	})
-	if d.col, err = collect.New(collect.Options{Root: opts.Root, KernelLog: d.klog.log}); err != nil {
+	if d.col, err = collect.New(collect.Options{Root: opts.Root, KernelLog: d.klog.log, Host: d.hostcap}); err != nil {
 		return fail(err)
 	}
 	if d.hist, err = history.Open(filepath.Join(opts.StateDir, "history.db"), history.Options{}); err != nil {
 		return fail(fmt.Errorf("history: %w", err))
 	}
 	d.runner, err = act.NewRunner(act.Options{Root: opts.Root, StateDir: opts.StateDir, DryRun: opts.DryRun, Logger: d.log,
-		RevertOnRecover: true,
+		RevertOnRecover: true, Host: d.hostcap,
 		OnLimit: func(rule string, err error) {
 			d.log.Error("actions stopped by their rate limit: acting needs an administrator now", "rule", rule, "err", err)
 		}})
@@ -225,6 +237,8 @@ func (d *Daemon) install(cfg *rules.Config, name string) error {
 	d.cfg, d.cfgName, d.notifiers, d.host = cfg, name, ns, host
 	d.engine = rules.NewEngine(cfg, cfg.Host(host), rules.EngineOptions{})
 	d.health.Config = name
+	d.hostReport = HostCheck(cfg, d.hostcap)
+	d.health.Host, d.health.Refused = hostFeatures(d.hostcap), d.hostReport.Refused
 	d.mu.Unlock()
 	d.disp.SetOutputs(ns)
 	closeNotifiers(old)
@@ -268,8 +282,12 @@ func (d *Daemon) Reload() error {
 	d.mu.Lock()
 	d.health.ConfigError = ""
 	n := len(cfg.Rules)
+	rep := d.hostReport
 	d.mu.Unlock()
 	d.log.Info("configuration reloaded", "config", name, "rules", n)
+	for _, r := range rep.Refused {
+		d.log.Error("action kind refused on this host", "kind", r.Kind, "rules", strings.Join(r.Rules, ","), "reason", r.Reason)
+	}
 	return nil
 }
 
@@ -324,6 +342,10 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		}()
 	}
 	d.log.Info("picket running", "version", d.opts.Version, "config", d.cfgName, "state", d.opts.StateDir, "listen", d.opts.Listen)
+	d.mu.RLock()
+	rep := d.hostReport
+	d.mu.RUnlock()
+	d.logHost(rep)
 
 	next := map[string]time.Time{}
 	lastCollect := time.Time{}

@@ -18,11 +18,14 @@ func (TCPMemory) ID() string { return "tcp-memory" }
 func (TCPMemory) Run(in Input) Finding {
 	s := in.Cur
 	k := s.Kernel
-	if k.Sockstat == nil || len(k.TCPMemPages) != 3 {
+	if k.Sockstat == nil || len(k.TCPMemPages) != 3 || k.Sockstat.TCP.NoMem {
 		why := "TCP's pages are the \"mem\" field of /proc/net/sockstat and the limits are /proc/sys/net/ipv4/tcp_mem; "
-		if k.Sockstat == nil {
+		switch {
+		case k.Sockstat == nil:
 			why += "sockstat could not be read."
-		} else {
+		case k.Sockstat.TCP.NoMem:
+			why += "this kernel's sockstat has no mem field on its TCP line, so TCP's memory cannot be told (not 0)."
+		default:
 			why += "tcp_mem could not be read."
 		}
 		return unknownFinding("TCP memory or tcp_mem not readable", why, Evidence{})

@@ -65,4 +65,12 @@ func TestTCPMemoryMissing(t *testing.T) {
 	s = healthy()
 	s.Kernel.Sockstat = nil
 	wantSeverity(t, run(t, TCPMemory{}, nil, s), Unknown)
+	// A sockstat whose TCP line has no mem field: unknown, not "0 pages".
+	s = healthy()
+	s.Kernel.Sockstat.TCP.MemPages, s.Kernel.Sockstat.TCP.NoMem = 0, true
+	f := run(t, TCPMemory{}, nil, s)
+	wantSeverity(t, f, Unknown)
+	if !strings.Contains(f.Explanation, "no mem field") {
+		t.Errorf("explanation: %s", f.Explanation)
+	}
 }

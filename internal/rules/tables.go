@@ -374,6 +374,9 @@ func kernelRow(s *snapshot.Snapshot) Row {
 		// sockets ("Out of socket memory"): these are the numbers it compares.
 		r["orphans_x2"], r["orphans_x4"] = st.TCP.Orphan<<1, st.TCP.Orphan<<2
 		r["udp_inuse"], r["sockets_used"] = st.UDP.Inuse, st.SocketsUsed
+		if st.TCP.NoMem {
+			r["tcp_mem_pages"] = nil // not printed: unknown, not 0
+		}
 	}
 	if len(k.TCPMemPages) == 3 {
 		r["tcp_mem_low"], r["tcp_mem_pressure"], r["tcp_mem_high"] = int(k.TCPMemPages[0]), int(k.TCPMemPages[1]), int(k.TCPMemPages[2])

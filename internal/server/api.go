@@ -253,14 +253,16 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
 type healthBody struct {
 	// Status is "ok", "stale" (the last collection is older than
 	// stale_after_seconds) or "starting" (no collection yet).
-	Status            string    `json:"status"`
-	LastCollection    time.Time `json:"last_collection,omitzero"`
-	AgeSeconds        *float64  `json:"last_collection_age_seconds,omitempty"`
-	DurationSeconds   float64   `json:"last_duration_seconds"`
-	StaleAfterSeconds float64   `json:"stale_after_seconds"`
-	LastError         string    `json:"last_error,omitempty"`
-	Config            string    `json:"config,omitempty"`
-	ConfigError       string    `json:"config_error,omitempty"`
+	Status            string        `json:"status"`
+	LastCollection    time.Time     `json:"last_collection,omitzero"`
+	AgeSeconds        *float64      `json:"last_collection_age_seconds,omitempty"`
+	DurationSeconds   float64       `json:"last_duration_seconds"`
+	StaleAfterSeconds float64       `json:"stale_after_seconds"`
+	LastError         string        `json:"last_error,omitempty"`
+	Config            string        `json:"config,omitempty"`
+	ConfigError       string        `json:"config_error,omitempty"`
+	Host              *HostFeatures `json:"host,omitempty"`
+	Refused           []Refusal     `json:"refused,omitempty"`
 }
 
 // healthz reads only Health, never the snapshot: it must answer fast on a
@@ -277,6 +279,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		LastError:         h.LastError,
 		Config:            h.Config,
 		ConfigError:       h.ConfigError,
+		Host:              h.Host,
+		Refused:           h.Refused,
 	}
 	status := http.StatusOK
 	if h.LastCollection.IsZero() {

@@ -114,6 +114,7 @@ type collector struct {
 	findingSeverity, doctorStatus, alarms    *prometheus.Desc
 	collDuration, lastCollection, collErrors *prometheus.Desc
 	configOK, buildInfo                      *prometheus.Desc
+	feature, capability, refused             *prometheus.Desc
 }
 
 func newCollector(o Options) *collector {
@@ -223,6 +224,9 @@ func newCollector(o Options) *collector {
 	c.collErrors = d("collection_errors", "Sources the last collection could not read (the snapshot's errors).")
 	c.configOK = d("config_last_reload_successful", "1 when the last configuration load succeeded, 0 when a reload was refused and the previous configuration runs.")
 	c.buildInfo = d("build_info", "picket's version; always 1.", "version", "goversion")
+	c.feature = d("feature", "1 when the host offers the kernel feature picket probed at start (pidfd, openat2, psi, nftables...), 0 when picket runs its fallback.", "name")
+	c.capability = d("capability", "1 when picket holds the capability, 0 when it does not.", "name")
+	c.refused = d("action_kind_refused", "1 for each action kind the configuration uses that this host cannot take (the reason is in /healthz).", "kind")
 	return c
 }
 
@@ -272,6 +276,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		e.gauge(c.configOK, ok)
 	}
+	for _, m := range []struct {
+		d  *prometheus.Desc
+		of map[string]bool
+	}{{c.feature, h.Host.featureMap()}, {c.capability, h.Host.capMap()}} {
+		for name, on := range m.of {
+			v := 0.0
+			if on {
+				v = 1
+			}
+			e.gauge(m.d, v, name)
+		}
+	}
+	for _, r := range h.Refused {
+		e.gauge(c.refused, 1, r.Kind)
+	}
 	if snap := c.src.Snapshot(); snap != nil {
 		e.gauge(c.collErrors, float64(len(snap.Errors)))
 		c.collectProcesses(e, &snap.Processes)
@@ -286,6 +305,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.collectFindings(e, rep)
 	}
 	c.collectAlarms(e, c.src.Alarms())
+}
+
+func (h *HostFeatures) featureMap() map[string]bool {
+	if h == nil {
+		return nil
+	}
+	return h.Features
+}
+
+func (h *HostFeatures) capMap() map[string]bool {
+	if h == nil {
+		return nil
+	}
+	return h.Capabilities
 }
 
 func (c *collector) collectProcesses(e emit, p *snapshot.Processes) {
@@ -403,7 +436,9 @@ func (c *collector) collectKernel(e emit, k *snapshot.Kernel) {
 		e.gauge(c.tcpOrphans, float64(st.TCP.Orphan))
 		e.gauge(c.tcpTW, float64(st.TCP.TW))
 		e.gauge(c.tcpAlloc, float64(st.TCP.Alloc))
-		e.gauge(c.tcpMemUsed, float64(st.TCP.MemPages))
+		if !st.TCP.NoMem {
+			e.gauge(c.tcpMemUsed, float64(st.TCP.MemPages))
+		}
 		e.gauge(c.udpInuse, float64(st.UDP.Inuse))
 		e.gauge(c.udpMem, float64(st.UDP.MemPages))
 		e.gauge(c.udpliteInuse, float64(st.UDPLite))

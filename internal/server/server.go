@@ -86,6 +86,27 @@ type Health struct {
 	// ConfigError is why the last reload was refused (the previous
 	// configuration keeps running); "" after a good load.
 	ConfigError string `json:"config_error,omitempty"`
+	// Host is what the start-up probe found: the kernel, each feature and
+	// each capability, found or not.
+	Host *HostFeatures `json:"host,omitempty"`
+	// Refused lists the action kinds the configuration uses that this host
+	// cannot take, and why: they are refused at once, not mid-storm.
+	Refused []Refusal `json:"refused,omitempty"`
+}
+
+// HostFeatures is the probe's answer, as /healthz shows it.
+type HostFeatures struct {
+	Kernel       string          `json:"kernel"`
+	Container    string          `json:"container,omitempty"`
+	Features     map[string]bool `json:"features"`
+	Capabilities map[string]bool `json:"capabilities"`
+}
+
+// Refusal is an action kind this host cannot take.
+type Refusal struct {
+	Kind   string   `json:"kind"`
+	Rules  []string `json:"rules"`
+	Reason string   `json:"reason"`
 }
 
 // Mutator changes the daemon's state. It is optional: a nil Mutator makes a

@@ -183,6 +183,9 @@ type SockstatTCP struct {
 	TW       int `json:"tw"`
 	Alloc    int `json:"alloc"`
 	MemPages int `json:"mem_pages"` // "mem": pages, not bytes
+	// NoMem is set when the TCP line has no "mem" field (a sockstat
+	// printed without it): MemPages is then not a value.
+	NoMem bool `json:"no_mem,omitempty"`
 }
 
 // SockstatUDP is the UDP line of sockstat.

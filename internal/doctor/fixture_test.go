@@ -71,6 +71,10 @@ func TestFixtures(t *testing.T) {
 		{"apache-thrashing/after", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
 		// The numbers are fine; the kernel's log of the last hour is not.
 		{"kernel-said", sevs{"conntrack": Critical, "cgroup-limits": Warning, "kernel-log": Warning}, 2},
+		// Older kernels' formats (testdata/gen/oldkernels.py).
+		{"kernel-2.6.32", sevs{"beancounters": Critical, "process-storm": Warning, "memory-thrashing": Unknown}, 2},
+		{"kernel-3.10", sevs{"beancounters": Critical, "memory-thrashing": Unknown}, 2},
+		{"kernel-4.15", sevs{"memory-thrashing": Critical, "process-storm": Warning}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Run(fixtureInput(t, tc.name), Checks())
@@ -160,7 +164,8 @@ func TestApacheThrashing(t *testing.T) {
 
 // TestGolden pins the human output of docs/stories.md.
 func TestGolden(t *testing.T) {
-	for _, name := range []string{"healthy", "tcp-orphans", "tcp-memory", "numothersock", "imapd-storm", "apache-thrashing", "kernel-said"} {
+	for _, name := range []string{"healthy", "tcp-orphans", "tcp-memory", "numothersock", "imapd-storm", "apache-thrashing", "kernel-said",
+		"kernel-2.6.32", "kernel-3.10", "kernel-4.15"} {
 		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
 			if err := WriteText(&b, Run(fixtureInput(t, name), Checks()), TextOptions{}); err != nil {

@@ -280,4 +280,5 @@ def main():
     kernel_said()
 
 
-main()
+if __name__ == "__main__":
+    main()

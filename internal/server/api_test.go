@@ -296,3 +296,23 @@ func doHost(h http.Handler, host, path string) *httptest.ResponseRecorder {
 	h.ServeHTTP(w, r)
 	return w
 }
+
+// TestHostFeatures: what the start-up probe found is in /healthz and
+// /metrics, found or not, with the kinds the host refuses.
+func TestHostFeatures(t *testing.T) {
+	h := newServer(t, Options{Source: loadedSource(t)}).Handler()
+	w := do(t, h, "GET", "/healthz", nil)
+	var hb healthBody
+	strictDecode(t, w.Body.String(), &hb)
+	if hb.Host == nil || hb.Host.Kernel != "3.10.0" || hb.Host.Features["pidfd"] || !hb.Host.Features["mem_available"] ||
+		len(hb.Refused) != 1 || hb.Refused[0].Kind != "throttle" {
+		t.Errorf("healthz: %s", w.Body)
+	}
+	m := do(t, h, "GET", "/metrics", nil).Body.String()
+	for _, want := range []string{`picket_feature{name="pidfd"} 0`, `picket_feature{name="mem_available"} 1`,
+		`picket_capability{name="CAP_NET_ADMIN"} 0`, `picket_capability{name="CAP_KILL"} 1`, `picket_action_kind_refused{kind="throttle"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

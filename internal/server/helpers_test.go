@@ -86,7 +86,10 @@ func loadedSource(t testing.TB) *fakeSource {
 			{Host: "moscow", Rule: "storm", Case: "warn", Level: alarm.Warning, Status: alarm.Resolved, Table: "process_groups", Key: "user=alice comm=imapd", StartsAt: fixtureTime.Add(-time.Hour), EndsAt: fixtureTime},
 		},
 		journal: json.RawMessage(`[{"id":"20261123T025900-3f9c2a","phase":"result","type":"throttle"}]`),
-		health:  Health{LastCollection: fixtureTime, LastDuration: 120 * time.Millisecond, Config: "built-in default"},
+		health: Health{LastCollection: fixtureTime, LastDuration: 120 * time.Millisecond, Config: "built-in default",
+			Host: &HostFeatures{Kernel: "3.10.0", Container: "openvz", Features: map[string]bool{"pidfd": false, "psi": false, "mem_available": true},
+				Capabilities: map[string]bool{"CAP_KILL": true, "CAP_NET_ADMIN": false}},
+			Refused: []Refusal{{Kind: "throttle", Rules: []string{"apache-thrash"}, Reason: "throttle cannot work on this host: picket does not hold CAP_NET_ADMIN"}}},
 	}
 }
 

@@ -174,13 +174,16 @@ func grep(text, s string) string {
 // wantFamilies are the picket_ metrics the moscow fixture yields: every
 // one picket has (moscow has data for each).
 var wantFamilies = []string{
+	"picket_action_kind_refused",
 	"picket_alarms_firing",
 	"picket_beancounter_barrier", "picket_beancounter_failcnt_total", "picket_beancounter_held", "picket_beancounter_limit", "picket_beancounter_maxheld",
 	"picket_build_info",
+	"picket_capability",
 	"picket_collection_duration_seconds", "picket_collection_errors",
 	"picket_config_last_reload_successful",
 	"picket_doctor_status",
 	"picket_fd_unreadable_processes",
+	"picket_feature",
 	"picket_filefd_allocated", "picket_filefd_maximum", "picket_filefd_unused",
 	"picket_kernel_log_readable", "picket_kernel_log_records_total", "picket_kernel_messages_total",
 	"picket_netstat_tcpext_total", "picket_nf_conntrack_stat_total",

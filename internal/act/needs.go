@@ -74,14 +74,28 @@ func freezeNeeds(h *hostcap.Set) ([]string, error) {
 	if !h.HasCap(hostcap.CapKill) {
 		limits = append(limits, ownUserOnly(h, hostcap.CapKill, "stops"))
 	}
+	if !hasFreezer(h) {
+		limits = append(limits, "no cgroup freezer (neither cgroup2 nor a v1 freezer mounted): trees are stopped with SIGSTOP")
+	}
+	return limits, nil
+}
+
+// freezeCgroupNeeds: a cgroup freezer, v2's cgroup.freeze or v1's
+// freezer hierarchy; without either there is nothing to freeze with.
+func freezeCgroupNeeds(h *hostcap.Set) ([]string, error) {
+	if !hasFreezer(h) {
+		return nil, fmt.Errorf("freeze_cgroup cannot work on this host: no cgroup freezer (neither cgroup2 nor a v1 freezer hierarchy is mounted: %s)",
+			h.Feature(hostcap.CgroupV2).Detail)
+	}
+	return nil, nil
+}
+
+func hasFreezer(h *hostcap.Set) bool {
 	freezer := h.Has(hostcap.CgroupV2)
 	for _, c := range h.Cgroups.V1 {
 		freezer = freezer || c == "freezer"
 	}
-	if !freezer {
-		limits = append(limits, "no cgroup freezer (neither cgroup2 nor a v1 freezer mounted): trees are stopped with SIGSTOP")
-	}
-	return limits, nil
+	return freezer
 }
 
 // throttleNeeds: nf_tables over netlink, and CAP_NET_ADMIN to change it.

@@ -77,16 +77,18 @@ func TestLiveStorm(t *testing.T) {
 		t.Log("not root: the storm runs under the test's own user, not nobody")
 		wantUser = nameOf(t, uint32(os.Geteuid()))
 	}
-	testkit.Sleepers(t, "pkt-imapd", n, attr)
+	// A name no other package's live test uses: go test runs packages side
+	// by side, and act's kill tests end every pkt-imapd of nobody.
+	testkit.Sleepers(t, "pkt-col-imapd", n, attr)
 	s := snaptest.Live(t)
 	var got []snapshot.Group
 	for _, g := range s.Processes.Groups {
-		if g.Comm == "pkt-imapd" {
+		if g.Comm == "pkt-col-imapd" {
 			got = append(got, g)
 		}
 	}
 	if len(got) != 1 || got[0].Count != n || got[0].User != wantUser || got[0].Threads != n {
-		t.Fatalf("groups for pkt-imapd = %+v, want one of %d under %s", got, n, wantUser)
+		t.Fatalf("groups for pkt-col-imapd = %+v, want one of %d under %s", got, n, wantUser)
 	}
 }
 

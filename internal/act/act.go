@@ -88,6 +88,12 @@ type Options struct {
 	// NewRunner probes it). The kill path uses pidfds and archive openat2
 	// only where it says so; a kind it refuses is refused at once.
 	Host *hostcap.Set
+	// Journal sizes the journal's rotation (its Logger is Logger).
+	Journal JournalOptions
+	// ProtectedPorts are local ports a throttle refuses unless its spec
+	// says force: true, besides sshd's 22 (the daemon adds its own HTTP
+	// port): a throttle must not lock out the administrator.
+	ProtectedPorts []int
 }
 
 // DefaultStateDir is /var/lib/picket for root, else $XDG_STATE_HOME/picket
@@ -118,6 +124,9 @@ type Runner struct {
 	kinds         []kind
 	host          *hostcap.Set
 
+	tripMu sync.Mutex
+	trips  map[string]*trip // by rule and kind: refusals being counted
+
 	mu       sync.Mutex
 	timers   map[string]*time.Timer // timed actions this Runner will end
 	wg       sync.WaitGroup         // timers reverting now
@@ -147,7 +156,7 @@ func NewRunner(opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		opts: opts, root: root, live: root == "/", procs: procs, log: opts.Logger,
-		limits: newLimiter(opts.Limits), protectedUIDs: map[uint32]bool{}, timers: map[string]*time.Timer{},
+		limits: newLimiter(opts.Limits), protectedUIDs: map[uint32]bool{}, timers: map[string]*time.Timer{}, trips: map[string]*trip{},
 		kinds: kinds(), host: opts.Host,
 	}
 	if r.host == nil {
@@ -165,7 +174,11 @@ func NewRunner(opts Options) (*Runner, error) {
 		if r.opts.StateDir == "" {
 			r.opts.StateDir = DefaultStateDir()
 		}
-		if r.journal, err = OpenJournal(r.opts.StateDir); err != nil {
+		jo := opts.Journal
+		if jo.Logger == nil {
+			jo.Logger = opts.Logger
+		}
+		if r.journal, err = openJournal(r.opts.StateDir, jo, &r.kinds); err != nil {
 			return nil, err
 		}
 	}
@@ -240,8 +253,15 @@ func (r *Runner) Close() error {
 	}
 	r.timers = map[string]*time.Timer{}
 	r.mu.Unlock()
+	r.tripMu.Lock()
+	trips := r.trips
+	r.trips = map[string]*trip{}
+	r.tripMu.Unlock()
 	r.wg.Wait()
 	var errs []error
+	for _, t := range trips {
+		errs = append(errs, r.closeTrip(t))
+	}
 	for _, id := range ids {
 		if err := r.revertID(context.Background(), id, "ended early: picket stopped"); err != nil {
 			errs = append(errs, err)
@@ -259,6 +279,10 @@ type op struct {
 	req Request
 	res Result
 	id  string
+	// procs are who the targets are, journaled with the intent; doneProcs,
+	// when set, who they turned out to be, with the result (a kill's later
+	// rounds add processes).
+	procs, doneProcs []Target
 }
 
 func (o *op) dry() bool { return o.res.DryRun }
@@ -277,22 +301,17 @@ func (o *op) intent(targets []any, undo *Undo, until time.Time) bool {
 	o.res.Targets = targets
 	now := r.opts.Now()
 	if err, first := r.limits.take(o.req.Rule, now); err != nil {
-		o.res.ID = newID(now)
 		o.res.Result, o.res.Error, o.res.RateLimited = "rate-limited", err.Error(), true
-		e := o.entry(PhaseRefused, now)
-		e.Targets, e.Result, e.Error = targets, o.res.Result, o.res.Error
-		if jerr := r.journal.Append(e); jerr != nil {
-			r.log.Error("journal", "err", jerr)
-		}
-		r.log.Warn("action rate-limited", "rule", o.req.Rule, "type", o.res.Type, "err", err)
+		o.res.ID = r.refused(o, targets, now)
 		if first && r.opts.OnLimit != nil {
 			r.opts.OnLimit(o.req.Rule, err)
 		}
 		return false
 	}
+	r.endTrip(o.req.Rule, o.res.Type)
 	o.id = newID(now)
 	e := o.entry(PhaseIntent, now)
-	e.Targets, e.Undo, e.Until = targets, undo, until
+	e.Targets, e.Undo, e.Until, e.Procs = targets, undo, until, o.procs
 	if b, err := json.Marshal(o.req.Spec); err == nil {
 		e.Spec = b
 	}
@@ -317,6 +336,9 @@ func (o *op) finish(result string, err error, output string) {
 	}
 	e := o.entry(PhaseResult, o.r.opts.Now())
 	e.Targets, e.Result, e.Error, e.Output = o.res.Targets, o.res.Result, o.res.Error, output
+	if o.doneProcs != nil {
+		e.Procs = o.doneProcs
+	}
 	if jerr := o.r.journal.Append(e); jerr != nil {
 		o.r.log.Error("journal", "id", o.id, "err", jerr)
 	}

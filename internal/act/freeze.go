@@ -182,6 +182,7 @@ func (r *Runner) stop(ctx context.Context, o *op, s *FreezeSpec, tree []proc, me
 		u.Procs = append(u.Procs, ProcRef{p.pid, p.start})
 	}
 	until := r.opts.Now().Add(s.For)
+	o.procs = r.identify(tree)
 	if !o.intent(intsAny(tree), u, until) {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -189,5 +190,31 @@ func moveInto(t *testing.T, dir string, pids []int) {
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
 			t.Fatalf("move %d into %s: %v", pid, dir, err)
 		}
+	}
+}
+
+// A freeze journals who it froze, as a kill does.
+func TestFreezeJournalsWhoItFroze(t *testing.T) {
+	state := t.TempDir()
+	r := newRunner(t, Options{StateDir: state})
+	sh, pids := tree(t, r)
+	res := r.Do(t.Context(), Request{Spec: &FreezeSpec{PID: strconv.Itoa(sh.pid), Tree: true, For: time.Hour}})
+	if res.Error != "" {
+		t.Fatal(res)
+	}
+	defer r.Undo(t.Context(), res.ID)
+	es := journalOf(t, state)
+	if es[0].Phase != PhaseIntent || len(es[0].Procs) != 3 {
+		t.Fatalf("intent: %+v", es[0])
+	}
+	comms := map[string]int{}
+	for _, p := range es[0].Procs {
+		comms[p.Comm]++
+		if !slices.Contains(pids, p.PID) || p.Start.IsZero() {
+			t.Errorf("target %+v", p)
+		}
+	}
+	if comms["sh"] != 1 || comms["sleep"] != 2 {
+		t.Errorf("targets by command: %v", comms)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +57,25 @@ type KillSpec struct {
 	// duration (default 30s).
 	MaxTries int           `yaml:"max_tries" json:"max_tries,omitempty"`
 	MaxTime  time.Duration `yaml:"max_time" json:"max_time,omitempty"`
+	// MaxTargets bounds what one round may signal (default 100, at most
+	// 100,000). A selection larger than that is refused whole, nothing
+	// signalled: it is more often a selector that matches too much (a
+	// user: without a comm:) than a storm, and a storm that big is cut
+	// down deliberately with youngest: N or a larger max_targets.
+	MaxTargets int `yaml:"max_targets" json:"max_targets,omitempty"`
+}
+
+// Bounds of max_targets.
+const (
+	defaultMaxTargets = 100
+	maxMaxTargets     = 100_000
+)
+
+func (s *KillSpec) maxTargets() int {
+	if s.MaxTargets > 0 {
+		return s.MaxTargets
+	}
+	return defaultMaxTargets
 }
 
 // Until is the stop condition of a kill loop: stop once fewer than Below
@@ -73,6 +93,9 @@ func (s *KillSpec) Validate() error {
 	}
 	if s.OlderThan < 0 || s.Warn < 0 || s.Grace < 0 || s.MaxTime < 0 || s.MaxTries < 0 {
 		errs = append(errs, errors.New("kill: durations and max_tries must not be negative"))
+	}
+	if s.MaxTargets < 0 || s.MaxTargets > maxMaxTargets {
+		errs = append(errs, fmt.Errorf("kill: max_targets %d out of 1..%d (0: the default, %d)", s.MaxTargets, maxMaxTargets, defaultMaxTargets))
 	}
 	for _, f := range []struct{ name, v string }{{"signal", s.Signal}, {"then", s.Then}} {
 		if f.v != "" {
@@ -363,6 +386,10 @@ func (r *Runner) kill(ctx context.Context, o *op, s *KillSpec) {
 		o.refuse(err)
 		return
 	}
+	if err := tooMany(targets, s); err != nil {
+		o.refuse(err)
+		return
+	}
 	if o.dry() {
 		o.res.Targets = intsAny(targets)
 		o.res.Result = fmt.Sprintf("would send %s to %d processes", signalName(sig), len(targets))
@@ -397,7 +424,12 @@ func (r *Runner) kill(ctx context.Context, o *op, s *KillSpec) {
 			o.res.Result = "nothing to kill after the warning: no process matches" + refusedNote(refused)
 			return
 		}
+		if err := tooMany(targets, s); err != nil {
+			o.refuse(err)
+			return
+		}
 	}
+	o.procs = r.identify(targets)
 	if !o.intent(intsAny(targets), nil, time.Time{}) {
 		return
 	}
@@ -406,15 +438,18 @@ func (r *Runner) kill(ctx context.Context, o *op, s *KillSpec) {
 	var st killStats
 	signalled := map[int]bool{}
 	var all []any
+	var who []Target
+	ids := o.procs
 	round := 0
 	remain := -1
 	for {
 		round++
 		r.killRound(ctx, targets, sig, then, s, sel, g, &st)
-		for _, t := range targets {
+		for i, t := range targets {
 			if !signalled[t.pid] {
 				signalled[t.pid] = true
 				all = append(all, t.pid)
+				who = append(who, ids[i])
 			}
 		}
 		if s.Until == nil {
@@ -430,10 +465,18 @@ func (r *Runner) kill(ctx context.Context, o *op, s *KillSpec) {
 		if remain < s.Until.Below || round >= tries || (maxTime > 0 && time.Since(start) >= maxTime) || ctx.Err() != nil {
 			break
 		}
+		if err = tooMany(targets, s); err != nil {
+			err = fmt.Errorf("round %d: %w", round+1, err)
+			break
+		}
+		ids = r.identify(targets)
 	}
 	o.res.Targets = all
-	summary := st.summary(sig, then, s.grace())
+	o.doneProcs = who
+	summary := st.summary(sig, then, s.grace(), who)
 	switch {
+	case err != nil && errors.Is(err, errTooMany):
+		o.finish(fmt.Sprintf("stopped after %d rounds: %v; %s", round, err, summary), err, "")
 	case err != nil:
 		o.finish(summary, fmt.Errorf("re-scan after round %d: %w", round, err), "")
 	case s.Until == nil:
@@ -456,12 +499,21 @@ type killStats struct {
 	errs                                                 []error
 }
 
-func (st *killStats) summary(sig, then unix.Signal, grace time.Duration) string {
+// summary says what the rounds did: "killed 120 imapd of nobody (TERM)".
+// who are the processes selected, as identify saw them; they are named
+// when they are exactly the ones the count is about.
+func (st *killStats) summary(sig, then unix.Signal, grace time.Duration, who []Target) string {
 	var b strings.Builder
+	n := func(k int) string {
+		if k == len(who) && k > 0 {
+			return Describe(who)
+		}
+		return strconv.Itoa(k)
+	}
 	if st.exited == st.sent && st.sent > 0 {
-		fmt.Fprintf(&b, "killed %d (%s", st.exited, signalName(sig))
+		fmt.Fprintf(&b, "killed %s (%s", n(st.exited), signalName(sig))
 	} else {
-		fmt.Fprintf(&b, "sent %s to %d, %d exited (", signalName(sig), st.sent, st.exited)
+		fmt.Fprintf(&b, "sent %s to %s, %d exited (", signalName(sig), n(st.sent), st.exited)
 	}
 	if st.escalated > 0 {
 		fmt.Fprintf(&b, ", %s to %d after %v", signalName(then), st.escalated, grace)
@@ -541,6 +593,18 @@ func (r *Runner) waitGone(ctx context.Context, ps []proc, d time.Duration) []pro
 		}
 		sleep(ctx, 20*time.Millisecond)
 	}
+}
+
+// errTooMany marks a selection over max_targets.
+var errTooMany = errors.New("more than max_targets")
+
+// tooMany refuses a selection larger than the spec's max_targets.
+func tooMany(targets []proc, s *KillSpec) error {
+	if max := s.maxTargets(); len(targets) > max {
+		return fmt.Errorf("%d processes match, %w (%d): nothing signalled; narrow the selectors, keep the youngest: N, or raise max_targets",
+			len(targets), errTooMany, max)
+	}
+	return nil
 }
 
 func pidList(ps []proc) []int {

@@ -63,7 +63,19 @@ func testKillStorm(t *testing.T, host *hostcap.Set) {
 	r = newRunner(t, Options{StateDir: state, Host: host, Protected: Protected{PIDs: []int{protected.pid}}})
 	spec := &KillSpec{User: "nobody", Comm: "pkt-imapd", Signal: "TERM", Grace: time.Second, Then: "KILL"}
 	snap := snaptest.Live(t)
-	req := Request{Spec: spec, Rule: "ProcNumChkRed", Case: "imapd", Snapshot: snap, DryRun: true}
+	req := Request{Spec: spec, Rule: "ProcNumChkRed", Case: "imapd", Snapshot: snap}
+	// 200 are more than the default max_targets: refused whole, not one
+	// signalled, and nothing journaled.
+	if res := r.Do(t.Context(), req); res.ID != "" || !strings.HasPrefix(res.Result, "refused: 200 processes match, more than max_targets (100)") {
+		t.Errorf("over max_targets: %+v", res)
+	}
+	for _, c := range targets {
+		if !c.alive() {
+			t.Fatal("a kill over max_targets signalled something")
+		}
+	}
+	spec.MaxTargets = 200
+	req.DryRun = true
 	dry := r.Do(t.Context(), req)
 	if got, want := anyInts(dry.Targets), pidsOf(targets); !reflect.DeepEqual(got, want) {
 		t.Fatalf("dry-run targets: %d pids, want the %d targets exactly\n%s", len(got), len(want), dry.Result)
@@ -85,7 +97,7 @@ func testKillStorm(t *testing.T, host *hostcap.Set) {
 	start := time.Now()
 	res := r.Do(t.Context(), req)
 	t.Logf("%s in %v", res.Result, time.Since(start).Round(time.Millisecond))
-	if res.Error != "" || !strings.HasPrefix(res.Result, "killed 200 (TERM, KILL to 20 after 1s)") {
+	if res.Error != "" || !strings.HasPrefix(res.Result, "killed 200 pkt-imapd of nobody (TERM, KILL to 20 after 1s)") {
 		t.Errorf("kill: %+v", res)
 	}
 	if got, want := anyInts(res.Targets), pidsOf(targets); !reflect.DeepEqual(got, want) {
@@ -312,5 +324,94 @@ func TestKillScopeCgroup(t *testing.T) {
 	}
 	if !outside.alive() {
 		t.Error("a process in the root cgroup was killed")
+	}
+}
+
+// TestKillJournalsWhoItKilled: the journal says who each target was —
+// pid, user, command, start time and command line — and the selector, so
+// that after the fact "killed 3" reads "killed 3 pkt-who of nobody".
+func TestKillJournalsWhoItKilled(t *testing.T) {
+	needRoot(t, "starts processes as nobody and signals them")
+	bin := testkit.NamedBin(t, "pkt-who")
+	var cs []*child
+	for i := 0; i < 3; i++ {
+		cs = append(cs, spawn(t, nobody, nil, filepath.Join(bin, "pkt-who"), "600", strconv.Itoa(i)))
+	}
+	state := t.TempDir()
+	r := newRunner(t, Options{StateDir: state})
+	if !waitFor(5*time.Second, func() bool {
+		for _, c := range cs {
+			if p, err := r.procs.read(c.pid); err != nil || p.comm != "pkt-who" {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("targets did not start")
+	}
+	started := time.Now()
+	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-who", User: "nobody", Signal: "KILL"}, Rule: "who"})
+	if res.Error != "" || res.Result != "killed 3 pkt-who of nobody (KILL)" {
+		t.Fatalf("kill: %+v", res)
+	}
+	as, err := TailActions(state, 1, time.Now())
+	if err != nil || len(as) != 1 {
+		t.Fatalf("journal: %v %v", as, err)
+	}
+	a := as[0]
+	if !strings.Contains(string(a.Spec), `"comm":"pkt-who"`) || !strings.Contains(string(a.Spec), `"user":"nobody"`) {
+		t.Errorf("the selector is not journaled: %s", a.Spec)
+	}
+	if len(a.Procs) != 3 {
+		t.Fatalf("procs: %+v", a.Procs)
+	}
+	for i, p := range a.Procs {
+		if p.PID != cs[i].pid || p.User != "nobody" || p.UID != nobody || p.Comm != "pkt-who" ||
+			p.Cmdline != filepath.Join(bin, "pkt-who")+" 600 "+strconv.Itoa(i) ||
+			p.Start.After(started) || started.Sub(p.Start) > time.Minute {
+			t.Errorf("target %d: %+v", i, p)
+		}
+	}
+	if Describe(a.Procs) != "3 pkt-who of nobody" {
+		t.Errorf("Describe: %q", Describe(a.Procs))
+	}
+	intent := journalOf(t, state)[0]
+	if intent.Phase != PhaseIntent || len(intent.Procs) != 3 {
+		t.Errorf("the intent, written before the signals, does not name them: %+v", intent)
+	}
+}
+
+// A selection over max_targets is refused whole: a selector that matches
+// too much signals nothing, with a result that says how to go on.
+func TestKillMaxTargets(t *testing.T) {
+	needRoot(t, "signals processes")
+	bin := testkit.NamedBin(t, "pkt-cap")
+	var cs []*child
+	for i := 0; i < 5; i++ {
+		cs = append(cs, spawn(t, -1, nil, filepath.Join(bin, "pkt-cap"), "600"))
+	}
+	state := t.TempDir()
+	r := newRunner(t, Options{StateDir: state})
+	waitFor(5*time.Second, func() bool {
+		n := 0
+		all, _ := r.procs.all()
+		for _, p := range all {
+			if p.comm == "pkt-cap" {
+				n++
+			}
+		}
+		return n == 5
+	})
+	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-cap", Signal: "KILL", MaxTargets: 4}, Rule: "cap"})
+	if res.ID != "" || !strings.Contains(res.Result, "5 processes match, more than max_targets (4): nothing signalled") {
+		t.Errorf("over the cap: %+v", res)
+	}
+	for _, c := range cs {
+		if !c.alive() {
+			t.Fatal("a refused kill signalled a process")
+		}
+	}
+	if res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-cap", Signal: "KILL", MaxTargets: 5}, Rule: "cap"}); res.Error != "" || len(res.Targets) != 5 {
+		t.Errorf("at the cap: %+v", res)
 	}
 }

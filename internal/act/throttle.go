@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,14 @@ import (
 // says so and the packet is a bare SYN; for UDP, conntrack's word alone
 // decides, so flows it did not track before the throttle count as new.
 //
+// The kernel ends it: the rule matches only while its set holds the port,
+// and the set's element carries a timeout of For, so the throttle stops at
+// its time even if picket is killed and never comes back.
+//
+// Port 22 (sshd) and picket's own HTTP port are refused unless Force is
+// set: a throttle must not lock out the administrator who has to fix the
+// box.
+//
 //	throttle: {port: 80, proto: tcp, mode: drop, rate: "20/second", for: 10m}
 type ThrottleSpec struct {
 	Port  int           `yaml:"port" json:"port"`
@@ -31,7 +40,11 @@ type ThrottleSpec struct {
 	Rate  string        `yaml:"rate" json:"rate,omitempty"`   // N/second|minute|hour, for mode rate
 	Burst int           `yaml:"burst" json:"burst,omitempty"` // packets allowed above Rate in a burst (default 5)
 	For   time.Duration `yaml:"for" json:"for"`
+	Force bool          `yaml:"force" json:"force,omitempty"` // throttle port 22 or picket's own port all the same
 }
+
+// sshPort is refused without force: picket's users reach the box by ssh.
+const sshPort = 22
 
 func (*ThrottleSpec) Kind() string { return "throttle" }
 
@@ -39,6 +52,9 @@ func (s *ThrottleSpec) Validate() error {
 	var errs []error
 	if s.Port < 1 || s.Port > 65535 {
 		errs = append(errs, fmt.Errorf("throttle: port %d out of 1..65535", s.Port))
+	}
+	if s.Port == sshPort && !s.Force {
+		errs = append(errs, errors.New("throttle: port 22 is sshd's: throttling it can lock out whoever has to fix the box; add force: true to do it anyway"))
 	}
 	switch s.Proto {
 	case "", "tcp", "udp":
@@ -101,14 +117,38 @@ func parseRate(s string) (uint64, uint64, error) {
 }
 
 // The nftables objects picket owns: `table inet picket { chain input { type
-// filter hook input priority -10; policy accept; } }`. Each throttle is one
-// rule in it whose comment is "picket:ID" (its journal id), so `nft list
-// ruleset` shows who put it there and Recover can tell its rules apart.
+// filter hook input priority -10; policy accept; } }`. Each throttle is a
+// set and a rule in it, both named after its journal id:
+//
+//	set tID { type inet_proto . inet_service; flags timeout;
+//	          elements = { tcp . 80 timeout 10m expires 9m58s } }
+//	meta l4proto . th dport @tID ct state new tcp flags & (fin|syn|rst|ack) == syn
+//	          [limit rate over 20/second burst 5 packets] counter drop comment "picket:ID"
+//
+// The element's timeout is the throttle's end, kept by the kernel: once it
+// expires the set is empty and the rule matches nothing, whether or not a
+// picket is alive to remove it (the next one removes the inert rule and
+// set). One set per throttle, not one shared set, because a rate throttle
+// needs its own limit and every throttle its own counter.
 const (
 	nftTable   = "picket"
 	nftChain   = "input"
 	nftComment = "picket:"
+	nftSetPre  = "t"
 )
+
+// setName is the name of throttle id's set: nftables names are
+// identifiers, so the id's "-" becomes "_".
+func setName(id string) string { return nftSetPre + strings.ReplaceAll(id, "-", "_") }
+
+// throttleKey is the set's key type: the concatenation l4proto . port,
+// each padded to a 32-bit register as the kernel compares them.
+var throttleKey = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+
+func throttleElement(proto byte, port int) []byte {
+	p := binaryutil.BigEndian.PutUint16(uint16(port))
+	return []byte{proto, 0, 0, 0, p[0], p[1], 0, 0}
+}
 
 func pktTable() *nftables.Table {
 	return &nftables.Table{Name: nftTable, Family: nftables.TableFamilyINet}
@@ -150,6 +190,10 @@ func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {
 	if s.mode() == "rate" {
 		what, doing = "rate-limit new "+key+" connections to "+s.Rate, "rate-limiting new "+key+" connections to "+s.Rate
 	}
+	if !s.Force && slices.Contains(r.opts.ProtectedPorts, s.Port) {
+		o.refuse(fmt.Errorf("port %d is picket's own (its API and dashboard): add force: true to throttle it anyway", s.Port))
+		return
+	}
 	if o.dry() {
 		o.res.Result = fmt.Sprintf("would %s for %v", what, s.For)
 		return
@@ -163,7 +207,7 @@ func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {
 	if !o.intent([]any{key}, undo, until) {
 		return
 	}
-	if err := r.addThrottle(o.id, s, undo); err != nil {
+	if err := r.addThrottle(o.id, s, undo, s.For); err != nil {
 		o.finish("failed", err, "") // one netlink batch: nothing was applied
 		return
 	}
@@ -173,8 +217,8 @@ func (r *Runner) throttle(ctx context.Context, o *op, s *ThrottleSpec) {
 
 // activeThrottle finds a throttle of the same port still in force.
 func (r *Runner) activeThrottle(s *ThrottleSpec) (Action, bool) {
-	entries, _ := ReadJournal(r.opts.StateDir)
-	for _, a := range r.actions(entries) {
+	open, _ := r.journal.Open(r.opts.Now())
+	for _, a := range open {
 		if a.Type == s.Kind() && a.State == StateActive && a.Undo != nil &&
 			a.Undo.Proto == s.proto() && a.Undo.Port == s.Port && a.Undo.NetNS == r.opts.NetNS {
 			return a, true
@@ -215,7 +259,10 @@ func (r *Runner) sweepThrottles(inForce []Action) error {
 	return errors.Join(errs...)
 }
 
-func (r *Runner) addThrottle(id string, s *ThrottleSpec, u *Undo) error {
+// addThrottle adds throttle id's set, holding its port for d (the kernel
+// expires it), and the rule that drops what the set matches, in one
+// netlink batch.
+func (r *Runner) addThrottle(id string, s *ThrottleSpec, u *Undo, d time.Duration) error {
 	r.nftMu.Lock()
 	defer r.nftMu.Unlock()
 	c, done, err := nft(u.NetNS)
@@ -229,13 +276,19 @@ func (r *Runner) addThrottle(id string, s *ThrottleSpec, u *Undo) error {
 	if u.Proto == "udp" {
 		proto = unix.IPPROTO_UDP
 	}
+	set := &nftables.Set{Table: t, Name: setName(id), KeyType: throttleKey, Concatenation: true, HasTimeout: true,
+		Comment: nftComment + id}
+	// nftables counts timeouts in milliseconds; a throttle lasts at least one.
+	elem := nftables.SetElement{Key: throttleElement(proto, u.Port), Timeout: max(d.Round(time.Millisecond), time.Millisecond)}
+	if err := c.AddSet(set, []nftables.SetElement{elem}); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
 	exprs := []expr.Any{
-		// meta l4proto tcp
+		// meta l4proto . th dport @tID: registers 1 and 9 are the first two
+		// 32-bit words of the key, as nft loads a concatenation.
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-		// th dport PORT
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(u.Port))},
+		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
 		// ct state new
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
@@ -274,21 +327,29 @@ func (r *Runner) addThrottle(id string, s *ThrottleSpec, u *Undo) error {
 // throttleRules lists picket's rules in netns by journal id; none when the
 // table does not exist.
 func throttleRules(c *nftables.Conn) (map[string]*nftables.Rule, int, error) {
+	rules, _, n, err := throttleObjects(c)
+	return rules, n, err
+}
+
+// throttleObjects lists picket's rules by journal id and its sets by name
+// (setName of the id: the library reads no set comments back), and how
+// many objects its table holds; none when the table does not exist.
+func throttleObjects(c *nftables.Conn) (map[string]*nftables.Rule, map[string]*nftables.Set, int, error) {
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return nil, 0, fmt.Errorf("nftables: %w", err)
+		return nil, nil, 0, fmt.Errorf("nftables: %w", err)
 	}
 	found := false
 	for _, t := range tables {
 		found = found || t.Name == nftTable
 	}
 	if !found {
-		return nil, 0, nil
+		return nil, nil, 0, nil
 	}
 	t := pktTable()
 	rules, err := c.GetRules(t, pktChain(t))
-	if err != nil {
-		return nil, 0, fmt.Errorf("nftables: %w", err)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, 0, fmt.Errorf("nftables: %w", err)
 	}
 	out := map[string]*nftables.Rule{}
 	for _, rl := range rules {
@@ -298,7 +359,15 @@ func throttleRules(c *nftables.Conn) (map[string]*nftables.Rule, int, error) {
 			out["?"+fmt.Sprint(rl.Handle)] = rl // not ours by its comment: still in picket's table
 		}
 	}
-	return out, len(rules), nil
+	sets, err := c.GetSets(t)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("nftables: %w", err)
+	}
+	byName := map[string]*nftables.Set{}
+	for _, st := range sets {
+		byName[st.Name] = st
+	}
+	return out, byName, len(rules) + len(sets), nil
 }
 
 // removeThrottles deletes the rules of ids (all of picket's rules when keep
@@ -312,15 +381,25 @@ func (r *Runner) removeThrottles(netns string, ids []string, keep map[string]boo
 		return "", err
 	}
 	defer done()
-	rules, total, err := throttleRules(c)
+	rules, sets, total, err := throttleObjects(c)
 	if err != nil || total == 0 {
 		return "", err
 	}
 	del := map[string]*nftables.Rule{}
+	delSets := map[string]*nftables.Set{}
 	if keep != nil {
 		for id, rl := range rules {
 			if !keep[id] {
 				del[id] = rl
+			}
+		}
+		kept := map[string]bool{}
+		for id := range keep {
+			kept[setName(id)] = true
+		}
+		for name, st := range sets {
+			if !kept[name] {
+				delSets[name] = st
 			}
 		}
 	}
@@ -328,8 +407,11 @@ func (r *Runner) removeThrottles(netns string, ids []string, keep map[string]boo
 		if rl, ok := rules[id]; ok {
 			del[id] = rl
 		}
+		if st, ok := sets[setName(id)]; ok {
+			delSets[setName(id)] = st
+		}
 	}
-	if len(del) == 0 {
+	if len(del)+len(delSets) == 0 {
 		return "", nil
 	}
 	var notes []string
@@ -339,11 +421,18 @@ func (r *Runner) removeThrottles(netns string, ids []string, keep map[string]boo
 		}
 		notes = append(notes, fmt.Sprintf("%s dropped %d packets", id, droppedPackets(rl)))
 	}
-	if len(del) == total {
+	for _, st := range delSets { // after the rules that look them up
+		c.DelSet(st)
+	}
+	if len(del)+len(delSets) == total {
 		c.DelTable(pktTable())
 	}
+
 	if err := c.Flush(); err != nil {
 		return "", fmt.Errorf("nftables: %w", err)
+	}
+	if len(notes) == 0 {
+		return "removed its set", nil
 	}
 	return "removed the rule (" + strings.Join(notes, ", ") + ")", nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -227,28 +228,7 @@ func TestThrottleRate(t *testing.T) {
 func TestThrottleSurvivesCrash(t *testing.T) {
 	ns := newTestNS(t)
 	state := t.TempDir()
-	crash := func(d time.Duration) string {
-		t.Helper()
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = []string{testkit.HelperEnv("throttle"), "PICKET_ACT_PORT=" + strconv.Itoa(ns.port), "PICKET_ACT_FOR=" + d.String(),
-			"PICKET_ACT_STATE=" + state, "PICKET_ACT_NETNS=" + ns.path}
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		line := ""
-		if sc.Scan() {
-			line = sc.Text()
-		}
-		cmd.Process.Signal(syscall.SIGKILL) // kill -9: no Close, no revert
-		cmd.Wait()
-		id, ok := strings.CutPrefix(line, "id ")
-		if !ok {
-			t.Fatalf("helper: %q", line)
-		}
-		return id
-	}
+	crash := func(d time.Duration) string { return crashThrottle(t, ns, state, d) }
 
 	// The helper's throttle lasts a minute; the recovering picket's clock
 	// is set so that 1.5s of it remain (however long the helper took), and
@@ -278,7 +258,7 @@ func TestThrottleSurvivesCrash(t *testing.T) {
 	id = crash(time.Minute)
 	// And a rule in picket's table that no journal knows.
 	orphan := newRunner(t, Options{StateDir: t.TempDir(), NetNS: ns.path})
-	if err := orphan.addThrottle("stray", &ThrottleSpec{Port: ns.port + 1}, &Undo{NetNS: ns.path, Proto: "tcp", Port: ns.port + 1}); err != nil {
+	if err := orphan.addThrottle("stray", &ThrottleSpec{Port: ns.port + 1}, &Undo{NetNS: ns.path, Proto: "tcp", Port: ns.port + 1}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if got := ns.rules(t); !got[id] || !got["stray"] {
@@ -308,4 +288,126 @@ func actionOf(t *testing.T, state, id string) Action {
 	}
 	t.Fatalf("no action %s in the journal", id)
 	return Action{}
+}
+
+// crashThrottle runs a picket (a helper process) that throttles the
+// namespace's port for d and is then killed with -9: no Close, no revert.
+// It returns the throttle's journal id.
+func crashThrottle(t *testing.T, ns *testNS, state string, d time.Duration) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = []string{testkit.HelperEnv("throttle"), "PICKET_ACT_PORT=" + strconv.Itoa(ns.port), "PICKET_ACT_FOR=" + d.String(),
+		"PICKET_ACT_STATE=" + state, "PICKET_ACT_NETNS=" + ns.path}
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	line := ""
+	if sc.Scan() {
+		line = sc.Text()
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	id, ok := strings.CutPrefix(line, "id ")
+	if !ok {
+		t.Fatalf("helper: %q", line)
+	}
+	return id
+}
+
+// nftList is `nft list ruleset` in the namespace, as an administrator
+// would look (scripts/test installs nft; picket itself speaks netlink).
+func (ns *testNS) nftList(t *testing.T) string {
+	t.Helper()
+	nft := testkit.Need(t, "nft", "nftables")
+	out, err := exec.Command("ip", "netns", "exec", filepath.Base(ns.path), nft, "list", "ruleset").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list ruleset: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// TestThrottleEndsByTheKernel: a picket killed with -9 and never started
+// again leaves its rule, but the throttle still ends at its time: the
+// kernel expires the set element the rule matches, and new connections
+// get through with no picket running.
+func TestThrottleEndsByTheKernel(t *testing.T) {
+	ns := newTestNS(t)
+	state := t.TempDir()
+	id := crashThrottle(t, ns, state, 2*time.Second)
+	ended := actionOf(t, state, id).Until
+	if !ns.rules(t)[id] {
+		t.Fatal("the crashed picket's rule is not there")
+	}
+	if out := ns.nftList(t); (!strings.Contains(out, "set "+setName(id)) || !strings.Contains(out, "expires") ||
+		!strings.Contains(out, "meta l4proto . th dport @"+setName(id))) {
+		t.Errorf("nft list ruleset does not show the throttle's set with its timeout:\n%s", out)
+	}
+	if time.Now().Before(ended.Add(-300 * time.Millisecond)) {
+		if c, err := ns.dial(t, 300*time.Millisecond); err == nil {
+			c.Close()
+			t.Error("a new connection got through while the throttle lasts")
+		}
+	}
+	time.Sleep(time.Until(ended) + 300*time.Millisecond)
+	c, err := ns.dial(t, time.Second)
+	if err != nil {
+		t.Fatalf("no new connection after the throttle's time, with no picket to end it: %v\n%s", err, ns.nftList(t))
+	}
+	c.Close()
+	if out := ns.nftList(t); strings.Contains(out, "expires") {
+		t.Errorf("the element is still listed after its time:\n%s", out)
+	}
+	// The next picket removes the inert rule and its set, and journals it.
+	r := newRunner(t, Options{StateDir: state, NetNS: ns.path})
+	if err := r.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.rules(t); len(got) != 0 {
+		t.Errorf("rules after recover: %v", got)
+	}
+	if out := ns.nftList(t); strings.Contains(out, "table inet picket") {
+		t.Errorf("picket's table after recover:\n%s", out)
+	}
+	if a := actionOf(t, state, id); a.State != StateReverted {
+		t.Errorf("state after recover: %s", a.State)
+	}
+}
+
+// TestThrottleRecoveryCapsAClockStep: the clock went back an hour between
+// the crash and the restart. The re-armed throttle ends after its own
+// duration from now, not an hour later.
+func TestThrottleRecoveryCapsAClockStep(t *testing.T) {
+	ns := newTestNS(t)
+	state := t.TempDir()
+	id := crashThrottle(t, ns, state, 2*time.Second)
+	back := func() time.Time { return time.Now().Add(-time.Hour) }
+	r := newRunner(t, Options{StateDir: state, NetNS: ns.path, Now: back})
+	if err := r.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return strings.Join(phases(journalOf(t, state), id), ",") == "intent,result,revert" }) {
+		t.Fatalf("the re-armed throttle did not end within its duration: %v", phases(journalOf(t, state), id))
+	}
+	if got := ns.rules(t); len(got) != 0 {
+		t.Errorf("rules left: %v", got)
+	}
+}
+
+// Port 22 needs force: true (Validate); picket's own port is refused at
+// run time, where the Runner knows it, and force: true lets both through.
+func TestThrottleRefusesTheAdministratorsWayIn(t *testing.T) {
+	r := newRunner(t, Options{DryRun: true, ProtectedPorts: []int{9749}})
+	if res := r.Do(t.Context(), Request{Spec: &ThrottleSpec{Port: 22, For: time.Minute}}); !strings.Contains(res.Result, "port 22 is sshd's") {
+		t.Errorf("port 22: %+v", res)
+	}
+	if res := r.Do(t.Context(), Request{Spec: &ThrottleSpec{Port: 9749, For: time.Minute}}); !strings.Contains(res.Result, "port 9749 is picket's own") {
+		t.Errorf("picket's port: %+v", res)
+	}
+	for _, port := range []int{22, 9749} {
+		if res := r.Do(t.Context(), Request{Spec: &ThrottleSpec{Port: port, For: time.Minute, Force: true}}); !strings.HasPrefix(res.Result, "would drop") {
+			t.Errorf("port %d forced: %+v", port, res)
+		}
+	}
 }

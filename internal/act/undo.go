@@ -51,14 +51,14 @@ func (r *Runner) Recover(ctx context.Context) error {
 	if r.journal == nil {
 		return nil
 	}
-	entries, jerr := ReadJournal(r.opts.StateDir)
+	now := r.opts.Now()
+	open, jerr := r.journal.Open(now)
 	var errs []error
 	if jerr != nil {
 		errs = append(errs, jerr)
 	}
-	now := r.opts.Now()
 	inForce := map[string][]Action{} // by kind: the timed actions re-armed to their end
-	for _, a := range foldActions(entries, now, r.kinds) {
+	for _, a := range open {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func (r *Runner) Recover(ctx context.Context) error {
 			errs = append(errs, err)
 		case a.State == StateActive && !a.Until.IsZero():
 			inForce[a.Type] = append(inForce[a.Type], a)
-			r.arm(a.ID, a.Until)
+			r.arm(a.ID, r.capUntil(a, now))
 		}
 	}
 	for _, k := range r.kinds {
@@ -96,13 +96,25 @@ func (r *Runner) Recover(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// capUntil is when a timed action re-armed at recovery ends: its journaled
+// end, but no later than its whole duration from now. A clock stepped back
+// since it began (a bad RTC at boot, then NTP) would otherwise stretch a
+// ten-minute throttle by however far the clock jumped.
+func (r *Runner) capUntil(a Action, now time.Time) time.Time {
+	d := a.Until.Sub(a.Time)
+	if d > 0 && a.Until.After(now.Add(d)) {
+		r.log.Warn("the clock went back since this action began: it ends after its duration from now, not at its journaled end",
+			"id", a.ID, "type", a.Type, "began", a.Time, "until", a.Until, "now", now)
+		return now.Add(d)
+	}
+	return a.Until
+}
+
 // action finds id in the journal.
 func (r *Runner) action(id string) (Action, error) {
-	entries, err := ReadJournal(r.opts.StateDir)
-	for _, a := range r.actions(entries) {
-		if a.ID == id {
-			return a, nil
-		}
+	a, ok, err := r.journal.Find(id, r.opts.Now())
+	if ok {
+		return a, nil
 	}
 	if err != nil {
 		return Action{}, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -14,9 +15,10 @@ import (
 	"github.com/picket-guard/picket/internal/alarm"
 )
 
-// ErrSpooled wraps the error of a Send that failed now but is safe in the
-// spool and will be retried: errors.Is(err, ErrSpooled) means nothing is
-// lost yet. Any other error from Send means the batch was not kept.
+// ErrSpooled wraps the error of a Send whose batch could not be written
+// now but is safe in the spool and will be retried: errors.Is(err,
+// ErrSpooled) means nothing is lost yet. Any other error from Send means
+// the batch was not kept.
 var ErrSpooled = errors.New("spooled for retry")
 
 // DispatcherOptions configures a Dispatcher.
@@ -33,6 +35,13 @@ type DispatcherOptions struct {
 	// MaxAge drops a batch still undelivered this long after it was first
 	// sent, with an error in the log (default 24h).
 	MaxAge time.Duration
+	// MaxItems and MaxBytes bound the spool (defaults 1,000 batches and
+	// 32 MiB, on disk and in memory): a new batch that would pass either
+	// drops the oldest ones, with an error in the log and a count in
+	// Stats. An output down for a day behind a storm must not fill the
+	// disk picket needs for its journal.
+	MaxItems int
+	MaxBytes int64
 	// MinBackoff and MaxBackoff bound the wait before retrying an output
 	// that failed: MinBackoff, doubling per failure in a row, at most
 	// MaxBackoff (defaults 10s and 10m).
@@ -42,38 +51,57 @@ type DispatcherOptions struct {
 	AttemptTimeout time.Duration
 }
 
+// Reasons a batch is dropped undelivered, the keys of Stats.Dropped.
+const (
+	DropAge       = "age"       // older than MaxAge
+	DropCount     = "count"     // the spool held MaxItems batches
+	DropBytes     = "bytes"     // the spool held MaxBytes
+	DropPermanent = "permanent" // the receiver refused it for good
+)
+
 // Dispatcher delivers batches and keeps what could not be delivered in an
 // on-disk spool, retried with exponential backoff until delivered or
 // expired; a new Dispatcher on the same directory resumes the spool.
 //
+// Sending never waits on the network: Send writes a remote output's batch
+// to the spool and wakes that output's delivery loop, one goroutine per
+// output, which sends its batches one at a time, oldest first. So a mail
+// server that accepts and never answers holds up its own mail and nothing
+// else: not the other outputs, not the caller, not an action. No lock is
+// held over a delivery.
+//
 // Delivery is at-least-once. A batch for a remote output (mail, webhook,
-// alertmanager) is written to the spool (fsynced) before it is sent and
-// removed after the receiver accepted it, so a crash in between sends it
-// again on restart: at most one duplicate per crash, never a loss. The
-// spool id travels with every attempt (mail Message-ID, webhook
-// Idempotency-Key and "delivery"), so a receiver can drop the duplicate;
-// Alertmanager merges it by labels anyway. A log output is written first
-// and spooled only if the write failed (a crash mid-write loses that line).
+// alertmanager) is in the spool (fsynced) before it is sent and removed
+// after the receiver accepted it, so a crash in between sends it again on
+// restart: at most one duplicate per crash, never a loss. The spool id
+// travels with every attempt (mail Message-ID, webhook Idempotency-Key and
+// "delivery"), so a receiver can drop the duplicate; Alertmanager merges
+// it by labels anyway. A log output is written by Send itself (a local
+// write, no network) and spooled only if the write failed.
 //
 // Batches for one output are delivered in the order they were sent: while
 // an output has batches in the spool, a new one queues behind them, so a
 // resolved alert cannot overtake its firing one.
 type Dispatcher struct {
-	opts   DispatcherOptions
-	env    Env
-	log    *slog.Logger
-	spool  *spool
-	wakeCh chan struct{}
+	opts  DispatcherOptions
+	env   Env
+	log   *slog.Logger
+	spool *spool
 
-	flushMu sync.Mutex // one pass at a time
+	flushMu sync.Mutex // an inline pass (Flush without Run) against Run starting
 
 	mu      sync.Mutex
 	config  map[string]Notifier     // the configured outputs, by name
 	inline  map[string]Notifier     // outputs sent to that the configuration does not name
+	cache   map[string]Notifier     // inline outputs by name and spec, built by Inline
 	items   map[string]*spoolItem   // by id
+	bytes   int64                   // spool bytes on disk
 	outputs map[string]*outputState // by output name: failure streak and next retry
-	locks   map[string]*sync.Mutex  // by output name: one delivery at a time, in order
+	loops   map[string]*loop        // by output name, while Run runs
 	warned  map[string]time.Time    // missing outputs already warned about
+	dropped map[string]uint64       // by reason
+	runCtx  context.Context         // Run's, nil when it is not running
+	loopsWG sync.WaitGroup
 	closed  bool
 	lastNS  int64 // the time part of the newest id: ids only grow, even if the clock steps back
 }
@@ -81,6 +109,12 @@ type Dispatcher struct {
 type outputState struct {
 	failures int
 	next     time.Time
+}
+
+// loop is one output's delivery goroutine.
+type loop struct {
+	wake  chan struct{}
+	flush chan chan error // a Flush asking for a pass now, backoff or not
 }
 
 // NewDispatcher opens (and locks) the spool and loads what a previous run
@@ -95,6 +129,12 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 24 * time.Hour
+	}
+	if opts.MaxItems <= 0 {
+		opts.MaxItems = 1000
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 32 << 20
 	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 10 * time.Second
@@ -112,9 +152,9 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{opts: opts, env: env, log: env.Logger, spool: sp, wakeCh: make(chan struct{}, 1),
-		config: map[string]Notifier{}, inline: map[string]Notifier{}, items: map[string]*spoolItem{}, outputs: map[string]*outputState{},
-		locks: map[string]*sync.Mutex{}, warned: map[string]time.Time{}}
+	d := &Dispatcher{opts: opts, env: env, log: env.Logger, spool: sp,
+		config: map[string]Notifier{}, inline: map[string]Notifier{}, cache: map[string]Notifier{}, items: map[string]*spoolItem{},
+		outputs: map[string]*outputState{}, loops: map[string]*loop{}, warned: map[string]time.Time{}, dropped: map[string]uint64{}}
 	for k, n := range opts.Outputs {
 		d.config[k] = n
 	}
@@ -127,23 +167,73 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 	}
 	for _, it := range items {
 		d.items[it.ID] = it
+		d.bytes += it.size
 		d.lastNS = max(d.lastNS, idNanos(it.ID))
 	}
 	if len(items) > 0 {
-		d.log.Info("spool: resuming", "pending", len(items), "dir", opts.Dir)
+		d.log.Info("spool: resuming", "pending", len(items), "bytes", d.bytes, "dir", opts.Dir)
 	}
+	d.mu.Lock()
+	d.enforceBounds(0)
+	d.mu.Unlock()
 	return d, nil
 }
 
-// SetOutputs replaces the notifiers known by name (a configuration reload).
+// SetOutputs replaces the notifiers known by name (a configuration
+// reload). Inline outputs built by Inline are closed and forgotten: the
+// next batch builds them again from the new configuration's specs.
 func (d *Dispatcher) SetOutputs(outputs map[string]Notifier) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.config = make(map[string]Notifier, len(outputs))
 	for k, n := range outputs {
 		d.config[k] = n
 	}
-	d.wake()
+	old := d.cache
+	d.cache, d.inline = map[string]Notifier{}, map[string]Notifier{}
+	names := d.pendingOutputs()
+	d.mu.Unlock()
+	closeAll(old)
+	for _, name := range names {
+		d.kick(name)
+	}
+}
+
+// Inline returns the notifier of an output a rule names inline (`then:
+// [{webhook: {...}}]`), built once per name and spec and kept until the
+// next SetOutputs: rebuilt per batch, each would open connections that
+// nobody closes.
+func (d *Dispatcher) Inline(name string, spec Spec) (Notifier, error) {
+	key := name
+	if b, err := json.Marshal(spec); err == nil {
+		key += "\x00" + KindOf(spec) + "\x00" + string(b)
+	}
+	d.mu.Lock()
+	n, ok := d.cache[key]
+	d.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	n, err := New(name, spec, d.env)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if had, ok := d.cache[key]; ok { // built twice at once: keep the first
+		d.mu.Unlock()
+		closeAll(map[string]Notifier{"": n})
+		return had, nil
+	}
+	d.cache[key] = n
+	d.mu.Unlock()
+	return n, nil
+}
+
+func closeAll(ns map[string]Notifier) {
+	for _, n := range ns {
+		if c, ok := n.(io.Closer); ok {
+			c.Close()
+		}
+	}
 }
 
 // Reopen reopens the files of the outputs that hold one (log outputs), for
@@ -151,7 +241,7 @@ func (d *Dispatcher) SetOutputs(outputs map[string]Notifier) {
 func (d *Dispatcher) Reopen() error {
 	d.mu.Lock()
 	var rs []Reopener
-	for _, m := range []map[string]Notifier{d.config, d.inline} {
+	for _, m := range []map[string]Notifier{d.config, d.inline, d.cache} {
 		for _, n := range m {
 			if r, ok := n.(Reopener); ok {
 				rs = append(rs, r)
@@ -168,17 +258,21 @@ func (d *Dispatcher) Reopen() error {
 	return errors.Join(errs...)
 }
 
-// Close releases the spool. Pending batches stay on disk for the next
-// Dispatcher.
+// Close releases the spool and closes the inline outputs. Pending batches
+// stay on disk for the next Dispatcher. Run must have returned.
 func (d *Dispatcher) Close() error {
 	d.flushMu.Lock()
 	defer d.flushMu.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		return nil
 	}
 	d.closed = true
+	cache := d.cache
+	d.cache = map[string]Notifier{}
+	d.mu.Unlock()
+	closeAll(cache)
 	return d.spool.close()
 }
 
@@ -189,28 +283,32 @@ func (d *Dispatcher) Pending() int {
 	return len(d.items)
 }
 
-func (d *Dispatcher) wake() {
-	select {
-	case d.wakeCh <- struct{}{}:
-	default:
-	}
+// SpoolStats is what the spool holds and what it dropped.
+type SpoolStats struct {
+	Pending int
+	Bytes   int64
+	// Dropped counts batches dropped undelivered since the Dispatcher
+	// started, by reason (DropAge, DropCount, DropBytes, DropPermanent).
+	Dropped map[string]uint64
 }
 
-func (d *Dispatcher) outputLock(name string) *sync.Mutex {
+// Stats reports the spool's size and drops.
+func (d *Dispatcher) Stats() SpoolStats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	l, ok := d.locks[name]
-	if !ok {
-		l = &sync.Mutex{}
-		d.locks[name] = l
+	st := SpoolStats{Pending: len(d.items), Bytes: d.bytes, Dropped: make(map[string]uint64, 4)}
+	for _, r := range []string{DropAge, DropCount, DropBytes, DropPermanent} {
+		st.Dropped[r] = d.dropped[r]
 	}
-	return l
+	return st
 }
 
-// Send delivers b through n now, unless n's output already has batches
-// waiting (then b queues behind them). What is not delivered is spooled and
-// the error wraps ErrSpooled. A Permanent error is returned as is: the
-// batch is dropped, since retrying cannot help.
+// Send hands b to n's output. A remote output's batch is written to the
+// spool and its delivery loop woken; a log output is written now, and
+// spooled only if that failed (the error then wraps ErrSpooled). Send
+// returns nil once the batch is delivered or safe in the spool; any other
+// error means it is lost (the spool could not be written, or a log output
+// refused it for good). It never waits on the network.
 func (d *Dispatcher) Send(ctx context.Context, n Notifier, b alarm.Batch) error {
 	if len(b.Alarms) == 0 {
 		return nil
@@ -232,55 +330,39 @@ func (d *Dispatcher) Send(ctx context.Context, n Notifier, b alarm.Batch) error 
 		d.inline[name] = n
 		it.Kind, it.Spec = specJSON(n)
 	}
+	queued := d.pendingForLocked(name) > 0
 	d.mu.Unlock()
-
-	lock := d.outputLock(name)
-	lock.Lock()
-	defer lock.Unlock()
 
 	isLocal := false
 	if k := kindOfSpec(specOf(n)); k != nil {
 		isLocal = k.local
 	}
-	queued := d.pendingFor(name) > 0
-	if !isLocal || queued {
-		// Write-ahead: on disk before anything is sent.
-		if err := d.store(it); err != nil {
-			return fmt.Errorf("output %s: %w (batch lost)", name, err)
+	if isLocal && !queued {
+		err := d.attempt(ctx, n, it)
+		switch {
+		case err == nil:
+			d.succeeded(name)
+			return nil
+		case IsPermanent(err):
+			d.countDrop(DropPermanent, 1)
+			d.log.Error("notify: permanent failure, batch dropped", "output", name, "rule", b.Rule, "err", err)
+			return fmt.Errorf("output %s: %w", name, err)
 		}
-	}
-	if queued {
-		d.wake()
-		return fmt.Errorf("output %s: %w: queued behind %d earlier batches", name, ErrSpooled, d.pendingFor(name)-1)
-	}
-	err := d.attempt(ctx, n, it)
-	switch {
-	case err == nil:
-		if !isLocal {
-			d.drop(it)
-		}
-		d.succeeded(name)
-		return nil
-	case IsPermanent(err):
-		if !isLocal {
-			d.drop(it)
-		}
-		d.log.Error("notify: permanent failure, batch dropped", "output", name, "rule", b.Rule, "err", err)
-		return fmt.Errorf("output %s: %w", name, err)
-	}
-	wait := d.failed(name, now)
-	it.Attempts, it.LastAttempt, it.LastError = 1, now, textSafe(err.Error())
-	if serr := d.store(it); serr != nil {
-		if isLocal {
+		wait := d.failed(name, now)
+		it.Attempts, it.LastAttempt, it.LastError = 1, now, textSafe(err.Error())
+		if serr := d.store(it); serr != nil {
 			return fmt.Errorf("output %s: %v; and %w (batch lost)", name, err, serr)
 		}
-		// The write-ahead copy is still there; only the attempt count
-		// was not recorded.
-		d.log.Error("spool: cannot record an attempt", "id", it.ID, "err", serr)
+		d.log.Warn("notify: delivery failed, spooled", "output", name, "rule", b.Rule, "retry_in", wait, "err", err)
+		d.kick(name)
+		return fmt.Errorf("output %s: %w: %v", name, ErrSpooled, err)
 	}
-	d.log.Warn("notify: delivery failed, spooled", "output", name, "rule", b.Rule, "retry_in", wait, "err", err)
-	d.wake()
-	return fmt.Errorf("output %s: %w: %v", name, ErrSpooled, err)
+	// Write-ahead: on disk before anything is sent.
+	if err := d.store(it); err != nil {
+		return fmt.Errorf("output %s: %w (batch lost)", name, err)
+	}
+	d.kick(name)
+	return nil
 }
 
 // specOf is the spec New built n from; nil for a Notifier New did not
@@ -319,15 +401,69 @@ func (d *Dispatcher) attempt(ctx context.Context, n Notifier, it *spoolItem) (er
 	return n.Notify(ctx, it.Batch)
 }
 
-// store writes it to disk and indexes it.
+// store writes it to disk and indexes it, making room first: past
+// MaxItems or MaxBytes the oldest batches are dropped.
 func (d *Dispatcher) store(it *spoolItem) error {
-	if err := d.spool.write(it); err != nil {
+	size, err := d.spool.write(it)
+	if err != nil {
 		return err
 	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.items[it.ID]; ok { // an attempt recorded: same batch, new size
+		d.bytes -= old.size
+	}
+	it.size = size
 	d.items[it.ID] = it
-	d.mu.Unlock()
+	d.bytes += size
+	d.enforceBounds(1)
 	return nil
+}
+
+// enforceBounds drops the oldest batches while the spool holds more than
+// MaxItems or MaxBytes, sparing the newest keep ones. Called with d.mu
+// held.
+func (d *Dispatcher) enforceBounds(keep int) {
+	if len(d.items) <= d.opts.MaxItems && d.bytes <= d.opts.MaxBytes {
+		return
+	}
+	ids := make([]string, 0, len(d.items))
+	for id := range d.items {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var n [2]int
+	for _, id := range ids[:max(len(ids)-keep, 0)] {
+		reason := -1
+		switch {
+		case len(d.items) > d.opts.MaxItems:
+			reason = 0
+		case d.bytes > d.opts.MaxBytes:
+			reason = 1
+		}
+		if reason < 0 {
+			break
+		}
+		it := d.items[id]
+		if err := d.spool.remove(id); err != nil {
+			d.log.Error("spool: cannot remove a batch to make room", "id", id, "err", err)
+		}
+		delete(d.items, id)
+		d.bytes -= it.size
+		n[reason]++
+	}
+	if n[0]+n[1] > 0 {
+		d.dropped[DropCount] += uint64(n[0])
+		d.dropped[DropBytes] += uint64(n[1])
+		d.log.Error("spool full: oldest undelivered batches dropped", "dropped", n[0]+n[1],
+			"max_items", d.opts.MaxItems, "max_bytes", d.opts.MaxBytes, "pending", len(d.items))
+	}
+}
+
+func (d *Dispatcher) countDrop(reason string, n int) {
+	d.mu.Lock()
+	d.dropped[reason] += uint64(n)
+	d.mu.Unlock()
 }
 
 // drop removes it from disk and the index.
@@ -336,13 +472,20 @@ func (d *Dispatcher) drop(it *spoolItem) {
 		d.log.Error("spool: cannot remove a delivered batch (it may be sent again)", "id", it.ID, "err", err)
 	}
 	d.mu.Lock()
-	delete(d.items, it.ID)
+	if had, ok := d.items[it.ID]; ok {
+		d.bytes -= had.size
+		delete(d.items, it.ID)
+	}
 	d.mu.Unlock()
 }
 
 func (d *Dispatcher) pendingFor(name string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.pendingForLocked(name)
+}
+
+func (d *Dispatcher) pendingForLocked(name string) int {
 	n := 0
 	for _, it := range d.items {
 		if it.Output == name {
@@ -350,6 +493,21 @@ func (d *Dispatcher) pendingFor(name string) int {
 		}
 	}
 	return n
+}
+
+// pendingOutputs names the outputs with batches in the spool, sorted.
+// Called with d.mu held.
+func (d *Dispatcher) pendingOutputs() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, it := range d.items {
+		if !seen[it.Output] {
+			seen[it.Output] = true
+			out = append(out, it.Output)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (d *Dispatcher) succeeded(name string) {
@@ -378,31 +536,128 @@ func (d *Dispatcher) failed(name string, now time.Time) time.Duration {
 	return wait
 }
 
-// Run retries the spool until ctx is done, each output when its backoff
-// has passed. It returns nil when ctx is cancelled.
+// Run delivers until ctx is done: one loop per output with batches in the
+// spool, started as batches arrive, each retrying its output when its
+// backoff has passed. When ctx is done an attempt under way is cancelled
+// (its batch stays in the spool for the next start) and Run returns nil
+// once every loop has stopped.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	for {
-		_ = d.pass(ctx, true)
-		wait := time.Minute
-		if next, ok := d.nextDue(); ok {
-			wait = min(max(next.Sub(d.env.Now()), 50*time.Millisecond), time.Minute)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-d.wakeCh:
-			t.Stop()
-		case <-t.C:
-		}
+	d.flushMu.Lock()
+	d.mu.Lock()
+	if d.runCtx != nil || d.closed {
+		d.mu.Unlock()
+		d.flushMu.Unlock()
+		return errors.New("dispatcher: already running or closed")
+	}
+	d.runCtx = ctx
+	names := d.pendingOutputs()
+	d.mu.Unlock()
+	d.flushMu.Unlock()
+	for _, name := range names {
+		d.kick(name)
+	}
+	<-ctx.Done()
+	d.mu.Lock()
+	d.runCtx = nil
+	d.mu.Unlock()
+	d.loopsWG.Wait()
+	return nil
+}
+
+// kick wakes name's delivery loop, starting it if Run runs and it does
+// not exist yet.
+func (d *Dispatcher) kick(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runCtx == nil || d.runCtx.Err() != nil {
+		return
+	}
+	l := d.loops[name]
+	if l == nil {
+		l = &loop{wake: make(chan struct{}, 1), flush: make(chan chan error)}
+		d.loops[name] = l
+		d.loopsWG.Add(1)
+		go d.deliverLoop(d.runCtx, name, l)
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
 }
 
-// Flush makes one pass over the whole spool now, backoff or not (tests, and
-// a last try at shutdown). It returns the outputs that still failed.
+// deliverLoop is output name's one sender. It ends when ctx is done, or
+// when the output has nothing pending (the next Send starts it again).
+func (d *Dispatcher) deliverLoop(ctx context.Context, name string, l *loop) {
+	defer d.loopsWG.Done()
+	for {
+		wait, _ := d.deliverOutput(ctx, name, true)
+		if wait < 0 {
+			d.mu.Lock()
+			if d.pendingForLocked(name) == 0 {
+				delete(d.loops, name)
+				d.mu.Unlock()
+				return
+			}
+			d.mu.Unlock()
+			wait = 0
+		}
+		t := time.NewTimer(max(wait, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			d.mu.Lock()
+			delete(d.loops, name)
+			d.mu.Unlock()
+			return
+		case <-l.wake:
+		case reply := <-l.flush:
+			_, err := d.deliverOutput(ctx, name, false)
+			reply <- err
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Flush tries every output with pending batches now, backoff or not (a
+// last try, and tests), and returns the outputs that still failed. While
+// Run runs it asks each output's loop, so a delivery never runs twice at
+// once; otherwise it delivers itself.
 func (d *Dispatcher) Flush(ctx context.Context) error {
-	return d.pass(ctx, false)
+	d.mu.Lock()
+	running := d.runCtx != nil
+	d.mu.Unlock()
+	if !running {
+		return d.pass(ctx, false)
+	}
+	d.mu.Lock()
+	names := d.pendingOutputs()
+	d.mu.Unlock()
+	var errs []error
+	for _, name := range names {
+		d.kick(name)
+		d.mu.Lock()
+		l := d.loops[name]
+		d.mu.Unlock()
+		if l == nil {
+			continue
+		}
+		reply := make(chan error, 1)
+		select {
+		case l.flush <- reply:
+		case <-ctx.Done():
+			return errors.Join(append(errs, ctx.Err())...)
+		}
+		select {
+		case err := <-reply:
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-ctx.Done():
+			return errors.Join(append(errs, ctx.Err())...)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // nextDue is the earliest time an output with pending batches may be
@@ -427,46 +682,52 @@ func (d *Dispatcher) nextDue() (time.Time, bool) {
 	return next, found
 }
 
-// pass tries every output with pending batches (only those whose backoff
-// has passed when dueOnly), each output's batches oldest first, stopping
-// at an output's first failure.
+// pass tries every output with pending batches in this goroutine (only
+// those whose backoff has passed when dueOnly): Flush without Run, and
+// tests. Run's loops do the same per output.
 func (d *Dispatcher) pass(ctx context.Context, dueOnly bool) error {
 	d.flushMu.Lock()
 	defer d.flushMu.Unlock()
-	now := d.env.Now()
-
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return fmt.Errorf("dispatcher closed")
 	}
-	byOutput := map[string][]*spoolItem{}
-	for _, it := range d.items {
-		byOutput[it.Output] = append(byOutput[it.Output], it)
-	}
+	names := d.pendingOutputs()
 	d.mu.Unlock()
-
-	names := make([]string, 0, len(byOutput))
-	for name := range byOutput {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	var errs []error
 	for _, name := range names {
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break
 		}
-		items := byOutput[name]
-		sort.Slice(items, func(i, j int) bool { return items[i].ID < items[j].ID })
-		if err := d.retryOutput(ctx, name, items, now, dueOnly); err != nil {
+		if _, err := d.deliverOutput(ctx, name, dueOnly); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (d *Dispatcher) retryOutput(ctx context.Context, name string, items []*spoolItem, now time.Time, dueOnly bool) error {
+// deliverOutput sends output name's pending batches, oldest first,
+// stopping at the first failure (only once its backoff has passed when
+// dueOnly). It returns how long until the output is due again (-1: nothing
+// left), and the failure.
+func (d *Dispatcher) deliverOutput(ctx context.Context, name string, dueOnly bool) (time.Duration, error) {
+	now := d.env.Now()
+	d.mu.Lock()
+	var items []*spoolItem
+	for _, it := range d.items {
+		if it.Output == name {
+			items = append(items, it)
+		}
+	}
+	st := d.outputs[name]
+	var next time.Time
+	if st != nil {
+		next = st.next
+	}
+	d.mu.Unlock()
+	sort.Slice(items, func(i, j int) bool { return items[i].ID < items[j].ID })
 	// Expired batches go first, due or not.
 	live := items[:0]
 	for _, it := range items {
@@ -474,19 +735,16 @@ func (d *Dispatcher) retryOutput(ctx context.Context, name string, items []*spoo
 			d.log.Error("notify: batch expired undelivered, dropped", "output", name, "rule", it.Batch.Rule,
 				"alarms", len(it.Batch.Alarms), "created", it.Created, "attempts", it.Attempts, "last_error", it.LastError)
 			d.drop(it)
+			d.countDrop(DropAge, 1)
 			continue
 		}
 		live = append(live, it)
 	}
 	if len(live) == 0 {
-		return nil
+		return -1, nil
 	}
-	d.mu.Lock()
-	st := d.outputs[name]
-	due := st == nil || !now.Before(st.next)
-	d.mu.Unlock()
-	if dueOnly && !due {
-		return nil
+	if dueOnly && now.Before(next) {
+		return next.Sub(now), nil
 	}
 	n, err := d.notifier(name, live[0])
 	if err != nil {
@@ -501,11 +759,8 @@ func (d *Dispatcher) retryOutput(ctx context.Context, name string, items []*spoo
 		} else {
 			d.mu.Unlock()
 		}
-		return fmt.Errorf("output %s: %w", name, err)
+		return wait, fmt.Errorf("output %s: %w", name, err)
 	}
-	lock := d.outputLock(name)
-	lock.Lock()
-	defer lock.Unlock()
 	for _, it := range live {
 		if !d.stillPending(it.ID) {
 			continue
@@ -513,25 +768,36 @@ func (d *Dispatcher) retryOutput(ctx context.Context, name string, items []*spoo
 		err := d.attempt(ctx, n, it)
 		if err == nil {
 			d.drop(it)
-			d.log.Info("notify: spooled batch delivered", "output", name, "rule", it.Batch.Rule, "attempts", it.Attempts+1)
+			d.log.Info("notify: batch delivered", "output", name, "rule", it.Batch.Rule, "attempts", it.Attempts+1)
 			continue
 		}
 		if IsPermanent(err) {
 			d.drop(it)
-			d.log.Error("notify: permanent failure, spooled batch dropped", "output", name, "rule", it.Batch.Rule, "err", err)
+			d.countDrop(DropPermanent, 1)
+			d.log.Error("notify: permanent failure, batch dropped", "output", name, "rule", it.Batch.Rule, "err", err)
 			continue
+		}
+		if ctx.Err() != nil {
+			// Stopping: the batch stays for the next start, its attempt
+			// not counted against the output.
+			return -1, fmt.Errorf("output %s: %w", name, ctx.Err())
 		}
 		it.Attempts++
 		it.LastAttempt, it.LastError = now, textSafe(err.Error())
-		if serr := d.spool.write(it); serr != nil {
-			d.log.Error("spool: cannot record an attempt", "id", it.ID, "err", serr)
+		if d.stillPending(it.ID) {
+			if serr := d.store(it); serr != nil {
+				d.log.Error("spool: cannot record an attempt", "id", it.ID, "err", serr)
+			}
 		}
 		wait := d.failed(name, now)
-		d.log.Warn("notify: retry failed", "output", name, "pending", d.pendingFor(name), "retry_in", wait, "err", err)
-		return fmt.Errorf("output %s: %w", name, err)
+		d.log.Warn("notify: delivery failed, spooled", "output", name, "rule", it.Batch.Rule, "pending", d.pendingFor(name), "retry_in", wait, "err", err)
+		return wait, fmt.Errorf("output %s: %w", name, err)
 	}
 	d.succeeded(name)
-	return nil
+	if d.pendingFor(name) > 0 { // sent meanwhile
+		return 0, nil
+	}
+	return -1, nil
 }
 
 func (d *Dispatcher) stillPending(id string) bool {
@@ -563,7 +829,7 @@ func (d *Dispatcher) notifier(name string, it *spoolItem) (Notifier, error) {
 	if err := json.Unmarshal(it.Spec, spec); err != nil {
 		return nil, fmt.Errorf("spooled output %q: spec: %w", name, err)
 	}
-	n, err := New(name, spec, d.env)
+	n, err := d.Inline(name, spec)
 	if err != nil {
 		return nil, err
 	}

@@ -91,13 +91,18 @@ func TestDispatcherKeepsOrderPerOutput(t *testing.T) {
 	f := &fakeNotifier{name: "ops", down: true}
 	d := newTestDispatcher(t, t.TempDir(), clock, map[string]Notifier{"ops": f})
 	ctx := context.Background()
-	if err := d.Send(ctx, f, ruleBatch("first")); !errors.Is(err, ErrSpooled) {
+	// Send spools; the delivery (here a pass, in the daemon the output's
+	// loop) sends.
+	if err := d.Send(ctx, f, ruleBatch("first")); err != nil {
 		t.Fatalf("Send = %v", err)
+	}
+	if err := d.pass(ctx, true); err == nil {
+		t.Fatal("delivered while the output is down")
 	}
 	f.set(func(f *fakeNotifier) { f.down = false })
 	clock.Advance(time.Second)
 	// The output has a batch waiting: this one queues behind without trying.
-	if err := d.Send(ctx, f, ruleBatch("second")); !errors.Is(err, ErrSpooled) {
+	if err := d.Send(ctx, f, ruleBatch("second")); err != nil {
 		t.Fatalf("Send behind a pending batch = %v", err)
 	}
 	if attempts, _ := f.got(); attempts != 1 {
@@ -106,15 +111,17 @@ func TestDispatcherKeepsOrderPerOutput(t *testing.T) {
 	if d.Pending() != 2 {
 		t.Fatalf("Pending = %d", d.Pending())
 	}
+	if err := d.Send(ctx, f, ruleBatch("third")); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, got := f.got(); strings.Join(got, ",") != "first,second" {
+	if _, got := f.got(); strings.Join(got, ",") != "first,second,third" {
 		t.Fatalf("delivered %v", got)
 	}
-	// Once the queue is empty, Send delivers directly again.
-	if err := d.Send(ctx, f, ruleBatch("third")); err != nil || d.Pending() != 0 {
-		t.Fatalf("Send = %v, pending %d", err, d.Pending())
+	if d.Pending() != 0 {
+		t.Fatalf("Pending = %d after delivery", d.Pending())
 	}
 }
 
@@ -124,7 +131,8 @@ func TestDispatcherBackoff(t *testing.T) {
 	f := &fakeNotifier{name: "ops", down: true}
 	d := newTestDispatcher(t, t.TempDir(), clock, map[string]Notifier{"ops": f})
 	ctx := context.Background()
-	_ = d.Send(ctx, f, ruleBatch("r")) // attempt 1 fails: next in 10s
+	_ = d.Send(ctx, f, ruleBatch("r"))
+	_ = d.pass(ctx, true) // attempt 1 fails: next in 10s
 	tries := func() int { n, _ := f.got(); return n }
 
 	clock.Advance(5 * time.Second)
@@ -174,13 +182,18 @@ func TestDispatcherPermanentAndPanic(t *testing.T) {
 	f := &fakeNotifier{name: "ops", permanent: true}
 	d := newTestDispatcher(t, t.TempDir(), clock, map[string]Notifier{"ops": f})
 	ctx := context.Background()
-	err := d.Send(ctx, f, ruleBatch("r"))
-	if err == nil || errors.Is(err, ErrSpooled) || !IsPermanent(err) || d.Pending() != 0 {
-		t.Fatalf("permanent failure: err %v, pending %d", err, d.Pending())
+	if err := d.Send(ctx, f, ruleBatch("r")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil || d.Pending() != 0 || d.Stats().Dropped[DropPermanent] != 1 {
+		t.Fatalf("permanent failure: err %v, pending %d, dropped %v", err, d.Pending(), d.Stats().Dropped)
 	}
 	f.set(func(f *fakeNotifier) { f.permanent, f.panics = false, true })
-	if err := d.Send(ctx, f, ruleBatch("r")); !errors.Is(err, ErrSpooled) || !strings.Contains(err.Error(), "panicked") {
-		t.Fatalf("panicking notifier: %v", err)
+	if err := d.Send(ctx, f, ruleBatch("r")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err == nil || !strings.Contains(err.Error(), "panicked") || d.Pending() != 1 {
+		t.Fatalf("panicking notifier: %v, pending %d", err, d.Pending())
 	}
 	f.set(func(f *fakeNotifier) { f.panics = false })
 	if err := d.Flush(ctx); err != nil || d.Pending() != 0 {
@@ -230,8 +243,11 @@ func TestDispatcherRebuildsInlineOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	d1 := newTestDispatcher(t, dir, clock, nil)
-	if err := d1.Send(context.Background(), n, stormBatch()); !errors.Is(err, ErrSpooled) {
+	if err := d1.Send(context.Background(), n, stormBatch()); err != nil {
 		t.Fatalf("Send = %v", err)
+	}
+	if err := d1.Flush(context.Background()); err == nil {
+		t.Fatal("delivered to a server answering 503")
 	}
 	d1.Close()
 	d2 := newTestDispatcher(t, dir, clock, nil)

@@ -158,6 +158,7 @@ type mailNotifier struct {
 	host     string
 	timeout  time.Duration
 	hostname string
+	tls      *tls.Config
 }
 
 func newMail(name string, s MailSpec, env Env) (*mailNotifier, error) {
@@ -187,6 +188,7 @@ func newMail(name string, s MailSpec, env Env) (*mailNotifier, error) {
 		}
 		tlsConf.RootCAs = pool
 	}
+	m.tls = tlsConf
 	m.opts = []gomail.Option{
 		gomail.WithPort(port),
 		gomail.WithTimeout(m.timeout),
@@ -195,6 +197,8 @@ func newMail(name string, s MailSpec, env Env) (*mailNotifier, error) {
 		gomail.WithHELO(m.hostname),
 	}
 	if s.ImplicitTLS {
+		// The TLS handshake is ours (dial below); WithSSL tells go-mail not
+		// to offer STARTTLS on top of it.
 		m.opts = append(m.opts, gomail.WithSSL())
 	}
 	if s.User != "" {
@@ -246,12 +250,12 @@ func (m *mailNotifier) Notify(ctx context.Context, b alarm.Batch) error {
 	if err != nil {
 		return Permanent(err)
 	}
-	c, err := gomail.NewClient(m.host, m.opts...)
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	c, err := gomail.NewClient(m.host, append(m.opts, gomail.WithDialContextFunc(m.dialer(ctx)))...)
 	if err != nil {
 		return Permanent(fmt.Errorf("mail client: %w", err))
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.timeout)
-	defer cancel()
 	sc, err := c.DialToSMTPClientWithContext(ctx)
 	if err != nil {
 		return fmt.Errorf("mail to %s: %w", m.s.Server, err)
@@ -266,6 +270,60 @@ func (m *mailNotifier) Notify(ctx context.Context, b alarm.Batch) error {
 		m.env.Logger.Debug("mail: quit after delivery", "output", m.name, "err", err)
 	}
 	return nil
+}
+
+// dialer connects to the server for one delivery bounded by ctx. go-mail
+// applies its own timeout afresh to every command and honours a context
+// only while dialing, so a server that accepts and never greets would hold
+// a delivery for that timeout per command, whatever the caller's deadline
+// or cancellation. The connection dialed here refuses any deadline later
+// than ctx's and is closed when ctx is done, so the whole exchange ends
+// with ctx: the job's timeout, or the daemon stopping.
+func (m *mailNotifier) dialer(ctx context.Context) gomail.DialContextFunc {
+	return func(dctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		raw, err := d.DialContext(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := &boundedConn{Conn: raw}
+		c.limit, _ = ctx.Deadline()
+		c.stop = context.AfterFunc(ctx, func() { raw.Close() })
+		c.SetDeadline(time.Time{})
+		if !m.s.ImplicitTLS {
+			return c, nil
+		}
+		tc := tls.Client(c, m.tls)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+}
+
+// boundedConn is a connection whose deadlines never pass limit, closed by
+// stop's context.
+type boundedConn struct {
+	net.Conn
+	limit time.Time
+	stop  func() bool
+}
+
+func (c *boundedConn) bound(t time.Time) time.Time {
+	if !c.limit.IsZero() && (t.IsZero() || t.After(c.limit)) {
+		return c.limit
+	}
+	return t
+}
+
+func (c *boundedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.bound(t)) }
+func (c *boundedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.bound(t)) }
+func (c *boundedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.bound(t)) }
+
+func (c *boundedConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
 }
 
 // message builds the mail for b. Everything that reaches a header from an

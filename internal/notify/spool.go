@@ -44,6 +44,8 @@ type spoolItem struct {
 	LastAttempt time.Time       `json:"last_attempt,omitzero"`
 	LastError   string          `json:"last_error,omitempty"`
 	Batch       alarm.Batch     `json:"batch"`
+
+	size int64 // bytes on disk
 }
 
 type spool struct {
@@ -141,20 +143,21 @@ func (s *spool) read(name string) (*spoolItem, error) {
 	if it.ID+".json" != name || it.Output == "" {
 		return nil, fmt.Errorf("id %q or output %q does not match the file", it.ID, it.Output)
 	}
+	it.size = int64(len(b))
 	return &it, nil
 }
 
-// write stores it atomically and durably.
-func (s *spool) write(it *spoolItem) error {
+// write stores it atomically and durably, and returns its size.
+func (s *spool) write(it *spoolItem) (int64, error) {
 	b, err := marshalJSON(it)
 	if err != nil {
-		return fmt.Errorf("spool encode: %w", err)
+		return 0, fmt.Errorf("spool encode: %w", err)
 	}
 	final := filepath.Join(s.dir, it.ID+".json")
 	tmp := filepath.Join(s.dir, ".tmp."+it.ID+".json")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return 0, fmt.Errorf("spool: %w", err)
 	}
 	_, err = f.Write(b)
 	if err == nil {
@@ -168,9 +171,9 @@ func (s *spool) write(it *spoolItem) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("spool write %s: %w", final, err)
+		return 0, fmt.Errorf("spool write %s: %w", final, err)
 	}
-	return s.syncDir()
+	return int64(len(b)), s.syncDir()
 }
 
 // remove deletes a delivered or expired item.

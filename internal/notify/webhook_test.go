@@ -168,8 +168,11 @@ func TestWebhookIdempotencyKeyStableAcrossSpool(t *testing.T) {
 	}
 	defer d.Close()
 	ctx := context.Background()
-	if err := d.Send(ctx, n, stormBatch()); !errors.Is(err, ErrSpooled) {
+	if err := d.Send(ctx, n, stormBatch()); err != nil {
 		t.Fatalf("Send = %v", err)
+	}
+	if err := d.Flush(ctx); err == nil {
+		t.Fatal("a 500 was taken for a delivery")
 	}
 	if err := d.Flush(ctx); err != nil {
 		t.Fatal(err)

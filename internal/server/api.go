@@ -30,11 +30,11 @@ func (s *Server) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", get(m))
 	mux.Handle("/healthz", get(http.HandlerFunc(s.healthz)))
-	mux.Handle("/api/v1/snapshot", get(http.HandlerFunc(s.snapshot)))
+	mux.Handle("/api/v1/snapshot", get(s.bounded(http.HandlerFunc(s.snapshot))))
 	mux.Handle("/api/v1/findings", get(http.HandlerFunc(s.findings)))
 	mux.Handle("/api/v1/alarms", get(http.HandlerFunc(s.alarms)))
-	mux.Handle("/api/v1/journal", get(http.HandlerFunc(s.journal)))
-	mux.Handle("/api/v1/history", get(http.HandlerFunc(s.history)))
+	mux.Handle("/api/v1/journal", get(s.bounded(http.HandlerFunc(s.journal))))
+	mux.Handle("/api/v1/history", get(s.bounded(http.HandlerFunc(s.history))))
 	mux.Handle("/api/v1/history/series", get(http.HandlerFunc(s.historySeries)))
 	mux.Handle("/api/v1/undo/{id}", post(s.mutating(s.undo)))
 	mux.Handle("/api/v1/silence", post(s.mutating(s.silence)))
@@ -45,6 +45,33 @@ func (s *Server) routes() (http.Handler, error) {
 		mux.HandleFunc("/", notFound)
 	}
 	return s.secure(mux), nil
+}
+
+// The endpoints whose answers are large (snapshot, journal, history) run
+// at most maxHeavy at once; a request waits up to heavyWait for its turn,
+// then gets 503 with Retry-After. picket is mlocked at oom_score_adj -1000:
+// memory a burst of requests makes it take is memory a dying host never
+// gets back, so concurrency is bounded here rather than left to the
+// number of clients.
+const (
+	maxHeavy  = 2
+	heavyWait = 10 * time.Second
+)
+
+func (s *Server) bounded(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(heavyWait)
+		defer t.Stop()
+		select {
+		case s.heavy <- struct{}{}:
+			defer func() { <-s.heavy }()
+			h.ServeHTTP(w, r)
+		case <-t.C:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "busy: too many large requests at once; retry in a second")
+		case <-r.Context().Done():
+		}
+	})
 }
 
 // securityHeaders go on every response, errors included. The API is read

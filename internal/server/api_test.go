@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -314,5 +315,56 @@ func TestHostFeatures(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// slowSource answers the journal slowly and counts how many requests it
+// serves at once.
+type slowSource struct {
+	*fakeSource
+	mu       sync.Mutex
+	now, max int
+	release  chan struct{}
+}
+
+func (s *slowSource) Journal(limit int) (json.RawMessage, error) {
+	s.mu.Lock()
+	s.now++
+	s.max = max(s.max, s.now)
+	s.mu.Unlock()
+	<-s.release
+	s.mu.Lock()
+	s.now--
+	s.mu.Unlock()
+	return json.RawMessage(`[]`), nil
+}
+
+// Six concurrent journal requests: at most maxHeavy are served at once,
+// the others wait their turn, and all are answered.
+func TestLargeEndpointsAreBounded(t *testing.T) {
+	src := &slowSource{fakeSource: loadedSource(t), release: make(chan struct{})}
+	h := newServer(t, Options{Source: src}).Handler()
+	var wg sync.WaitGroup
+	codes := make([]int, 6)
+	for i := range codes {
+		wg.Add(1)
+		go func() { defer wg.Done(); codes[i] = do(t, h, "GET", "/api/v1/journal?limit=1000", nil).Code }()
+	}
+	time.Sleep(200 * time.Millisecond)
+	src.mu.Lock()
+	inside := src.now
+	src.mu.Unlock()
+	if inside != maxHeavy {
+		t.Errorf("%d journal requests served at once, want %d", inside, maxHeavy)
+	}
+	close(src.release)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("request %d: %d", i, c)
+		}
+	}
+	if src.max > maxHeavy {
+		t.Errorf("at most %d at once, want %d", src.max, maxHeavy)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/http"
 	"runtime"
 	"slices"
@@ -115,6 +116,7 @@ type collector struct {
 	collDuration, lastCollection, collErrors *prometheus.Desc
 	configOK, buildInfo                      *prometheus.Desc
 	feature, capability, refused             *prometheus.Desc
+	spoolBatches, spoolBytes, spoolDropped   *prometheus.Desc
 }
 
 func newCollector(o Options) *collector {
@@ -227,6 +229,9 @@ func newCollector(o Options) *collector {
 	c.feature = d("feature", "1 when the host offers the kernel feature picket probed at start (pidfd, openat2, psi, nftables...), 0 when picket runs its fallback.", "name")
 	c.capability = d("capability", "1 when picket holds the capability, 0 when it does not.", "name")
 	c.refused = d("action_kind_refused", "1 for each action kind the configuration uses that this host cannot take (the reason is in /healthz).", "kind")
+	c.spoolBatches = d("spool_batches", "Notification batches waiting in the spool for delivery.")
+	c.spoolBytes = d("spool_bytes", "Bytes of the notification batches waiting in the spool.")
+	c.spoolDropped = d("spool_dropped_total", "Notification batches dropped undelivered, by reason: age (older than the spool's max age), count and bytes (the spool was full: the oldest went), permanent (the receiver refused it for good).", "reason")
 	return c
 }
 
@@ -290,6 +295,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range h.Refused {
 		e.gauge(c.refused, 1, r.Kind)
+	}
+	if h.SpoolDropped != nil {
+		e.gauge(c.spoolBatches, float64(h.SpoolPending))
+		e.gauge(c.spoolBytes, float64(h.SpoolBytes))
+		for _, r := range slices.Sorted(maps.Keys(h.SpoolDropped)) {
+			e.counter(c.spoolDropped, float64(h.SpoolDropped[r]), r)
+		}
 	}
 	if snap := c.src.Snapshot(); snap != nil {
 		e.gauge(c.collErrors, float64(len(snap.Errors)))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os/exec"
 	"reflect"
 	"runtime"
@@ -201,6 +202,7 @@ var wantFamilies = []string{
 	"picket_psi_full_ratio", "picket_psi_full_seconds_total", "picket_psi_some_ratio", "picket_psi_some_seconds_total",
 	"picket_socket_holder_max_fds", "picket_socket_holder_open_fds", "picket_socket_holder_sockets",
 	"picket_sockets",
+	"picket_spool_batches", "picket_spool_bytes", "picket_spool_dropped_total",
 	"picket_sockstat6_frag_inuse", "picket_sockstat6_raw_inuse", "picket_sockstat6_tcp_inuse", "picket_sockstat6_udp_inuse", "picket_sockstat6_udplite_inuse",
 	"picket_sockstat_frag_inuse", "picket_sockstat_frag_memory_bytes", "picket_sockstat_raw_inuse", "picket_sockstat_sockets_used",
 	"picket_sockstat_tcp_alloc", "picket_sockstat_tcp_inuse", "picket_sockstat_tcp_mem_pages", "picket_sockstat_tcp_orphans", "picket_sockstat_tcp_tw",
@@ -415,5 +417,20 @@ func TestMetricsCgroups(t *testing.T) {
 	}
 	if _, ok := sample(t, fams, "picket_cgroup_tasks", "path", "/kubepods/pod999", "unit", ""); !ok {
 		t.Error("the heaviest unlimited cgroup is missing")
+	}
+}
+
+// The spool's size and its drops by reason, as the daemon reports them.
+func TestMetricsSpool(t *testing.T) {
+	fams := parseMetrics(t, scrape(t, Options{Source: loadedSource(t)}))
+	if v := fams["picket_spool_batches"].GetMetric()[0].GetGauge().GetValue(); v != 2 {
+		t.Errorf("picket_spool_batches = %v", v)
+	}
+	got := map[string]float64{}
+	for _, m := range fams["picket_spool_dropped_total"].GetMetric() {
+		got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+	}
+	if want := map[string]float64{"age": 0, "count": 3, "bytes": 0, "permanent": 1}; !maps.Equal(got, want) {
+		t.Errorf("picket_spool_dropped_total = %v, want %v", got, want)
 	}
 }

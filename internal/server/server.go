@@ -86,6 +86,12 @@ type Health struct {
 	// ConfigError is why the last reload was refused (the previous
 	// configuration keeps running); "" after a good load.
 	ConfigError string `json:"config_error,omitempty"`
+	// SpoolPending and SpoolBytes are what the notification spool holds;
+	// SpoolDropped counts batches it dropped undelivered, by reason (nil:
+	// no spool, and no spool metrics).
+	SpoolPending int               `json:"-"`
+	SpoolBytes   int64             `json:"-"`
+	SpoolDropped map[string]uint64 `json:"-"`
 	// Host is what the start-up probe found: the kernel, each feature and
 	// each capability, found or not.
 	Host *HostFeatures `json:"host,omitempty"`
@@ -170,6 +176,7 @@ type Server struct {
 	handler  http.Handler
 	addr     atomic.Pointer[net.Addr]
 	snapJSON snapCache
+	heavy    chan struct{} // turns of the large endpoints; see bounded
 }
 
 // Timeouts and bounds of the listener. Writes get longer than reads: a full
@@ -220,7 +227,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Logger, loopback: loopback}
+	s := &Server{opts: opts, log: opts.Logger, loopback: loopback, heavy: make(chan struct{}, maxHeavy)}
 	if opts.TokenFile != "" {
 		s.token = &tokenFile{path: opts.TokenFile}
 		if _, err := s.token.read(); err != nil {

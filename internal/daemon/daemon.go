@@ -14,12 +14,15 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/picket-guard/picket/internal/act"
@@ -64,6 +67,13 @@ type Options struct {
 	// Features is the host's feature probe (nil: New probes this host
 	// once); a test switches features off through it.
 	Features *hostcap.Set
+	// SpoolMaxItems and SpoolMaxBytes bound the notification spool
+	// (defaults 1,000 batches and 32 MiB; see notify.DispatcherOptions).
+	SpoolMaxItems int
+	SpoolMaxBytes int64
+	// NetNS is the network namespace file throttles act in ("" is
+	// picket's own; tests give one they made).
+	NetNS string
 }
 
 // Daemon is one running picket.
@@ -94,8 +104,15 @@ type Daemon struct {
 	// hostReport is the running configuration held against the host.
 	hostReport HostReport
 
-	jobs chan job // deliveries and actions, in the order decided
-	wg   sync.WaitGroup
+	// Actions and notifications have queues and workers of their own: a
+	// kill never waits behind a mail. A notification job only spools its
+	// batch (the Dispatcher's delivery loops send), so it is quick too.
+	actions  chan job
+	notes    chan job
+	stopping atomic.Bool // queued actions not yet begun are not taken
+	wg       sync.WaitGroup
+	// stopDispatcher cancels the delivery loops and waits for them.
+	stopDispatcher func()
 
 	// klog follows /dev/kmsg; kick says it read a message the catalogue
 	// knows, so the rules that read the kernel's log run now.
@@ -110,6 +127,13 @@ type job struct {
 	what, rule string
 	run        func()
 }
+
+// Workers per queue: two actions at once (a kill's grace period does not
+// hold up a throttle), one spooler.
+const (
+	actionWorkers = 2
+	noteWorkers   = 1
+)
 
 // New prepares a daemon: loads and checks the configuration, opens the
 // state (history, journal, spool). Nothing runs until Run.
@@ -140,7 +164,8 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: opts, logf: logf, alarms: map[string]alarm.Alarm{}, silenced: map[string]time.Time{},
-		jobs: make(chan job, 1024), rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))}
+		actions: make(chan job, 256), notes: make(chan job, 1024),
+		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))}
 	d.log = slog.New(teeHandler{slog.NewTextHandler(opts.Stderr, nil), slog.NewJSONHandler(logf, nil)})
 	// Whatever fails below, what was opened so far is closed: a caller that
 	// retries New (or a test) must find the spool lock, the journal and the
@@ -150,6 +175,17 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 
+	// One probe at start: what this kernel and picket's privileges allow,
+	// for recovery, the collector, the actions, the start log and /healthz.
+	if d.hostcap = opts.Features; d.hostcap == nil {
+		d.hostcap = hostcap.Probe(hostcap.Options{})
+	}
+	// Recovery first, needing nothing but the journal: a configuration that
+	// no longer loads or a damaged history must not leave a throttle or a
+	// freeze of the last run in force.
+	if err := d.recover(); err != nil {
+		return fail(err)
+	}
 	cfg, name, err := opts.LoadConfig(opts.ConfigPath)
 	if err != nil {
 		return fail(err)
@@ -158,11 +194,6 @@ func New(opts Options) (*Daemon, error) {
 		if err := strictModes(cfg.Files); err != nil {
 			return fail(err)
 		}
-	}
-	// One probe at start: what this kernel and picket's privileges allow,
-	// for the collector, the actions, the start log and /healthz.
-	if d.hostcap = opts.Features; d.hostcap == nil {
-		d.hostcap = hostcap.Probe(hostcap.Options{})
 	}
 	d.kick = make(chan struct{}, 1)
 	d.klog = newKernelLog(opts.Root, opts.StateDir, d.log, func() {
@@ -174,18 +205,17 @@ func New(opts Options) (*Daemon, error) {
 	if d.col, err = collect.New(collect.Options{Root: opts.Root, KernelLog: d.klog.log, Host: d.hostcap}); err != nil {
 		return fail(err)
 	}
-	if d.hist, err = history.Open(filepath.Join(opts.StateDir, "history.db"), history.Options{}); err != nil {
+	if d.hist, err = d.openHistory(); err != nil {
 		return fail(fmt.Errorf("history: %w", err))
 	}
-	d.runner, err = act.NewRunner(act.Options{Root: opts.Root, StateDir: opts.StateDir, DryRun: opts.DryRun, Logger: d.log,
-		RevertOnRecover: true, Host: d.hostcap,
-		OnLimit: func(rule string, err error) {
-			d.log.Error("actions stopped by their rate limit: acting needs an administrator now", "rule", rule, "err", err)
-		}})
-	if err != nil {
-		return fail(err)
+	// The Dispatcher's env builds the inline outputs: it names this host
+	// as the rules see it.
+	host := opts.Host
+	if host == "" {
+		host = d.col.Hostname()
 	}
-	d.disp, err = notify.NewDispatcher(notify.DispatcherOptions{Dir: filepath.Join(opts.StateDir, "spool"), Env: d.notifyEnv("")})
+	d.disp, err = notify.NewDispatcher(notify.DispatcherOptions{Dir: filepath.Join(opts.StateDir, "spool"), Env: d.notifyEnv(host),
+		MaxItems: opts.SpoolMaxItems, MaxBytes: opts.SpoolMaxBytes, AttemptTimeout: 30 * time.Second})
 	if err != nil {
 		return fail(err)
 	}
@@ -193,6 +223,69 @@ func New(opts Options) (*Daemon, error) {
 		return fail(err)
 	}
 	return d, nil
+}
+
+// recover opens the runner and settles what the last run left in the
+// journal (Runner.Recover): an action interrupted mid-way, a throttle or
+// freeze still in force (reverted: the rules decide again), one whose time
+// passed while picket was down. A dry-run daemon recovers with a runner of
+// its own, then acts through a dry one.
+func (d *Daemon) recover() error {
+	opts := act.Options{Root: d.opts.Root, StateDir: d.opts.StateDir, Logger: d.log, NetNS: d.opts.NetNS,
+		RevertOnRecover: true, ProtectedPorts: listenPort(d.opts.Listen), Host: d.hostcap,
+		OnLimit: func(rule string, err error) {
+			d.log.Error("actions stopped by their rate limit: acting needs an administrator now", "rule", rule, "err", err)
+		}}
+	r, err := act.NewRunner(opts)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := r.Recover(context.Background()); err != nil {
+		d.log.Error("recovering actions left by the last run", "err", err)
+	}
+	d.log.Info("journal recovered", "took", time.Since(start).Round(time.Millisecond))
+	if !d.opts.DryRun {
+		d.runner = r
+		return nil
+	}
+	if err := r.Close(); err != nil {
+		d.log.Error("closing the recovering runner", "err", err)
+	}
+	opts.DryRun = true
+	d.runner, err = act.NewRunner(opts)
+	return err
+}
+
+// listenPort is the port of the HTTP listener, which a throttle must not
+// cut off without force: true.
+func listenPort(listen string) []int {
+	_, p, err := net.SplitHostPort(listen)
+	if listen == "" {
+		p, err = "9749", nil
+	}
+	if n, perr := strconv.Atoi(p); err == nil && perr == nil && n > 0 {
+		return []int{n}
+	}
+	return nil
+}
+
+// openHistory opens STATE/history.db, first setting it aside when it is
+// damaged (bbolt panics on some damaged pages: an Open or a Query that hit
+// one would take the daemon down with it). picket then starts with an
+// empty history: forecasts and peaks start over, watching does not stop.
+func (d *Daemon) openHistory() (*history.Store, error) {
+	p := filepath.Join(d.opts.StateDir, "history.db")
+	if err := history.Check(p); errors.Is(err, history.ErrCorrupt) {
+		aside := p + ".damaged-" + time.Now().UTC().Format("20060102T150405")
+		if rerr := os.Rename(p, aside); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		d.log.Error("history is damaged: moved aside, starting with an empty history", "file", p, "moved_to", aside, "err", err)
+	} else if err != nil {
+		d.log.Warn("history check", "err", err)
+	}
+	return history.Open(p, history.Options{})
 }
 
 // closeState closes what New opened, the newest first: the dispatcher
@@ -306,17 +399,20 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		debug.SetMemoryLimit(20 << 20)
 	}
 	defer release()
-	if err := d.runner.Recover(ctx); err != nil {
-		d.log.Error("recovering actions left by the last run", "err", err)
-	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	for i := 0; i < 2; i++ {
+	for i := 0; i < actionWorkers; i++ {
 		d.wg.Add(1)
-		go d.worker(d.jobs)
+		go d.worker(d.actions)
 	}
-	d.wg.Add(1)
-	go func() { defer d.wg.Done(); d.disp.Run(runCtx) }()
+	for i := 0; i < noteWorkers; i++ {
+		d.wg.Add(1)
+		go d.worker(d.notes)
+	}
+	dispCtx, stopDisp := context.WithCancel(context.Background())
+	dispDone := make(chan struct{})
+	go func() { defer close(dispDone); d.disp.Run(dispCtx) }()
+	d.stopDispatcher = func() { stopDisp(); <-dispDone }
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.klog.run(runCtx) }()
 	if d.opts.Listen != "off" {
@@ -409,18 +505,25 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 }
 
+// shutdown stops in bounded time: actions under way finish (each within
+// ActionTimeout), actions queued but not begun are not taken (the rules
+// decide again at the next start), queued notifications are written to
+// the spool, and deliveries under way are cancelled, their batches left in
+// the spool for the next start. A hung mail server does not hold it up.
 func (d *Daemon) shutdown() error {
-	d.log.Info("stopping: finishing actions in flight, flushing the spool")
-	close(d.jobs)
+	d.log.Info("stopping: finishing actions in flight; undelivered notifications stay in the spool")
+	d.stopping.Store(true)
+	close(d.actions)
+	close(d.notes)
 	d.wg.Wait()
 	d.klog.save()
-	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d.disp.Flush(fctx)
+	if d.stopDispatcher != nil {
+		d.stopDispatcher()
+	}
 	d.mu.RLock()
 	closeNotifiers(d.notifiers)
 	d.mu.RUnlock()
-	d.log.Info("stopped")
+	d.log.Info("stopped", "spooled", d.disp.Pending())
 	return d.closeState()
 }
 
@@ -536,30 +639,32 @@ func (d *Daemon) dispatch(snap *snapshot.Snapshot, events []rules.Event) {
 		ruleDry[r.Name] = r.DryRun
 	}
 	notifiers := d.notifiers
-	host := d.host
 	d.mu.Unlock()
-	for _, k := range order {
-		n, ok := notifiers[k.out]
-		if !ok {
-			// An inline output (`then: [{log: {...}}]`): made for this
-			// batch; the spool keeps its spec to retry it.
-			spec, _ := refs[k].Spec.(notify.Spec)
-			var err error
-			if n, err = notify.New(k.out, spec, d.notifyEnv(host)); err != nil {
-				d.log.Error("inline output", "output", k.out, "err", err)
-				continue
-			}
-		}
-		b := *batches[k]
-		d.enqueue(d.jobs, job{what: "output " + k.out, rule: k.rule, run: func() { d.deliver(n, b) }})
-	}
+	// Actions first: their queue is their own, but a kill decided in this
+	// look should not even wait for the spooling of its rule's mail.
 	for _, ev := range events {
 		for _, a := range ev.Actions {
 			spec, _ := a.Spec.(act.Spec)
 			req := act.Request{Spec: spec, Host: ev.Alarm.Host, Rule: ev.Alarm.Rule, Case: ev.Alarm.Case,
 				Row: ev.Alarm.Row, Snapshot: snap, DryRun: d.opts.DryRun || ruleDry[ev.Alarm.Rule]}
-			d.enqueue(d.jobs, job{what: "action", rule: req.Rule, run: func() { d.takeAction(req) }})
+			d.enqueue(d.actions, job{what: "action", rule: req.Rule, run: func() { d.takeAction(req) }})
 		}
+	}
+	for _, k := range order {
+		n, ok := notifiers[k.out]
+		if !ok {
+			// An inline output (`then: [{log: {...}}]`): built once per
+			// spec and kept until the next reload; the spool keeps its
+			// spec to retry it.
+			spec, _ := refs[k].Spec.(notify.Spec)
+			var err error
+			if n, err = d.disp.Inline(k.out, spec); err != nil {
+				d.log.Error("inline output", "output", k.out, "err", err)
+				continue
+			}
+		}
+		b := *batches[k]
+		d.enqueue(d.notes, job{what: "output " + k.out, rule: k.rule, run: func() { d.deliver(n, b) }})
 	}
 }
 
@@ -581,17 +686,25 @@ func (d *Daemon) worker(q <-chan job) {
 	}
 }
 
-// deliver sends b through n; what fails is spooled by the Dispatcher.
+// deliver hands b to the Dispatcher, which spools it for n's delivery
+// loop (a log output it writes at once).
 func (d *Daemon) deliver(n notify.Notifier, b alarm.Batch) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.disp.Send(ctx, n, b); err != nil {
+	if err := d.disp.Send(ctx, n, b); errors.Is(err, notify.ErrSpooled) {
 		d.log.Warn("output failed, spooled for retry", "output", n.Name(), "rule", b.Rule, "err", err)
+	} else if err != nil {
+		d.log.Error("output failed, batch lost", "output", n.Name(), "rule", b.Rule, "err", err)
 	}
 }
 
-// takeAction runs req, bounded by the action timeout.
+// takeAction runs req, bounded by the action timeout; once picket is
+// stopping, an action that has not begun is not taken.
 func (d *Daemon) takeAction(req act.Request) {
+	if d.stopping.Load() {
+		d.log.Warn("action not taken: picket is stopping (its rule decides again at the next start)", "rule", req.Rule, "case", req.Case)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.ActionTimeout)
 	defer cancel()
 	res := d.runner.Do(ctx, req)
@@ -637,26 +750,27 @@ func (d *Daemon) Alarms() []alarm.Alarm {
 	return out
 }
 
+// Journal reads the journal's last limit entries backwards from its end:
+// the cost is the entries asked for, not the file.
 func (d *Daemon) Journal(limit int) (json.RawMessage, error) {
-	entries, err := act.ReadJournal(d.opts.StateDir)
+	entries, err := act.ReadTail(d.opts.StateDir, limit)
 	if err != nil && len(entries) == 0 {
 		return nil, err
 	}
 	if err != nil {
-		// A torn last line: the other entries still stand.
+		// Lines that are not entries: the others still stand.
 		d.log.Warn("journal", "err", err)
 	}
-	out := make([]act.Entry, 0, limit)
-	for i := len(entries) - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, entries[i])
-	}
-	return json.Marshal(out)
+	return json.Marshal(entries)
 }
 
 func (d *Daemon) Health() server.Health {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.health
+	h := d.health
+	d.mu.RUnlock()
+	st := d.disp.Stats()
+	h.SpoolPending, h.SpoolBytes, h.SpoolDropped = st.Pending, st.Bytes, st.Dropped
+	return h
 }
 
 // Mutator.

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/picket-guard/picket/internal/act"
 )
@@ -68,5 +70,50 @@ func TestJournalAndUndo(t *testing.T) {
 	}
 	if len(actions) != 1 || actions[0].State != act.StateReverted || actions[0].Undo == nil || actions[0].Undo.Old != "65536" {
 		t.Errorf("journal --json: %+v", actions)
+	}
+}
+
+// TestJournalSaysWhoWasKilled: picket journal names the processes a kill
+// hit by command and user, and --json carries each one's identity and the
+// selector.
+func TestJournalSaysWhoWasKilled(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: starts processes as nobody and kills them")
+	}
+	cmds := spawnNamed(t, "pkt-jwho", 3, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
+	state := t.TempDir()
+	r, err := act.NewRunner(act.Options{StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // exec'd under their name
+	res := r.Do(context.Background(), act.Request{Rule: "imapd-storm", Spec: &act.KillSpec{Comm: "pkt-jwho", User: "nobody", Signal: "KILL"}})
+	r.Close()
+	if res.Error != "" {
+		t.Fatal(res.Result)
+	}
+	out, _, code := runCLI(t, "journal", "--state-dir", state)
+	if code != 0 || !strings.Contains(out, "killed 3 pkt-jwho of nobody (KILL)") {
+		t.Errorf("journal: %d\n%s", code, out)
+	}
+	out, _, _ = runCLI(t, "journal", "--json", "--state-dir", state)
+	var actions []act.Action
+	if err := json.Unmarshal([]byte(out), &actions); err != nil || len(actions) != 1 {
+		t.Fatalf("journal --json: %v\n%s", err, out)
+	}
+	a := actions[0]
+	var spec map[string]any
+	json.Unmarshal(a.Spec, &spec)
+	if spec["comm"] != "pkt-jwho" || spec["user"] != "nobody" || len(a.Procs) != 3 {
+		t.Fatalf("journal --json: spec %s, procs %+v", a.Spec, a.Procs)
+	}
+	pids := map[int]bool{}
+	for _, c := range cmds {
+		pids[c.Process.Pid] = true
+	}
+	for _, p := range a.Procs {
+		if !pids[p.PID] || p.User != "nobody" || p.Comm != "pkt-jwho" || p.Start.IsZero() || !strings.HasSuffix(p.Cmdline, "pkt-jwho 300") {
+			t.Errorf("target %+v", p)
+		}
 	}
 }

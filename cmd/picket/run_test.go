@@ -274,7 +274,7 @@ rules:
     level: critical
     if: comm == "pkt-fork" && user == "root" && count >= 100
     then:
-      - kill: {comm: "{{.comm}}", user: "{{.user}}", signal: KILL, scope: group, until: {below: 1}, max_tries: 30, max_time: 30s}
+      - kill: {comm: "{{.comm}}", user: "{{.user}}", signal: KILL, scope: group, until: {below: 1}, max_tries: 30, max_time: 30s, max_targets: 1000}
 `)
 	d := startDaemon(t, "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--interval", "1m")
 

@@ -339,6 +339,9 @@ func (j *Journal) sync() error {
 	}
 	bad := 0
 	st, err := eachLine(io.NewSectionReader(j.f, j.off, fi.Size()-j.off), func(_ int, line []byte) {
+		if id, phase, ok := peek(line); ok && string(phase) != PhaseIntent && j.open[string(id)] == nil {
+			return // a line of an action the index does not follow: no need to decode it
+		}
 		var e Entry
 		if json.Unmarshal(line, &e) == nil && e.ID != "" {
 			j.fold(e)
@@ -355,6 +358,33 @@ func (j *Journal) sync() error {
 		return fmt.Errorf("read %s: %w", j.path, err)
 	}
 	return nil
+}
+
+// peek reads the id and phase at the start of a line as Append writes it
+// ({"id":"…","time":"…","phase":"…",…}) without decoding the rest: most
+// lines of a long journal belong to actions long settled. ok is false when
+// the line is not in that form; the decoder then judges it.
+func peek(line []byte) (id, phase []byte, ok bool) {
+	rest, found := bytes.CutPrefix(line, []byte(`{"id":"`))
+	if !found {
+		return nil, nil, false
+	}
+	i := bytes.IndexByte(rest, '"')
+	if i < 0 || bytes.IndexByte(rest[:i], '\\') >= 0 {
+		return nil, nil, false
+	}
+	id, rest = rest[:i], rest[i:]
+	const key = `"phase":"`
+	k := bytes.Index(rest[:min(len(rest), 96)], []byte(key))
+	if k < 0 {
+		return nil, nil, false
+	}
+	rest = rest[k+len(key):]
+	e := bytes.IndexByte(rest, '"')
+	if e < 0 {
+		return nil, nil, false
+	}
+	return id, rest[:e], true
 }
 
 // fold adds e to the index: an intent opens an action, and the entry that

@@ -2,10 +2,12 @@ package act
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -354,4 +356,62 @@ func TestRefusalsAreCounted(t *testing.T) {
 	if n := refusedLines(); n != 2 {
 		t.Errorf("%d refused lines, want 2 (the final count was already written)", n)
 	}
+}
+
+func TestPeek(t *testing.T) {
+	cases := []struct {
+		line, id, phase string
+		ok              bool
+	}{
+		{`{"id":"20261201T030005-3f9c2a","time":"2026-12-01T03:00:05Z","phase":"refused","type":"kill"}`, "20261201T030005-3f9c2a", "refused", true},
+		{`{"id":"a\"b","time":"t","phase":"intent"}`, "", "", false},
+		{`{"time":"t","id":"x","phase":"intent"}`, "", "", false},
+		{`{"id":"x","time":"t"}`, "", "", false},
+		{`{"id":"x`, "", "", false},
+	}
+	for _, c := range cases {
+		id, phase, ok := peek([]byte(c.line))
+		if ok != c.ok || string(id) != c.id || string(phase) != c.phase {
+			t.Errorf("peek(%s) = %q %q %v", c.line, id, phase, ok)
+		}
+	}
+	// What Append writes, peek reads.
+	b, _ := json.Marshal(Entry{ID: "20261201T030005-3f9c2a", Time: time.Now(), Phase: PhaseResult, Type: "kill", Targets: []any{1}})
+	if id, phase, ok := peek(b); !ok || string(id) != "20261201T030005-3f9c2a" || string(phase) != PhaseResult {
+		t.Errorf("peek of an encoded entry: %q %q %v", id, phase, ok)
+	}
+}
+
+// FuzzJournalLines: whatever bytes the journal holds, the readers do not
+// panic, and reading backwards yields exactly the complete lines reading
+// forwards does, in reverse.
+func FuzzJournalLines(f *testing.F) {
+	f.Add([]byte("{\"id\":\"a\",\"phase\":\"intent\"}\n{\"id\":\"a\",\"phase\":\"res"))
+	f.Add([]byte("\n\n{\"id\":\"b\"}\n"))
+	f.Add(bytes.Repeat([]byte("x"), 70000))
+	f.Add(append(bytes.Repeat([]byte("y"), 140000), '\n', 'z', '\n'))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fwd [][]byte
+		eachLine(bytes.NewReader(b), func(_ int, line []byte) { fwd = append(fwd, bytes.Clone(line)) })
+		var back [][]byte
+		eachLineBack(bytes.NewReader(b), int64(len(b)), func(line []byte) bool { back = append(back, bytes.Clone(line)); return true })
+		slices.Reverse(back)
+		if len(fwd) != len(back) {
+			t.Fatalf("%d lines forwards, %d backwards", len(fwd), len(back))
+		}
+		for i := range fwd {
+			if !bytes.Equal(fwd[i], back[i]) {
+				t.Fatalf("line %d: %q forwards, %q backwards", i, fwd[i], back[i])
+			}
+		}
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, JournalFile), b, 0o600)
+		ReadJournal(dir)
+		ReadTail(dir, 3)
+		TailActions(dir, 2, time.Now())
+		if j, err := OpenJournal(dir, JournalOptions{}); err == nil {
+			j.Open(time.Now())
+			j.Close()
+		}
+	})
 }

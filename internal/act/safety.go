@@ -41,9 +41,14 @@ package act
 //  9. exec runs an absolute argv[0] fixed in the configuration, never a
 //     shell; untrusted values reach it only as whole arguments or PICKET_*
 //     environment variables.
+//  10. A kill round signals at most its max_targets processes (default
+//     100); a larger selection is refused whole, nothing signalled.
+//  11. A throttle never cuts the administrator's way in: port 22 and
+//     picket's own HTTP port are refused unless the spec says force: true.
 //
 // Rules 1-6 and 8 are implemented in this file; 7 in journal.go's callers
-// (op.intent), 9 in spec.go (ExecSpec.Validate) and exec.go.
+// (op.intent), 9 in spec.go (ExecSpec.Validate) and exec.go, 10 in kill.go
+// (tooMany), 11 in throttle.go.
 
 import (
 	"errors"

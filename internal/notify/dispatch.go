@@ -115,6 +115,7 @@ type outputState struct {
 type loop struct {
 	wake  chan struct{}
 	flush chan chan error // a Flush asking for a pass now, backoff or not
+	done  chan struct{}   // closed when the loop has ended
 }
 
 // NewDispatcher opens (and locks) the spool and loads what a previous run
@@ -574,7 +575,7 @@ func (d *Dispatcher) kick(name string) {
 	}
 	l := d.loops[name]
 	if l == nil {
-		l = &loop{wake: make(chan struct{}, 1), flush: make(chan chan error)}
+		l = &loop{wake: make(chan struct{}, 1), flush: make(chan chan error), done: make(chan struct{})}
 		d.loops[name] = l
 		d.loopsWG.Add(1)
 		go d.deliverLoop(d.runCtx, name, l)
@@ -589,6 +590,7 @@ func (d *Dispatcher) kick(name string) {
 // when the output has nothing pending (the next Send starts it again).
 func (d *Dispatcher) deliverLoop(ctx context.Context, name string, l *loop) {
 	defer d.loopsWG.Done()
+	defer close(l.done)
 	for {
 		wait, _ := d.deliverOutput(ctx, name, true)
 		if wait < 0 {
@@ -645,6 +647,8 @@ func (d *Dispatcher) Flush(ctx context.Context) error {
 		reply := make(chan error, 1)
 		select {
 		case l.flush <- reply:
+		case <-l.done: // it ended: nothing left for it, or Run is stopping
+			continue
 		case <-ctx.Done():
 			return errors.Join(append(errs, ctx.Err())...)
 		}

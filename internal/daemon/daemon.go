@@ -236,11 +236,11 @@ func (d *Daemon) recover() error {
 		OnLimit: func(rule string, err error) {
 			d.log.Error("actions stopped by their rate limit: acting needs an administrator now", "rule", rule, "err", err)
 		}}
+	start := time.Now() // opening the journal builds its index: part of the cost
 	r, err := act.NewRunner(opts)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
 	if err := r.Recover(context.Background()); err != nil {
 		d.log.Error("recovering actions left by the last run", "err", err)
 	}

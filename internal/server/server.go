@@ -25,6 +25,8 @@
 //
 // Snapshot, findings and alarms answer 503 with a JSON error until the first
 // collection; the journal is served from the start (it outlives restarts).
+// Snapshot, journal and history serve at most two requests at once; the
+// others wait their turn, then answer 503 (see bounded).
 // Errors are always JSON: {"error": "..."}.
 package server
 

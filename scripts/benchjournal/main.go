@@ -32,9 +32,16 @@ import (
 func main() {
 	lines := flag.Int("lines", 200_000, "journal lines to write")
 	rounds := flag.Int("rounds", 3, "restarts per binary (medians are reported)")
+	out := flag.String("out", "", "only write the journal to `FILE`")
 	flag.Parse()
+	if *out != "" {
+		if _, err := writeJournal(*out, *lines); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: benchjournal [-lines N] [-rounds N] PICKET-BINARY...")
+		fmt.Fprintln(os.Stderr, "usage: benchjournal [-lines N] [-rounds N] PICKET-BINARY... | benchjournal [-lines N] -out FILE")
 		os.Exit(2)
 	}
 	tmp, err := os.MkdirTemp("", "picket-journal-bench-")
@@ -48,21 +55,27 @@ func main() {
 		fail(err)
 	}
 	fmt.Printf("journal: %d lines, %.1f MiB\n\n", *lines, float64(size)/(1<<20))
-	fmt.Println("| binary | restart until listening | journal?limit=1 | journal file after | VmHWM after 6 concurrent journal?limit=1000 + 6 snapshot |")
-	fmt.Println("|---|---|---|---|---|")
-	for _, bin := range flag.Args() {
-		var starts, reads []time.Duration
-		var hwms []int
-		var after int64
-		for r := 0; r < *rounds; r++ {
-			m, err := measure(bin, src, filepath.Join(tmp, fmt.Sprintf("state-%d", r)))
+	// Alternating binaries round by round: the machine's load drifts.
+	results := make([][]result, len(flag.Args()))
+	for r := 0; r < *rounds; r++ {
+		for i, bin := range flag.Args() {
+			m, err := measure(bin, src, filepath.Join(tmp, fmt.Sprintf("state-%d-%d", i, r)))
 			if err != nil {
 				fail(fmt.Errorf("%s: %w", bin, err))
 			}
-			starts, reads, hwms, after = append(starts, m.start), append(reads, m.read), append(hwms, m.hwmKiB), m.after
+			results[i] = append(results[i], m)
+		}
+	}
+	fmt.Println("| binary | restart until /healthz answers | journal?limit=1 (median of 7) | journal file after | VmHWM after 6 concurrent journal?limit=1000 + 6 snapshot |")
+	fmt.Println("|---|---|---|---|---|")
+	for i, bin := range flag.Args() {
+		var starts, reads []time.Duration
+		var hwms []int
+		for _, m := range results[i] {
+			starts, reads, hwms = append(starts, m.start), append(reads, m.read), append(hwms, m.hwmKiB)
 		}
 		fmt.Printf("| %s | %v | %v | %.1f MiB | %.1f MiB |\n", filepath.Base(bin), median(starts).Round(time.Millisecond),
-			median(reads).Round(100*time.Microsecond), float64(after)/(1<<20), float64(medianInt(hwms))/1024)
+			median(reads).Round(100*time.Microsecond), float64(results[i][0].after)/(1<<20), float64(medianInt(hwms))/1024)
 	}
 }
 
@@ -142,7 +155,7 @@ func writeJournal(path string, n int) (int64, error) {
 }
 
 type result struct {
-	start  time.Duration // exec until /healthz or the journal answers
+	start  time.Duration // exec until /healthz answers
 	read   time.Duration // median of 7 sequential ?limit=1
 	hwmKiB int           // VmHWM after the concurrent requests
 	after  int64         // journal size once the daemon settled it
@@ -207,8 +220,10 @@ func measure(bin, journal, state string) (result, error) {
 		_, err = io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode, err
 	}
+	// The journal is settled before the first look, and /healthz answers
+	// after it: the time to a 200 is the restart's.
 	for {
-		if code, _ := get("/api/v1/journal?limit=1"); code == 200 {
+		if code, _ := get("/healthz"); code == 200 {
 			break
 		}
 		if time.Since(t0) > 10*time.Minute {
@@ -217,12 +232,6 @@ func measure(bin, journal, state string) (result, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	m.start = time.Since(t0)
-	// Let the first collection pass, so the snapshot endpoint answers.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if code, _ := get("/healthz"); code == 200 {
-			break
-		}
-	}
 	var reads []time.Duration
 	for i := 0; i < 7; i++ {
 		t := time.Now()

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/picket-guard/picket/internal/act"
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // TestJournalAndUndo: a sysctl set on a fixture root shows in picket
@@ -80,13 +80,12 @@ func TestJournalSaysWhoWasKilled(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: starts processes as nobody and kills them")
 	}
-	cmds := spawnNamed(t, "pkt-jwho", 3, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
+	cmds := testkit.Sleepers(t, "pkt-jwho", 3, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
 	state := t.TempDir()
 	r, err := act.NewRunner(act.Options{StateDir: state})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // exec'd under their name
 	res := r.Do(context.Background(), act.Request{Rule: "imapd-storm", Spec: &act.KillSpec{Comm: "pkt-jwho", User: "nobody", Signal: "KILL"}})
 	r.Close()
 	if res.Error != "" {
@@ -112,7 +111,7 @@ func TestJournalSaysWhoWasKilled(t *testing.T) {
 		pids[c.Process.Pid] = true
 	}
 	for _, p := range a.Procs {
-		if !pids[p.PID] || p.User != "nobody" || p.Comm != "pkt-jwho" || p.Start.IsZero() || !strings.HasSuffix(p.Cmdline, "pkt-jwho 300") {
+		if !pids[p.PID] || p.User != "nobody" || p.Comm != "pkt-jwho" || p.Start.IsZero() || !strings.HasSuffix(p.Cmdline, "pkt-jwho 600") {
 			t.Errorf("target %+v", p)
 		}
 	}

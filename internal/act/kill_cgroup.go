@@ -84,6 +84,7 @@ func (r *Runner) killCgroup(ctx context.Context, o *op, s *KillCgroupSpec) {
 		o.refuse(errFixture)
 		return
 	}
+	o.procs = r.identify(procs)
 	if !o.intent(intsAny(procs), nil, time.Time{}) {
 		return
 	}

@@ -340,8 +340,8 @@ func TestThrottleEndsByTheKernel(t *testing.T) {
 	if !ns.rules(t)[id] {
 		t.Fatal("the crashed picket's rule is not there")
 	}
-	if out := ns.nftList(t); (!strings.Contains(out, "set "+setName(id)) || !strings.Contains(out, "expires") ||
-		!strings.Contains(out, "meta l4proto . th dport @"+setName(id))) {
+	if out := ns.nftList(t); !strings.Contains(out, "set "+setName(id)) || !strings.Contains(out, "expires") ||
+		!strings.Contains(out, "meta l4proto . th dport @"+setName(id)) {
 		t.Errorf("nft list ruleset does not show the throttle's set with its timeout:\n%s", out)
 	}
 	if time.Now().Before(ended.Add(-300 * time.Millisecond)) {

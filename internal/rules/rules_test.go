@@ -37,8 +37,9 @@ type killSpec struct {
 	Until    struct {
 		Below int `yaml:"below"`
 	} `yaml:"until"`
-	MaxTries int           `yaml:"max_tries"`
-	MaxTime  time.Duration `yaml:"max_time"`
+	MaxTries   int           `yaml:"max_tries"`
+	MaxTime    time.Duration `yaml:"max_time"`
+	MaxTargets int           `yaml:"max_targets"`
 }
 
 func (k *killSpec) Validate() error {

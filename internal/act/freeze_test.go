@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // tree starts `sh` with two sleeping children and returns the three pids,
@@ -198,6 +200,11 @@ func TestFreezeJournalsWhoItFroze(t *testing.T) {
 	state := t.TempDir()
 	r := newRunner(t, Options{StateDir: state})
 	sh, pids := tree(t, r)
+	for _, pid := range pids {
+		if pid != sh.pid {
+			testkit.WaitComm(t, pid, "sleep") // forked, and exec'd
+		}
+	}
 	res := r.Do(t.Context(), Request{Spec: &FreezeSpec{PID: strconv.Itoa(sh.pid), Tree: true, For: time.Hour}})
 	if res.Error != "" {
 		t.Fatal(res)

@@ -390,18 +390,11 @@ func TestKillMaxTargets(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		cs = append(cs, spawn(t, -1, nil, filepath.Join(bin, "pkt-cap"), "600"))
 	}
+	for _, c := range cs {
+		testkit.WaitComm(t, c.pid, "pkt-cap")
+	}
 	state := t.TempDir()
 	r := newRunner(t, Options{StateDir: state})
-	waitFor(5*time.Second, func() bool {
-		n := 0
-		all, _ := r.procs.all()
-		for _, p := range all {
-			if p.comm == "pkt-cap" {
-				n++
-			}
-		}
-		return n == 5
-	})
 	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-cap", Signal: "KILL", MaxTargets: 4}, Rule: "cap"})
 	if res.ID != "" || !strings.Contains(res.Result, "5 processes match, more than max_targets (4): nothing signalled") {
 		t.Errorf("over the cap: %+v", res)

@@ -331,25 +331,44 @@ func throttleRules(c *nftables.Conn) (map[string]*nftables.Rule, int, error) {
 	return rules, n, err
 }
 
+// hasTable says whether picket's table exists.
+func hasTable(c *nftables.Conn) (bool, error) {
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("nftables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == nftTable {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // throttleObjects lists picket's rules by journal id and its sets by name
 // (setName of the id: the library reads no set comments back), and how
 // many objects its table holds; none when the table does not exist.
 func throttleObjects(c *nftables.Conn) (map[string]*nftables.Rule, map[string]*nftables.Set, int, error) {
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("nftables: %w", err)
+	if found, err := hasTable(c); err != nil || !found {
+		return nil, nil, 0, err
 	}
-	found := false
-	for _, t := range tables {
-		found = found || t.Name == nftTable
-	}
-	if !found {
-		return nil, nil, 0, nil
+	// The table may go between the listing and the reads (another picket's
+	// undo removed the last throttle): then there is nothing to list. The
+	// library formats netlink's errors with %v, so ENOENT cannot be told
+	// from the error; the table's absence is asked again instead.
+	gone := func(err error) (bool, error) {
+		if found, lerr := hasTable(c); lerr == nil && !found {
+			return true, nil
+		}
+		return false, fmt.Errorf("nftables: %w", err)
 	}
 	t := pktTable()
 	rules, err := c.GetRules(t, pktChain(t))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, 0, fmt.Errorf("nftables: %w", err)
+	if err != nil {
+		g, err := gone(err)
+		if g || err != nil {
+			return nil, nil, 0, err
+		}
 	}
 	out := map[string]*nftables.Rule{}
 	for _, rl := range rules {
@@ -361,7 +380,10 @@ func throttleObjects(c *nftables.Conn) (map[string]*nftables.Rule, map[string]*n
 	}
 	sets, err := c.GetSets(t)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("nftables: %w", err)
+		g, err := gone(err)
+		if g || err != nil {
+			return nil, nil, 0, err
+		}
 	}
 	byName := map[string]*nftables.Set{}
 	for _, st := range sets {

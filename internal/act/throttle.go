@@ -276,7 +276,11 @@ func (r *Runner) addThrottle(id string, s *ThrottleSpec, u *Undo, d time.Duratio
 	if u.Proto == "udp" {
 		proto = unix.IPPROTO_UDP
 	}
-	set := &nftables.Set{Table: t, Name: setName(id), KeyType: throttleKey, Concatenation: true, HasTimeout: true,
+	// A hash set keyed by the concatenation, as nft makes one: the
+	// NFT_SET_CONCAT flag (Linux 5.6) is for interval sets only, and
+	// setting it would refuse the throttle on older kernels that have had
+	// concatenations and element timeouts since 4.1.
+	set := &nftables.Set{Table: t, Name: setName(id), KeyType: throttleKey, HasTimeout: true,
 		Comment: nftComment + id}
 	// nftables counts timeouts in milliseconds; a throttle lasts at least one.
 	elem := nftables.SetElement{Key: throttleElement(proto, u.Port), Timeout: max(d.Round(time.Millisecond), time.Millisecond)}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -111,6 +112,12 @@ type Daemon struct {
 	notes    chan job
 	stopping atomic.Bool // queued actions not yet begun are not taken
 	wg       sync.WaitGroup
+
+	// rateLimited counts actions a rate limit refused, by rule and kind,
+	// since the start: picket_actions_rate_limited_total, so a fleet's
+	// Prometheus sees a host whose guard has stopped acting.
+	limitMu     sync.Mutex
+	rateLimited map[server.RateLimitKey]uint64
 	// stopDispatcher cancels the delivery loops and waits for them.
 	stopDispatcher func()
 
@@ -164,7 +171,8 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: opts, logf: logf, alarms: map[string]alarm.Alarm{}, silenced: map[string]time.Time{},
-		actions: make(chan job, 256), notes: make(chan job, 1024),
+		rateLimited: map[server.RateLimitKey]uint64{},
+		actions:     make(chan job, 256), notes: make(chan job, 1024),
 		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))}
 	d.log = slog.New(teeHandler{slog.NewTextHandler(opts.Stderr, nil), slog.NewJSONHandler(logf, nil)})
 	// Whatever fails below, what was opened so far is closed: a caller that
@@ -708,6 +716,11 @@ func (d *Daemon) takeAction(req act.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.ActionTimeout)
 	defer cancel()
 	res := d.runner.Do(ctx, req)
+	if res.RateLimited {
+		d.limitMu.Lock()
+		d.rateLimited[server.RateLimitKey{Rule: req.Rule, Kind: res.Type}]++
+		d.limitMu.Unlock()
+	}
 	d.log.Info("action", "rule", req.Rule, "case", req.Case, "type", res.Type, "dry_run", res.DryRun,
 		"result", res.Result, "error", res.Error, "targets", len(res.Targets))
 }
@@ -770,6 +783,9 @@ func (d *Daemon) Health() server.Health {
 	d.mu.RUnlock()
 	st := d.disp.Stats()
 	h.SpoolPending, h.SpoolBytes, h.SpoolDropped = st.Pending, st.Bytes, st.Dropped
+	d.limitMu.Lock()
+	h.RateLimited = maps.Clone(d.rateLimited)
+	d.limitMu.Unlock()
 	return h
 }
 

@@ -90,7 +90,8 @@ func loadedSource(t testing.TB) *fakeSource {
 			Host: &HostFeatures{Kernel: "3.10.0", Container: "openvz", Features: map[string]bool{"pidfd": false, "psi": false, "mem_available": true},
 				Capabilities: map[string]bool{"CAP_KILL": true, "CAP_NET_ADMIN": false}},
 			Refused:      []Refusal{{Kind: "throttle", Rules: []string{"apache-thrash"}, Reason: "throttle cannot work on this host: picket does not hold CAP_NET_ADMIN"}},
-			SpoolPending: 2, SpoolBytes: 900, SpoolDropped: map[string]uint64{"age": 0, "count": 3, "bytes": 0, "permanent": 1}},
+			SpoolPending: 2, SpoolBytes: 900, SpoolDropped: map[string]uint64{"age": 0, "count": 3, "bytes": 0, "permanent": 1},
+			RateLimited: map[RateLimitKey]uint64{{Rule: "ProcNumChkRed", Kind: "kill"}: 7}},
 	}
 }
 

@@ -117,6 +117,7 @@ type collector struct {
 	configOK, buildInfo                      *prometheus.Desc
 	feature, capability, refused             *prometheus.Desc
 	spoolBatches, spoolBytes, spoolDropped   *prometheus.Desc
+	rateLimited                              *prometheus.Desc
 }
 
 func newCollector(o Options) *collector {
@@ -232,6 +233,7 @@ func newCollector(o Options) *collector {
 	c.spoolBatches = d("spool_batches", "Notification batches waiting in the spool for delivery.")
 	c.spoolBytes = d("spool_bytes", "Bytes of the notification batches waiting in the spool.")
 	c.spoolDropped = d("spool_dropped_total", "Notification batches dropped undelivered, by reason: age (older than the spool's max age), count and bytes (the spool was full: the oldest went), permanent (the receiver refused it for good).", "reason")
+	c.rateLimited = d("actions_rate_limited_total", "Actions a rate limit refused since picket started, by rule and action kind: the rule wanted to act and picket would not (an administrator is needed).", "rule", "kind")
 	return c
 }
 
@@ -302,6 +304,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range slices.Sorted(maps.Keys(h.SpoolDropped)) {
 			e.counter(c.spoolDropped, float64(h.SpoolDropped[r]), r)
 		}
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(h.RateLimited), func(a, b RateLimitKey) int {
+		return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Kind, b.Kind))
+	}) {
+		e.counter(c.rateLimited, float64(h.RateLimited[k]), k.Rule, k.Kind)
 	}
 	if snap := c.src.Snapshot(); snap != nil {
 		e.gauge(c.collErrors, float64(len(snap.Errors)))

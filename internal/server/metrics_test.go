@@ -203,6 +203,7 @@ var wantFamilies = []string{
 	"picket_socket_holder_max_fds", "picket_socket_holder_open_fds", "picket_socket_holder_sockets",
 	"picket_sockets",
 	"picket_spool_batches", "picket_spool_bytes", "picket_spool_dropped_total",
+	"picket_actions_rate_limited_total",
 	"picket_sockstat6_frag_inuse", "picket_sockstat6_raw_inuse", "picket_sockstat6_tcp_inuse", "picket_sockstat6_udp_inuse", "picket_sockstat6_udplite_inuse",
 	"picket_sockstat_frag_inuse", "picket_sockstat_frag_memory_bytes", "picket_sockstat_raw_inuse", "picket_sockstat_sockets_used",
 	"picket_sockstat_tcp_alloc", "picket_sockstat_tcp_inuse", "picket_sockstat_tcp_mem_pages", "picket_sockstat_tcp_orphans", "picket_sockstat_tcp_tw",
@@ -432,5 +433,15 @@ func TestMetricsSpool(t *testing.T) {
 	}
 	if want := map[string]float64{"age": 0, "count": 3, "bytes": 0, "permanent": 1}; !maps.Equal(got, want) {
 		t.Errorf("picket_spool_dropped_total = %v, want %v", got, want)
+	}
+}
+
+// Actions a rate limit refused, by rule and kind: what a fleet's
+// PicketActionsRateLimited alert reads.
+func TestMetricsRateLimited(t *testing.T) {
+	fams := parseMetrics(t, scrape(t, Options{Source: loadedSource(t)}))
+	v, ok := sample(t, fams, "picket_actions_rate_limited_total", "rule", "ProcNumChkRed", "kind", "kill")
+	if !ok || v != 7 {
+		t.Errorf("picket_actions_rate_limited_total{rule=ProcNumChkRed,kind=kill} = %v (present %v), want 7", v, ok)
 	}
 }

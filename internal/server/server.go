@@ -94,6 +94,9 @@ type Health struct {
 	SpoolPending int               `json:"-"`
 	SpoolBytes   int64             `json:"-"`
 	SpoolDropped map[string]uint64 `json:"-"`
+	// RateLimited counts the actions a rate limit refused since the
+	// start, by rule and kind.
+	RateLimited map[RateLimitKey]uint64 `json:"-"`
 	// Host is what the start-up probe found: the kernel, each feature and
 	// each capability, found or not.
 	Host *HostFeatures `json:"host,omitempty"`
@@ -101,6 +104,9 @@ type Health struct {
 	// cannot take, and why: they are refused at once, not mid-storm.
 	Refused []Refusal `json:"refused,omitempty"`
 }
+
+// RateLimitKey names the actions one rate-limit count is about.
+type RateLimitKey struct{ Rule, Kind string }
 
 // HostFeatures is the probe's answer, as /healthz shows it.
 type HostFeatures struct {

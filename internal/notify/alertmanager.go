@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -17,9 +18,19 @@ import (
 // Alertmanager resolves an alert it has not heard of for its
 // resolve_timeout (5m by default): give the rule a `renotify` shorter than
 // that, or the alert resolves there while picket still sees it firing.
+//
+// For a cluster of Alertmanagers (high availability), list them all in
+// urls: picket sends every alert to each, as Prometheus does, and the
+// cluster's gossip makes one notification of them. Each member has its
+// own delivery loop and its own place in the spool (the output named
+// NAME@URL in the log), so a member that is down delays nothing sent to
+// the others, and gets what it missed once it is back.
 type AlertmanagerSpec struct {
 	// URL is Alertmanager's base URL, e.g. http://127.0.0.1:9093.
-	URL string `yaml:"url" json:"url"`
+	URL string `yaml:"url" json:"url,omitempty"`
+	// URLs are the base URLs of the members of an Alertmanager cluster
+	// (instead of url).
+	URLs []string `yaml:"urls" json:"urls,omitempty"`
 	// Timeout bounds one attempt (default 10s); Retries (default 2, at most
 	// 10) more attempts follow a failure, 1s apart and doubling.
 	Timeout time.Duration `yaml:"timeout" json:"timeout,omitempty"`
@@ -30,17 +41,45 @@ type AlertmanagerSpec struct {
 	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
 }
 
+// urls lists the Alertmanagers the spec sends to.
+func (s *AlertmanagerSpec) urls() []string {
+	if len(s.URLs) > 0 {
+		return s.URLs
+	}
+	return []string{s.URL}
+}
+
 // Validate checks the spec.
 func (s *AlertmanagerSpec) Validate() error {
 	fields := map[string]string{"url": s.URL, "generator_url": s.GeneratorURL}
+	for i, u := range s.URLs {
+		fields[fmt.Sprintf("urls[%d]", i)] = u
+	}
 	for k, v := range s.Labels {
 		fields["labels."+k] = k + v
 	}
 	if err := noPlaceholders(fields); err != nil {
 		return fmt.Errorf("alertmanager: %w", err)
 	}
-	if err := checkHTTPURL(s.URL); err != nil {
-		return fmt.Errorf("alertmanager: %w", err)
+	switch {
+	case s.URL != "" && len(s.URLs) > 0:
+		return fmt.Errorf("alertmanager: url and urls both set: give one Alertmanager in url or a cluster's in urls")
+	case s.URL == "" && len(s.URLs) == 0:
+		return fmt.Errorf("alertmanager: url is required (or urls, for a cluster)")
+	}
+	seen := map[string]bool{}
+	for i, u := range s.urls() {
+		if err := checkHTTPURL(u); err != nil {
+			if len(s.URLs) > 0 {
+				return fmt.Errorf("alertmanager: urls[%d]: %w", i, err)
+			}
+			return fmt.Errorf("alertmanager: %w", err)
+		}
+		norm := strings.TrimRight(u, "/")
+		if seen[norm] {
+			return fmt.Errorf("alertmanager: urls[%d]: %s is listed twice", i, u)
+		}
+		seen[norm] = true
 	}
 	if s.GeneratorURL != "" {
 		if err := checkHTTPURL(s.GeneratorURL); err != nil {
@@ -64,6 +103,15 @@ func (s *AlertmanagerSpec) Validate() error {
 	return nil
 }
 
+// labelAliases rename a table's key fields to the label Prometheus's
+// rules over picket's metrics give the same thing
+// (packaging/prometheus/picket-rules.yml), so the alert picket sends and
+// the one Prometheus sends about the same host and check carry the same
+// labels: a finding's id is its check.
+var labelAliases = map[string]map[string]string{
+	"findings": {"id": "check"},
+}
+
 // fixedLabels are set from the alarm itself and win over row fields.
 var fixedLabels = map[string]bool{"alertname": true, "host": true, "severity": true, "case": true}
 
@@ -75,9 +123,28 @@ type alertmanagerNotifier struct {
 	url     string
 	timeout time.Duration
 	retries int
+	// members are a cluster's Alertmanagers, one notifier each (nil for a
+	// single one): the Dispatcher spools and delivers to each on its own.
+	members []*alertmanagerNotifier
 }
 
 func newAlertmanager(name string, s AlertmanagerSpec, env Env) (*alertmanagerNotifier, error) {
+	if len(s.URLs) > 1 {
+		a := &alertmanagerNotifier{name: name, s: s, env: env}
+		for _, u := range s.URLs {
+			one := s
+			one.URL, one.URLs = u, nil
+			m, err := newAlertmanager(name+"@"+strings.TrimRight(u, "/"), one, env)
+			if err != nil {
+				return nil, err
+			}
+			a.members = append(a.members, m)
+		}
+		return a, nil
+	}
+	if len(s.URLs) == 1 { // a cluster of one is one Alertmanager, under the output's own name
+		s.URL, s.URLs = s.URLs[0], nil
+	}
 	a := &alertmanagerNotifier{name: name, s: s, env: env, client: httpClient(),
 		url: strings.TrimRight(s.URL, "/") + "/api/v2/alerts", timeout: s.Timeout, retries: defaultWebhookRetries}
 	if a.timeout == 0 {
@@ -92,8 +159,25 @@ func newAlertmanager(name string, s AlertmanagerSpec, env Env) (*alertmanagerNot
 func (a *alertmanagerNotifier) Name() string { return a.name }
 func (a *alertmanagerNotifier) spec() Spec   { s := a.s; return &s }
 
+// targets are the cluster's members, each a Notifier of its own.
+func (a *alertmanagerNotifier) targets() []Notifier {
+	out := make([]Notifier, len(a.members))
+	for i, m := range a.members {
+		out[i] = m
+	}
+	return out
+}
+
 // Close drops idle connections.
-func (a *alertmanagerNotifier) Close() error { a.client.CloseIdleConnections(); return nil }
+func (a *alertmanagerNotifier) Close() error {
+	for _, m := range a.members {
+		m.Close()
+	}
+	if a.client != nil {
+		a.client.CloseIdleConnections()
+	}
+	return nil
+}
 
 // postableAlert is one element of Alertmanager's POST /api/v2/alerts body
 // (api/v2/openapi.yaml: postableAlerts).
@@ -105,10 +189,28 @@ type postableAlert struct {
 	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
-// Notify posts every alarm of b as one alert.
+// Notify posts every alarm of b as one alert; to a cluster, to every
+// member in turn (the Dispatcher does not call it so: it sends to each
+// member's own loop), failing if any member failed.
 func (a *alertmanagerNotifier) Notify(ctx context.Context, b alarm.Batch) error {
 	if len(b.Alarms) == 0 {
 		return nil
+	}
+	if len(a.members) > 0 {
+		var errs []error
+		for _, m := range a.members {
+			if err := m.Notify(ctx, b); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", m.s.URL, err))
+			}
+		}
+		joined := errors.Join(errs...)
+		for _, err := range errs {
+			if !IsPermanent(err) {
+				// One member may take it on a retry: not permanent.
+				return errors.New(joined.Error())
+			}
+		}
+		return joined
 	}
 	now := a.env.Now()
 	alerts := make([]postableAlert, 0, len(b.Alarms))
@@ -145,6 +247,9 @@ func (a *alertmanagerNotifier) alert(al alarm.Alarm, now time.Time) postableAler
 		}
 		val := textSafe(formatValue(v))
 		name := labelName(k)
+		if alias, ok := labelAliases[al.Table][k]; ok {
+			name = alias
+		}
 		if name == "" || val == "" {
 			continue
 		}

@@ -314,6 +314,21 @@ func (d *Dispatcher) Send(ctx context.Context, n Notifier, b alarm.Batch) error 
 	if len(b.Alarms) == 0 {
 		return nil
 	}
+	if f, ok := n.(fanout); ok {
+		if ts := f.targets(); len(ts) > 0 {
+			// Each target is an output of its own here: its own batch in
+			// the spool, its own delivery loop and backoff, and its spec
+			// spooled with the batch (as an inline output's), so a restart
+			// delivers it whatever the configuration says by then.
+			var errs []error
+			for _, t := range ts {
+				if err := d.Send(ctx, t, b); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
+		}
+	}
 	name := n.Name()
 	now := d.env.Now()
 	it := &spoolItem{Version: spoolVersion, Output: name, Created: now, Batch: b}
@@ -364,6 +379,14 @@ func (d *Dispatcher) Send(ctx context.Context, n Notifier, b alarm.Batch) error 
 	}
 	d.kick(name)
 	return nil
+}
+
+// fanout is an output delivered as several: an Alertmanager cluster,
+// whose every member gets every alert (the cluster deduplicates), each
+// on its own so one member down holds up none of the others.
+type fanout interface {
+	Notifier
+	targets() []Notifier
 }
 
 // specOf is the spec New built n from; nil for a Notifier New did not

@@ -29,6 +29,7 @@ import (
 //	  diag: {log: {path: /var/log/picket/x.log, format: logfmt}}
 //	  hook: {webhook: {url: "http://127.0.0.1:9000/x", timeout: 5s, retries: 3}}
 //	  am:   {alertmanager: {url: "http://127.0.0.1:9093"}}
+//	  ha:   {alertmanager: {urls: ["http://10.0.0.1:9093", "http://10.0.0.2:9093"]}}
 //	  err:  {log: {stderr: true, format: json}}
 //
 // The single key names the kind. Specs are plain structs with yaml tags,

@@ -37,8 +37,9 @@ import (
 //   - SIGKILL beta's picket: PicketDown fires for beta alone;
 //   - no notification arrives twice (the cluster deduplicates).
 //
-// The shipped rules run unchanged but for their `for:` durations (2s
-// instead of minutes, to fit the test in its bound).
+// The shipped rules run unchanged but for their `for:` durations (4s,
+// two scrapes, instead of minutes, to fit the test in its bound). The
+// whole test is bounded: every wait ends by two minutes after its start.
 func TestFleet(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the fleet test makes network and pid namespaces: run as root (scripts/test does in CI)")
@@ -51,12 +52,13 @@ func TestFleet(t *testing.T) {
 	testkit.Need(t, "ip", "iproute2")
 	testkit.Need(t, "unshare", "util-linux")
 	began := time.Now()
+	bound := began.Add(115 * time.Second)
 	dir := t.TempDir()
 	picket := buildPicket(t, dir)
 	imapd := filepath.Join(testkit.NamedBin(t, "imapd"), "imapd")
 
 	bridgeIP, hosts := makeNetwork(t, []string{"alpha", "beta", "gamma"})
-	hook := newReceiver(t)
+	hook := newReceiver(t, bound)
 
 	// Two Alertmanagers, gossiping on loopback; their APIs on the bridge,
 	// where the hosts' pickets reach them.
@@ -128,12 +130,12 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules = regexp.MustCompile(`(?m)^(\s+for:) \S+$`).ReplaceAll(rules, []byte("$1 2s"))
+	rules = regexp.MustCompile(`(?m)^(\s+for:) \S+$`).ReplaceAll(rules, []byte("$1 4s"))
 	writeFile(t, filepath.Join(dir, "picket-rules.yml"), string(rules))
 	promWeb := freePort(t, "127.0.0.1")
 	writeFile(t, filepath.Join(dir, "prometheus.yml"), fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
+  scrape_interval: 2s
+  scrape_timeout: 2s
   evaluation_interval: 1s
 rule_files: [picket-rules.yml]
 alerting:
@@ -433,18 +435,19 @@ func (n notification) String() string {
 
 // receiver is the webhook Alertmanager notifies, on loopback.
 type receiver struct {
-	url string
-	mu  sync.Mutex
-	got []notification
+	url   string
+	bound time.Time // no wait goes past it
+	mu    sync.Mutex
+	got   []notification
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t *testing.T, bound time.Time) *receiver {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{url: "http://" + l.Addr().String() + "/"}
+	r := &receiver{url: "http://" + l.Addr().String() + "/", bound: bound}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var n notification
 		var buf bytes.Buffer
@@ -473,6 +476,9 @@ func (r *receiver) wait(t *testing.T, limit time.Duration, what string, cond fun
 	t.Helper()
 	var found notification
 	deadline := time.Now().Add(limit)
+	if deadline.After(r.bound) {
+		deadline = r.bound
+	}
 	for {
 		for _, n := range r.all() {
 			if cond(n) {
@@ -483,7 +489,7 @@ func (r *receiver) wait(t *testing.T, limit time.Duration, what string, cond fun
 			for _, n := range r.all() {
 				t.Logf("notification: %s", n)
 			}
-			t.Fatalf("no notification for %s within %v", what, limit)
+			t.Fatalf("no notification for %s within %v (or the test's bound)", what, limit)
 			return found
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -128,6 +128,8 @@ var packaged = []string{
 	"/usr/share/doc/picket/changelog.Debian.gz",
 	"/usr/share/doc/picket/README.md",
 	"/usr/share/doc/picket/checks.md",
+	"/usr/share/doc/picket/fleet.md",
+	"/usr/share/doc/picket/prometheus/picket-rules.yml",
 	"/usr/share/doc/picket/examples/procnumchk.yaml",
 	"/usr/share/doc/picket/examples/tcp-orphans.yaml",
 	"/usr/share/man/man1/picket.1.gz",

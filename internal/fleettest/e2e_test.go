@@ -29,7 +29,8 @@ import (
 // both in picket's alertmanager output and in Prometheus's alerting; a
 // webhook receiver in the test. Then:
 //
-//   - an imapd storm on alpha makes one notification group, for alpha,
+//   - an imapd storm (60 fleet-imapd of nobody) on alpha makes one
+//     notification group, for alpha,
 //     with picket's own alert (ImapdStorm) and Prometheus's alert over
 //     picket's metrics (PicketFindingWarning, check process-storm)
 //     together; beta and gamma get nothing about it;
@@ -38,7 +39,8 @@ import (
 //   - no notification arrives twice (the cluster deduplicates).
 //
 // The shipped rules run unchanged but for their `for:` durations (4s,
-// two scrapes, instead of minutes, to fit the test in its bound). The
+// two scrapes, instead of minutes, to fit the test in its bound; but
+// PicketTargetsMissing's, as nothing is up before the first scrape). The
 // whole test is bounded: every wait ends by two minutes after its start.
 func TestFleet(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -55,7 +57,7 @@ func TestFleet(t *testing.T) {
 	bound := began.Add(115 * time.Second)
 	dir := t.TempDir()
 	picket := buildPicket(t, dir)
-	imapd := filepath.Join(testkit.NamedBin(t, "imapd"), "imapd")
+	imapd := filepath.Join(testkit.NamedBin(t, stormComm), stormComm)
 
 	bridgeIP, hosts := makeNetwork(t, []string{"alpha", "beta", "gamma"})
 	hook := newReceiver(t, bound)
@@ -94,6 +96,12 @@ receivers:
 			"--log.level=warn"))
 	}
 
+	// The cluster formed: each member knows the other. Before that each
+	// would think itself first and send alone.
+	for _, u := range amURLs {
+		testkit.Eventually(t, 30*time.Second, "a cluster of two at "+u, func() bool { return clusterPeers(u) == 2 })
+	}
+
 	// One configuration for every host.
 	cfg := filepath.Join(dir, "picket.yaml")
 	writeFile(t, cfg, fmt.Sprintf(`hosts:
@@ -108,7 +116,7 @@ rules:
     level: critical
     every: 1s
     table: process_groups
-    where: comm == "imapd"
+    where: comm matches "imapd"
     message: "{{.user}} runs {{.count}} {{.comm}} processes on {{.host.name}}"
     cases:
       - name: storm
@@ -130,8 +138,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules = regexp.MustCompile(`(?m)^(\s+for:) \S+$`).ReplaceAll(rules, []byte("$1 4s"))
-	writeFile(t, filepath.Join(dir, "picket-rules.yml"), string(rules))
+	writeFile(t, filepath.Join(dir, "picket-rules.yml"), shortenFor(string(rules), "4s", "PicketTargetsMissing"))
 	promWeb := freePort(t, "127.0.0.1")
 	writeFile(t, filepath.Join(dir, "prometheus.yml"), fmt.Sprintf(`global:
   scrape_interval: 2s
@@ -261,6 +268,25 @@ scrape_configs:
 			t.Logf("%s's picket:\n%s", h.name, lastLines(b, 30))
 		}
 	}
+}
+
+// shortenFor sets every alert's `for:` in rules to d, but for the alerts
+// named in keep: PicketTargetsMissing keeps its minutes, as no target is
+// up before Prometheus's first scrape.
+func shortenFor(rules, d string, keep ...string) string {
+	alert := regexp.MustCompile(`^\s*- alert: (\S+)$`)
+	forLine := regexp.MustCompile(`^(\s+for:) \S+$`)
+	lines := strings.Split(rules, "\n")
+	name := ""
+	for i, l := range lines {
+		if m := alert.FindStringSubmatch(l); m != nil {
+			name = m[1]
+		}
+		if forLine.MatchString(l) && !slices.Contains(keep, name) {
+			lines[i] = forLine.ReplaceAllString(l, "$1 "+d)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // alertKind names what an alert is about: its check if it has one (a
@@ -494,6 +520,26 @@ func (r *receiver) wait(t *testing.T, limit time.Duration, what string, cond fun
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// clusterPeers is how many members the Alertmanager at base counts in its
+// cluster (itself included), -1 if it does not say.
+func clusterPeers(base string) int {
+	resp, err := http.Get(base + "/api/v2/status")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Cluster struct {
+			Status string            `json:"status"`
+			Peers  []json.RawMessage `json:"peers"`
+		} `json:"cluster"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&st) != nil || st.Cluster.Status != "ready" {
+		return -1
+	}
+	return len(st.Cluster.Peers)
 }
 
 // query runs an instant query on Prometheus.

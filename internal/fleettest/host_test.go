@@ -33,13 +33,13 @@ const (
 	envPicket = "PICKET_FLEET_PICKET" // the picket binary
 	envArgs   = "PICKET_FLEET_ARGS"   // its arguments, as JSON
 	envLog    = "PICKET_FLEET_LOG"    // where its stdout and stderr go
-	envImapd  = "PICKET_FLEET_IMAPD"  // a program whose comm is imapd (testkit.NamedBin)
+	envImapd  = "PICKET_FLEET_IMAPD"  // a program whose comm is stormComm (testkit.NamedBin)
 )
 
 // hostInit starts picket and answers the test's commands, one a line on
 // stdin, each with one line on stdout ("ok ..." or "error ..."):
 //
-//	storm N   start N processes named imapd as nobody, once all have exec'd
+//	storm N   start N processes named stormComm as nobody, once all have exec'd
 //	kill      SIGKILL picket and reap it
 //
 // stdin closing (the test is over, or died) ends it.
@@ -93,8 +93,15 @@ func hostInit() int {
 	return 0
 }
 
-// startStorm starts n sleepers named imapd as nobody and waits until each
-// has exec'd (its comm reads imapd in this namespace's /proc).
+// stormComm is the storm's command name: an imapd of the fleet test's
+// own. The hosts' pid namespaces hide the root namespace's processes from
+// the hosts' pickets, not the other way round: a live test beside this
+// one (go test runs packages in parallel) that counts the imapd of nobody
+// on the machine must not count these.
+const stormComm = "fleet-imapd"
+
+// startStorm starts n sleepers named stormComm as nobody and waits until
+// each has exec'd (its comm reads so in this namespace's /proc).
 func startStorm(exe string, n int) ([]*exec.Cmd, error) {
 	var cmds []*exec.Cmd
 	for range n {
@@ -109,11 +116,11 @@ func startStorm(exe string, n int) ([]*exec.Cmd, error) {
 	for _, c := range cmds {
 		for {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.Process.Pid))
-			if strings.TrimSpace(string(b)) == "imapd" {
+			if strings.TrimSpace(string(b)) == stormComm {
 				break
 			}
 			if time.Now().After(deadline) {
-				return cmds, fmt.Errorf("pid %d never became imapd", c.Process.Pid)
+				return cmds, fmt.Errorf("pid %d never became %s", c.Process.Pid, stormComm)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

@@ -36,6 +36,8 @@ import (
 //     together; beta and gamma get nothing about it;
 //   - with one Alertmanager stopped, a storm on gamma still arrives;
 //   - SIGKILL beta's picket: PicketDown fires for beta alone;
+//   - the stopped Alertmanager back, gamma's picket delivers to it what it
+//     missed, from its spool;
 //   - no notification arrives twice (the cluster deduplicates).
 //
 // The shipped rules run unchanged but for their `for:` durations (4s,
@@ -57,6 +59,7 @@ func TestFleet(t *testing.T) {
 	bound := began.Add(115 * time.Second)
 	dir := t.TempDir()
 	picket := buildPicket(t, dir)
+	t.Logf("picket built in %v", time.Since(began).Round(time.Millisecond))
 	imapd := filepath.Join(testkit.NamedBin(t, stormComm), stormComm)
 
 	bridgeIP, hosts := makeNetwork(t, []string{"alpha", "beta", "gamma"})
@@ -80,10 +83,12 @@ receivers:
 	gossip := []string{freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")}
 	var ams []*daemon
 	var amURLs []string
-	for i := range 2 {
-		web := freePort(t, bridgeIP)
-		amURLs = append(amURLs, "http://"+web)
-		ams = append(ams, startDaemon(t, fmt.Sprintf("alertmanager%d", i+1), dir, "http://"+web+"/-/ready", alertmanager,
+	for range 2 {
+		amURLs = append(amURLs, "http://"+freePort(t, bridgeIP))
+	}
+	startAM := func(i int, name string) *daemon {
+		web := strings.TrimPrefix(amURLs[i], "http://")
+		return startDaemon(t, name, dir, amURLs[i]+"/-/ready", alertmanager,
 			"--config.file="+amConfig,
 			"--storage.path="+filepath.Join(dir, fmt.Sprintf("am%d", i+1)),
 			"--web.listen-address="+web,
@@ -93,7 +98,12 @@ receivers:
 			// notification to reach it before sending its own.
 			"--cluster.peer-timeout=3s",
 			"--cluster.pushpull-interval=5s",
-			"--log.level=warn"))
+			// The first to start finds no peer: it tries again this often.
+			"--cluster.reconnect-interval=1s",
+			"--log.level=warn")
+	}
+	for i := range 2 {
+		ams = append(ams, startAM(i, fmt.Sprintf("alertmanager%d", i+1)))
 	}
 
 	// The cluster formed: each member knows the other. Before that each
@@ -101,6 +111,7 @@ receivers:
 	for _, u := range amURLs {
 		testkit.Eventually(t, 30*time.Second, "a cluster of two at "+u, func() bool { return clusterPeers(u) == 2 })
 	}
+	t.Logf("Alertmanager cluster formed %v after the start", time.Since(began).Round(time.Millisecond))
 
 	// One configuration for every host.
 	cfg := filepath.Join(dir, "picket.yaml")
@@ -218,6 +229,18 @@ scrape_configs:
 	down := map[string]string{"alertname": "PicketDown", "host": "beta"}
 	hook.wait(t, 30*time.Second, "PicketDown for beta", func(n notification) bool { return n.has(down) })
 	t.Logf("PicketDown for beta notified %v after its picket was killed", time.Since(killed).Round(time.Millisecond))
+
+	// The stopped Alertmanager is back: gamma's picket delivers what it
+	// missed from its spool (its member's own batches, retried with
+	// backoff). Alertmanagers do not gossip alerts, so only picket can
+	// have brought it there.
+	back := time.Now()
+	startAM(0, "alertmanager1-again")
+	missed := map[string]string{"alertname": "ImapdStorm", "host": "gamma"}
+	testkit.Eventually(t, min(60*time.Second, time.Until(bound)), "gamma's storm alert delivered from picket's spool to the Alertmanager that was down", func() bool {
+		return hasAlert(amURLs[0], missed)
+	})
+	t.Logf("the returning Alertmanager had gamma's alert %v after its start", time.Since(back).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
 
 	// Every alert is one this test caused, for the host it caused it on,
@@ -520,6 +543,32 @@ func (r *receiver) wait(t *testing.T, limit time.Duration, what string, cond fun
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// hasAlert says whether the Alertmanager at base holds an active alert
+// with labels.
+func hasAlert(base string, labels map[string]string) bool {
+	resp, err := http.Get(base + "/api/v2/alerts?active=true")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var alerts []struct {
+		Labels map[string]string `json:"labels"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&alerts) != nil {
+		return false
+	}
+next:
+	for _, a := range alerts {
+		for k, v := range labels {
+			if a.Labels[k] != v {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // clusterPeers is how many members the Alertmanager at base counts in its

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,10 +23,11 @@ import (
 
 // The fleet of docs/fleet.md, for real: three hosts, each a network
 // namespace (on a bridge of the test's) and a pid namespace with its own
-// `picket run --host NAME`; Debian's Prometheus scraping them through
-// file_sd with the shipped rules; two Alertmanagers clustered on loopback,
-// both in picket's alertmanager output and in Prometheus's alerting; a
-// webhook receiver in the test. Then:
+// `picket run --host NAME`; in a monitoring namespace on the same bridge,
+// Debian's Prometheus scraping them through file_sd with the shipped
+// rules, two Alertmanagers clustered on its loopback, both in picket's
+// alertmanager output and in Prometheus's alerting, and a webhook
+// receiver in the test. Then:
 //
 //   - an imapd storm (60 fleet-imapd of nobody) on alpha makes one
 //     notification group, for alpha,
@@ -62,11 +62,14 @@ func TestFleet(t *testing.T) {
 	t.Logf("picket built in %v", time.Since(began).Round(time.Millisecond))
 	imapd := filepath.Join(testkit.NamedBin(t, stormComm), stormComm)
 
-	bridgeIP, hosts := makeNetwork(t, []string{"alpha", "beta", "gamma"})
-	hook := newReceiver(t, bound)
+	mon, bridgeIP, hosts := makeNetwork(t, []string{"alpha", "beta", "gamma"})
+	monPath := "/run/netns/" + mon
+	client := clientIn(monPath)
+	hook := newReceiver(t, monPath, bound)
 
-	// Two Alertmanagers, gossiping on loopback; their APIs on the bridge,
-	// where the hosts' pickets reach them.
+	// Two Alertmanagers in the monitoring namespace, gossiping on its
+	// loopback; their APIs on the bridge, where the hosts' pickets reach
+	// them. The namespace is new: every port is free.
 	amConfig := filepath.Join(dir, "alertmanager.yml")
 	writeFile(t, amConfig, fmt.Sprintf(`route:
   receiver: hook
@@ -80,15 +83,12 @@ receivers:
       - url: %s
         send_resolved: false
 `, hook.url))
-	gossip := []string{freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")}
+	gossip := []string{"127.0.0.1:9094", "127.0.0.1:9096"}
+	amURLs := []string{"http://" + bridgeIP + ":9093", "http://" + bridgeIP + ":9095"}
 	var ams []*daemon
-	var amURLs []string
-	for range 2 {
-		amURLs = append(amURLs, "http://"+freePort(t, bridgeIP))
-	}
 	startAM := func(i int, name string) *daemon {
 		web := strings.TrimPrefix(amURLs[i], "http://")
-		return startDaemon(t, name, dir, amURLs[i]+"/-/ready", alertmanager,
+		return startDaemon(t, client, mon, name, dir, amURLs[i]+"/-/ready", alertmanager,
 			"--config.file="+amConfig,
 			"--storage.path="+filepath.Join(dir, fmt.Sprintf("am%d", i+1)),
 			"--web.listen-address="+web,
@@ -109,7 +109,7 @@ receivers:
 	// The cluster formed: each member knows the other. Before that each
 	// would think itself first and send alone.
 	for _, u := range amURLs {
-		testkit.Eventually(t, 30*time.Second, "a cluster of two at "+u, func() bool { return clusterPeers(u) == 2 })
+		testkit.Eventually(t, 30*time.Second, "a cluster of two at "+u, func() bool { return clusterPeers(client, u) == 2 })
 	}
 	t.Logf("Alertmanager cluster formed %v after the start", time.Since(began).Round(time.Millisecond))
 
@@ -150,7 +150,7 @@ rules:
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "picket-rules.yml"), shortenFor(string(rules), "4s", "PicketTargetsMissing"))
-	promWeb := freePort(t, "127.0.0.1")
+	promWeb := "127.0.0.1:9090"
 	writeFile(t, filepath.Join(dir, "prometheus.yml"), fmt.Sprintf(`global:
   scrape_interval: 2s
   scrape_timeout: 2s
@@ -171,13 +171,13 @@ scrape_configs:
 		h.start(t, picket, imapd, []string{"run", "--config", cfg, "--host", h.name, "--listen", h.addr + ":9749",
 			"--token-file", token, "--state-dir", filepath.Join(dir, "state-"+h.name), "--interval", "1s"})
 	}
-	startDaemon(t, "prometheus", dir, "http://"+promWeb+"/-/ready", prometheus,
+	startDaemon(t, client, mon, "prometheus", dir, "http://"+promWeb+"/-/ready", prometheus,
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promWeb,
 		"--log.level=warn")
 	testkit.Eventually(t, 30*time.Second, "three picket targets up in Prometheus", func() bool {
-		return len(query(t, promWeb, `up{job="picket"} == 1`)) == 3
+		return len(query(client, promWeb, `up{job="picket"} == 1`)) == 3
 	})
 	t.Logf("fleet up %v after the start", time.Since(began).Round(time.Millisecond))
 
@@ -238,7 +238,7 @@ scrape_configs:
 	startAM(0, "alertmanager1-again")
 	missed := map[string]string{"alertname": "ImapdStorm", "host": "gamma"}
 	testkit.Eventually(t, min(60*time.Second, time.Until(bound)), "gamma's storm alert delivered from picket's spool to the Alertmanager that was down", func() bool {
-		return hasAlert(amURLs[0], missed)
+		return hasAlert(client, amURLs[0], missed)
 	})
 	t.Logf("the returning Alertmanager had gamma's alert %v after its start", time.Since(back).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
@@ -345,40 +345,45 @@ func buildPicket(t *testing.T, dir string) string {
 	return bin
 }
 
-// makeNetwork makes a bridge in this namespace and, for each name, a
-// network namespace joined to it by a veth pair, with loopback up. The
-// subnet is the test's own, on its own bridge: only the test's hosts are
-// on it. It returns the bridge's address and the hosts.
-func makeNetwork(t *testing.T, names []string) (string, []*host) {
+// makeNetwork makes a monitoring network namespace holding a bridge and,
+// for each name, a host's network namespace joined to the bridge by a
+// veth pair made inside the monitoring one, with loopback up everywhere.
+// Nothing is added to the machine's own namespace (see netns_test.go).
+// It returns the monitoring namespace's name, the bridge's address and
+// the hosts.
+func makeNetwork(t *testing.T, names []string) (string, string, []*host) {
 	t.Helper()
 	id := os.Getpid() % 100000
-	net3 := fmt.Sprintf("10.249.%d", 20+os.Getpid()%200)
-	bridge := fmt.Sprintf("pkfb%d", id)
+	const net3 = "10.249.0"
 	ip := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	ip("link", "add", bridge, "type", "bridge")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
-	ip("addr", "add", net3+".1/24", "dev", bridge)
-	ip("link", "set", bridge, "up")
+	netns := func(name string) {
+		ip("netns", "add", name)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		ip("-n", name, "link", "set", "lo", "up")
+	}
+	mon := fmt.Sprintf("pkt-fleet-%d-mon", id)
+	netns(mon)
+	ip("-n", mon, "link", "add", "br0", "type", "bridge")
+	ip("-n", mon, "addr", "add", net3+".1/24", "dev", "br0")
+	ip("-n", mon, "link", "set", "br0", "up")
 	var hosts []*host
 	for i, name := range names {
 		ns := fmt.Sprintf("pkt-fleet-%d-%s", id, name)
-		ip("netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		outside, inside := fmt.Sprintf("pkf%d%c", id, 'a'+i), "eth0"
-		ip("link", "add", outside, "type", "veth", "peer", "name", inside, "netns", ns)
-		ip("link", "set", outside, "master", bridge, "up")
+		netns(ns)
+		port := fmt.Sprintf("veth%d", i)
+		ip("-n", mon, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		ip("-n", mon, "link", "set", port, "master", "br0", "up")
 		addr := fmt.Sprintf("%s.%d", net3, 11+i)
-		ip("-n", ns, "addr", "add", addr+"/24", "dev", inside)
-		ip("-n", ns, "link", "set", inside, "up")
-		ip("-n", ns, "link", "set", "lo", "up")
+		ip("-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
+		ip("-n", ns, "link", "set", "eth0", "up")
 		hosts = append(hosts, &host{name: name, ns: ns, addr: addr, log: filepath.Join(t.TempDir(), name+".log")})
 	}
-	return net3 + ".1", hosts
+	return mon, net3 + ".1", hosts
 }
 
 // daemon is a server the test runs (Prometheus, an Alertmanager).
@@ -389,14 +394,16 @@ type daemon struct {
 	log  string
 }
 
-func startDaemon(t *testing.T, name, dir, ready, bin string, args ...string) *daemon {
+// startDaemon runs bin in the network namespace ns and waits until ready
+// answers 200 through client.
+func startDaemon(t *testing.T, client *http.Client, ns, name, dir, ready, bin string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	logf, err := os.Create(d.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(bin, args...)
+	d.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...) // ip execs bin: same pid
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
@@ -404,7 +411,6 @@ func startDaemon(t *testing.T, name, dir, ready, bin string, args ...string) *da
 	}
 	go func() { d.cmd.Wait(); logf.Close(); close(d.done) }()
 	t.Cleanup(func() { d.stop(t) })
-	c := &http.Client{Timeout: time.Second}
 	testkit.Eventually(t, 30*time.Second, name+" ready", func() bool {
 		select {
 		case <-d.done:
@@ -412,7 +418,7 @@ func startDaemon(t *testing.T, name, dir, ready, bin string, args ...string) *da
 			t.Fatalf("%s exited:\n%s", name, b)
 		default:
 		}
-		resp, err := c.Get(ready)
+		resp, err := client.Get(ready)
 		if err != nil {
 			return false
 		}
@@ -482,7 +488,8 @@ func (n notification) String() string {
 	return fmt.Sprintf("group %s %v: %s", n.GroupKey, n.GroupLabels, strings.Join(as, "; "))
 }
 
-// receiver is the webhook Alertmanager notifies, on loopback.
+// receiver is the webhook Alertmanager notifies, on the monitoring
+// namespace's loopback.
 type receiver struct {
 	url   string
 	bound time.Time // no wait goes past it
@@ -490,9 +497,9 @@ type receiver struct {
 	got   []notification
 }
 
-func newReceiver(t *testing.T, bound time.Time) *receiver {
+func newReceiver(t *testing.T, ns string, bound time.Time) *receiver {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := listenIn(ns, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,8 +554,8 @@ func (r *receiver) wait(t *testing.T, limit time.Duration, what string, cond fun
 
 // hasAlert says whether the Alertmanager at base holds an active alert
 // with labels.
-func hasAlert(base string, labels map[string]string) bool {
-	resp, err := http.Get(base + "/api/v2/alerts?active=true")
+func hasAlert(c *http.Client, base string, labels map[string]string) bool {
+	resp, err := c.Get(base + "/api/v2/alerts?active=true")
 	if err != nil {
 		return false
 	}
@@ -573,8 +580,8 @@ next:
 
 // clusterPeers is how many members the Alertmanager at base counts in its
 // cluster (itself included), -1 if it does not say.
-func clusterPeers(base string) int {
-	resp, err := http.Get(base + "/api/v2/status")
+func clusterPeers(c *http.Client, base string) int {
+	resp, err := c.Get(base + "/api/v2/status")
 	if err != nil {
 		return -1
 	}
@@ -592,9 +599,8 @@ func clusterPeers(base string) int {
 }
 
 // query runs an instant query on Prometheus.
-func query(t *testing.T, web, q string) []json.RawMessage {
-	t.Helper()
-	resp, err := http.Get("http://" + web + "/api/v1/query?query=" + url.QueryEscape(q))
+func query(c *http.Client, web, q string) []json.RawMessage {
+	resp, err := c.Get("http://" + web + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
 		return nil
 	}
@@ -608,17 +614,6 @@ func query(t *testing.T, web, q string) []json.RawMessage {
 		return nil
 	}
 	return out.Data.Result
-}
-
-// freePort is a free TCP port on ip, as ip:port.
-func freePort(t *testing.T, ip string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func writeFile(t *testing.T, path, content string) {

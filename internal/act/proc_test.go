@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +83,14 @@ func TestReaderAgreesWithCollector(t *testing.T) {
 			if sp.KernelThread {
 				kthreads++
 			}
-			got := fmt.Sprintf("ppid %d uid %d comm %q start %v kthread %v", sp.PPID, sp.UID, sp.Comm, sp.StartTime, sp.KernelThread)
+			comm := sp.Comm
+			if sp.KernelThread && p.kthread && strings.HasPrefix(sp.Comm, "kworker/") && strings.HasPrefix(p.comm, "kworker/") {
+				// A workqueue worker renames itself after the work it
+				// takes (wq_worker_comm, kernel/workqueue.c): its comm
+				// may change between any two reads.
+				comm = p.comm
+			}
+			got := fmt.Sprintf("ppid %d uid %d comm %q start %v kthread %v", sp.PPID, sp.UID, comm, sp.StartTime, sp.KernelThread)
 			read := fmt.Sprintf("ppid %d uid %d comm %q start %v kthread %v", p.ppid, p.uid, p.comm, procid.StartTime(btime, p.start), p.kthread)
 			if got != read || p.pid != sp.PID {
 				out[sp.PID] = fmt.Sprintf("snapshot: %s\n\treader:   %s", got, read)

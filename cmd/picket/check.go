@@ -62,7 +62,7 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 	}
 	cfg, _, err := loadConfig(*cfgPath)
 	if err != nil {
-		fmt.Fprintln(stderr, term.Escape(err.Error()))
+		printConfigErrors(stderr, err)
 		return 2
 	}
 	col, err := collect.New(collect.Options{Root: *root})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/picket-guard/picket/internal/daemon"
 	"github.com/picket-guard/picket/internal/hostcap"
+	"github.com/picket-guard/picket/internal/rules"
 	"github.com/picket-guard/picket/internal/term"
 )
 
@@ -53,7 +54,7 @@ checked on another machine than the one it will run on.`, stdout, stderr)
 	for _, f := range files {
 		cfg, name, err := loadConfig(f)
 		if err != nil {
-			fmt.Fprintln(stderr, term.Escape(err.Error()))
+			printConfigErrors(stderr, err)
 			status = 1
 			continue
 		}
@@ -70,7 +71,7 @@ checked on another machine than the one it will run on.`, stdout, stderr)
 				as = append(as, h.As)
 			}
 			for _, e := range errs {
-				fmt.Fprintln(stderr, term.Escape(e.Error()))
+				printConfigErrors(stderr, e)
 			}
 			if len(errs) > 0 {
 				status = 1
@@ -99,4 +100,18 @@ checked on another machine than the one it will run on.`, stdout, stderr)
 		}
 	}
 	return status
+}
+
+// printConfigErrors prints each mistake of a configuration on a line of its
+// own, escaped one by one: escaping the joined list would turn the newlines
+// between them into a literal \n and the list into one long line.
+func printConfigErrors(w io.Writer, err error) {
+	var list rules.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintln(w, term.Escape(e.Error()))
+		}
+		return
+	}
+	fmt.Fprintln(w, term.Escape(err.Error()))
 }

@@ -49,3 +49,22 @@ rules:
 		t.Errorf("fixed: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+func TestValidateEveryMistakeOnItsOwnLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "two.yaml")
+	src := "rules:\n  - name: a\n    table: nosuch\n    if: \"true\"\n  - name: b\n    table: alsonot\n    if: \"true\"\n"
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runCLI(t, "validate", p)
+	if code != 1 {
+		t.Fatalf("validate: exit %d, want 1", code)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], p+":3:12: rule a:") || !strings.HasPrefix(lines[1], p+":6:12: rule b:") {
+		t.Fatalf("want one FILE:LINE:COL line per mistake, got:\n%s", errOut)
+	}
+	if _, errOut, _ := runCLI(t, "check", "--dry-run", "--config", p); strings.Contains(errOut, `\n`) {
+		t.Fatalf("check prints the list as one line:\n%s", errOut)
+	}
+}

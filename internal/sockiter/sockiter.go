@@ -1,0 +1,175 @@
+// Package sockiter lists every socket fd of every process in one pass of a
+// BPF task_file iterator (Linux 5.8): the kernel walks each process's file
+// table and writes one record per socket, read back with read(2). It is
+// what the /proc walk does with one readlink of /proc/PID/fd/N per fd (ss
+// -p and lsof pay the same), about 40 times cheaper per fd.
+//
+// The program (bpf/task_file.bpf.c) is compiled once against a few kernel
+// types and relocated to the running kernel's layout at load (CO-RE, from
+// /sys/kernel/btf/vmlinux), so it needs BTF; loading it needs CAP_BPF and
+// CAP_PERFMON (or CAP_SYS_ADMIN) and a kernel not locked down against
+// reading its memory. Where any of that is missing, Load says why and the
+// caller walks /proc instead.
+package sockiter
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Socket is one socket fd as the iterator saw it.
+type Socket struct {
+	PID   int32  // the process (thread group) holding it, in the initial pid namespace
+	FD    int32  // its number in that process's table
+	Inode uint64 // the socket's inode: "socket:[INODE]" in /proc/PID/fd
+	// Family (AF_*), Type (SOCK_*) and Protocol (IPPROTO_*, or the netlink
+	// family) are the socket's own; State is sk_state (TCP_* for TCP,
+	// TCP_ESTABLISHED for a connected UDP or unix socket). All zero for a
+	// socket with no struct sock left (one being torn down).
+	Family   uint16
+	Type     uint16
+	Protocol uint16
+	State    uint8
+}
+
+// recordSize is sizeof(struct sock_rec) in bpf/task_file.bpf.c.
+const recordSize = 24
+
+// Iter is a loaded and attached iterator. Each List runs it once. Close
+// releases the program; an Iter is not safe for concurrent use.
+type Iter struct {
+	objs taskFileObjects
+	link *link.Iter
+	buf  []byte
+}
+
+// Why says why the iterator cannot run on this host before trying to load
+// it ("" when nothing is known to stop it): Load's errors say the rest.
+func Why() string {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return "the kernel has no BTF (/sys/kernel/btf/vmlinux): the program cannot be relocated to it"
+	}
+	if b, err := os.ReadFile("/sys/kernel/security/lockdown"); err == nil && strings.Contains(string(b), "[confidentiality]") {
+		// security/lockdown/lockdown.c: LOCKDOWN_BPF_READ_KERNEL is
+		// above the integrity level.
+		return "the kernel is locked down (confidentiality): BPF may not read kernel memory"
+	}
+	if !sameInitPidNS() {
+		return "picket runs in a pid namespace of its own: the iterator's pids are the host's"
+	}
+	return ""
+}
+
+// sameInitPidNS says whether picket sees the initial pid namespace, whose
+// pids the iterator reports (task->tgid). PROC_PID_INIT_INO is that
+// namespace's inode (include/linux/proc_ns.h).
+func sameInitPidNS() bool {
+	l, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return false
+	}
+	return l == "pid:[4026531836]"
+}
+
+// Load loads and attaches the iterator. The error says what failed: no
+// BTF, no privilege (EPERM), a verifier refusal, an old kernel.
+func Load() (*Iter, error) {
+	if why := Why(); why != "" {
+		return nil, errors.New(why)
+	}
+	it := &Iter{}
+	if err := loadTaskFileObjects(&it.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load the task_file iterator: verifier: %v", ve.Cause)
+		}
+		return nil, fmt.Errorf("load the task_file iterator: %w", err)
+	}
+	l, err := link.AttachIter(link.IterOptions{Program: it.objs.TaskSockets})
+	if err != nil {
+		it.objs.Close()
+		return nil, fmt.Errorf("attach the task_file iterator: %w", err)
+	}
+	it.link = l
+	it.buf = make([]byte, 256<<10)
+	return it, nil
+}
+
+// Close detaches and unloads the iterator.
+func (it *Iter) Close() error {
+	if it == nil {
+		return nil
+	}
+	var err error
+	if it.link != nil {
+		err = it.link.Close()
+	}
+	return errors.Join(err, it.objs.Close())
+}
+
+// List runs the iterator once and appends every socket fd of every process
+// to dst, in the kernel's order (by pid, then fd). A process that exits
+// during the pass is listed up to where the kernel was, or not at all.
+func (it *Iter) List(ctx context.Context, dst []Socket) ([]Socket, error) {
+	r, err := it.link.Open()
+	if err != nil {
+		return dst, fmt.Errorf("open the task_file iterator: %w", err)
+	}
+	defer r.Close()
+	// The kernel writes whole records into its seq_file buffer and hands
+	// out as much of it as read asks for: a record can straddle two reads.
+	var carry int
+	for {
+		if err := ctx.Err(); err != nil {
+			return dst, err
+		}
+		n, err := r.Read(it.buf[carry:])
+		n += carry
+		full := n - n%recordSize
+		dst = decode(dst, it.buf[:full])
+		carry = copy(it.buf, it.buf[full:n])
+		if errors.Is(err, io.EOF) {
+			if carry != 0 {
+				return dst, fmt.Errorf("read the task_file iterator: %d bytes of a record left over", carry)
+			}
+			return dst, nil
+		}
+		if err != nil {
+			return dst, fmt.Errorf("read the task_file iterator: %w", err)
+		}
+	}
+}
+
+// native is the kernel's (and so the records') byte order.
+var native binary.ByteOrder = func() binary.ByteOrder {
+	x := uint16(1)
+	if *(*byte)(unsafe.Pointer(&x)) == 1 {
+		return binary.LittleEndian
+	}
+	return binary.BigEndian
+}()
+
+// decode appends the records of b (a whole number of them) to dst.
+func decode(dst []Socket, b []byte) []Socket {
+	for ; len(b) >= recordSize; b = b[recordSize:] {
+		dst = append(dst, Socket{
+			PID:      int32(native.Uint32(b[0:])),
+			FD:       int32(native.Uint32(b[4:])),
+			Inode:    native.Uint64(b[8:]),
+			Family:   native.Uint16(b[16:]),
+			Type:     native.Uint16(b[18:]),
+			Protocol: native.Uint16(b[20:]),
+			State:    b[22],
+		})
+	}
+	return dst
+}

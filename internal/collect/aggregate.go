@@ -92,7 +92,10 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 				// totals too, once however many processes hold it, unless
 				// another namespace's table lists it (a socket passed into
 				// a container): that table counted it already.
-				kind = s.protoKind(p.pid, sr)
+				kind = sr.kind // the BPF iterator's
+				if kind == kindUnknown {
+					kind = s.protoKind(p.pid, sr)
+				}
 				if !untabled[sr.ino] && !inAnyTable(tables, sr.ino) {
 					untabled[sr.ino] = true
 					(*snapshotCounts)(&snap.Sockets.Totals).add(kind)

@@ -102,7 +102,7 @@ func BenchmarkCgroups(b *testing.B) {
 // BenchmarkCgroupsLive is the cgroup source on this host's hierarchies
 // (cgroupfs: the kernel formats each file as it is read).
 func BenchmarkCgroupsLive(b *testing.B) {
-	benchCgroupSource(b, liveCollector(b), 0)
+	benchCgroupSource(b, liveCollector(b, Options{}), 0)
 }
 
 func benchCgroupSource(b *testing.B, c *Collector, want int) {
@@ -178,7 +178,7 @@ func BenchmarkCollectLightCgroups(b *testing.B) {
 			name = "with"
 		}
 		b.Run(name, func(b *testing.B) {
-			c := liveCollector(b)
+			c := liveCollector(b, Options{})
 			if !with {
 				var srcs []source
 				for _, s := range c.sources {

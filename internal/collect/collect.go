@@ -49,8 +49,12 @@ type Options struct {
 	KernelLog KernelLog
 	// Host is the feature probe (nil: New asks the kernel what it needs):
 	// light looks count fds with one stat only where it found the kernel
-	// counting them.
+	// counting them, and the BPF iterator is not tried where it found no
+	// BTF or no privilege to load it.
 	Host *hostcap.Set
+	// ProcOnly attributes sockets by the /proc walk even where the BPF
+	// iterator could (the reference it is tested against).
+	ProcOnly bool
 }
 
 // source is one part of the snapshot read from its own files. Each lives in

@@ -11,10 +11,12 @@ import (
 )
 
 // sockRef is one socket fd: the socket's inode and the fd number it was
-// found under (for the xattr fallback).
+// found under (for the xattr fallback), and its kind when the BPF iterator
+// found it (kindUnknown from the /proc walk: the tables, or the xattr, say).
 type sockRef struct {
-	ino uint64
-	fd  int32
+	ino  uint64
+	fd   int32
+	kind sockKind
 }
 
 // probeMisses is how many absent fd numbers listFDs tries in a row before
@@ -66,7 +68,7 @@ func (w *procWorker) listFDs(dfd int, size int64) int {
 func (w *procWorker) addSocket(l []byte, fd int) {
 	if len(l) > 9 && string(l[:8]) == "socket:[" && l[len(l)-1] == ']' {
 		if ino, ok := proctext.Dec(l[8 : len(l)-1]); ok && fd <= math.MaxInt32 {
-			w.socks = append(w.socks, sockRef{ino, int32(fd)})
+			w.socks = append(w.socks, sockRef{ino: ino, fd: int32(fd)})
 		}
 	}
 }

@@ -45,6 +45,9 @@ var errVanished = errors.New("process vanished")
 // of walking it.
 func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 	c := w.s.c
+	// With the BPF iterator's sockets at hand, fd/ is only counted, as a
+	// light look does.
+	countOnly := light || w.s.bpfRun
 	p := procInfo{pid: pid}
 	base := len(strconv.AppendInt(w.path[:0], int64(pid), 10))
 	w.path = append(w.path[:base], "/stat\x00"...)
@@ -104,7 +107,7 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 		return p, w.readStatusUID(procfd, base, &p)
 	}
 	w.path = append(w.path[:base], "/fd\x00"...)
-	if light && c.fdCount {
+	if countOnly && c.fdCount {
 		// One stat of fd/ tells the owner and, since Linux 6.2, how many
 		// fds are open (proc_fd_getattr puts the count in st_size): no
 		// walk, no readlink. The probe found the kernel counting, so 0 is
@@ -138,7 +141,7 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 	} else {
 		err = unix.Fstat(dfd, &st)
 		switch {
-		case err == nil && light:
+		case err == nil && countOnly:
 			// A kernel before 6.2 does not count fds in st_size: the
 			// entries of fd/ are counted instead, without a readlink each.
 			p.fds = countDirents(dfd, w.dirbuf)

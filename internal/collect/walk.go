@@ -41,6 +41,11 @@ type procScanner struct {
 	linkbuf []byte
 	xattr   []byte
 	root    bool // euid 0: every fd/ is readable, a kernel thread's is empty
+	// bpf lists every socket fd in one pass where it can (bpfsockets.go);
+	// bpfRun is set for a scan that uses its pass: fd/ is then counted,
+	// not walked.
+	bpf    bpfSockets
+	bpfRun bool
 	// cgSeen is each process's cgroup paths as the previous scan read them,
 	// by pid; a light scan reuses them for a process with the same start
 	// time instead of reading /proc/PID/cgroup again (cgSeen is only read
@@ -128,6 +133,21 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 	s.procs, s.errs = s.procs[:len(pids)], s.errs[:len(pids)]
 	clear(s.errs)
 
+	// The iterator's pass comes before the walk, as the walk's fd reads
+	// do: a socket held then is still in the tables read after it.
+	s.bpfRun = false
+	var why string
+	if !light && c.live {
+		if s.bpf.ready(c) {
+			if err := s.bpf.pass(ctx); err != nil {
+				why = err.Error()
+			} else {
+				s.bpfRun = true
+			}
+		} else {
+			why = s.bpf.why
+		}
+	}
 	hostNS := readNSInode(procfd, []byte("self/ns/net\x00"), s.linkbuf)
 	nw := min(runtime.GOMAXPROCS(0), maxWorkers, (len(pids)+walkChunk-1)/walkChunk)
 	var next atomic.Int64
@@ -154,6 +174,9 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if !light && c.live {
+		s.bpf.note(snap, s.bpfRun, why)
 	}
 	// Compact in pid order; errors keep that order too.
 	var errs []error
@@ -232,6 +255,13 @@ func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64
 		for i := lo; i < min(lo+walkChunk, len(s.pids)); i++ {
 			p, err := w.readProc(procfd, s.pids[i], light)
 			p.worker = id
+			if err == nil && s.bpfRun {
+				p.inoLo = len(w.socks)
+				for _, sk := range s.bpf.socketsOf(p.pid) {
+					w.socks = append(w.socks, sockRef{ino: sk.Inode, fd: sk.FD, kind: kindOfSocket(sk)})
+				}
+				p.inoN = len(w.socks) - p.inoLo
+			}
 			if err == nil && p.inoN > 0 {
 				w.path = append(strconv.AppendInt(w.path[:0], int64(p.pid), 10), "/ns/net\x00"...)
 				p.netns = readNSInode(procfd, w.path, w.linkbuf)

@@ -32,7 +32,20 @@ type Snapshot struct {
 	// attribution was skipped, so Sockets is empty, not zero — or, from
 	// picket run, carried over from its last full look.
 	Light bool `json:"light,omitempty"`
+	// Collector is how a full look of the live host attributed sockets to
+	// processes: CollectorBPF (one pass of a BPF task_file iterator) or
+	// CollectorProc (a readlink of every /proc/PID/fd entry), with
+	// CollectorReason saying why the /proc walk ran where the iterator
+	// could not. Empty on light looks and fixture trees.
+	Collector       string `json:"collector,omitempty"`
+	CollectorReason string `json:"collector_reason,omitempty"`
 }
+
+// The values of Snapshot.Collector.
+const (
+	CollectorBPF  = "bpf"
+	CollectorProc = "proc"
+)
 
 // Processes is every process (thread group) on the host, and the same
 // grouped by user × command: PIKT's `ps -eo user,comm | sort | uniq -c`.

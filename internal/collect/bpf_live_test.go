@@ -1,0 +1,158 @@
+package collect_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/collect"
+	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/sockiter"
+	"github.com/picket-guard/picket/internal/testkit"
+	"github.com/picket-guard/picket/internal/testkit/hold"
+)
+
+// exiter is a helper process that opens a few sockets and exits a few
+// milliseconds later: a process that is there when a walk starts and gone
+// before it ends.
+func exiter() int {
+	if fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0); err == nil {
+		defer unix.Close(fds[0])
+		defer unix.Close(fds[1])
+	}
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0); err == nil {
+		defer unix.Close(fd)
+	}
+	time.Sleep(time.Duration(50+rand.IntN(100)) * time.Millisecond)
+	return 0
+}
+
+// TestLiveBPFMatchesProc holds one live load (unix pairs, bound and unbound
+// UDP, TCP pairs and a listener, netlink, raw, a holder in another network
+// namespace, processes exiting while the looks run) and takes a look with
+// the BPF iterator and one with the /proc walk: both must attribute the
+// same sockets, of the same kinds, to the same processes. Only a process
+// that exits during the looks may differ.
+func TestLiveBPFMatchesProc(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loading the BPF iterator, creating a network namespace")
+	}
+	if why := sockiter.Why(); why != "" {
+		t.Skip(why)
+	}
+	specs := []hold.Spec{
+		{Comm: "pkt-ref-a", UnixPairs: 60, UDPBound: 25, UDPUnbound: 7, TCPPairs: 20, Netlink: 2, Raw: 1},
+		{Comm: "pkt-ref-b", UnixPairs: 5, UDPUnbound: 30},
+		{Comm: "pkt-ref-c", TCPPairs: 40},
+	}
+	var holders []int
+	for _, sp := range specs {
+		holders = append(holders, testkit.StartSockets(t, sp, nil).Process.Pid)
+	}
+	ns := testkit.StartSockets(t, hold.Spec{Comm: "pkt-ref-ns", UnixPairs: 3, UDPBound: 4, UDPUnbound: 2, TCPPairs: 1, AnyAddr: true},
+		&syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
+	holders = append(holders, ns.Process.Pid)
+
+	// Processes coming and going through both looks, a few at a time,
+	// at most 400 of them, each living 50–150 ms.
+	var mu sync.Mutex
+	exiters := map[int]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; i < 100; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := testkit.HelperCommand("exiter")
+				if err := c.Start(); err != nil {
+					continue
+				}
+				mu.Lock()
+				exiters[c.Process.Pid] = true
+				mu.Unlock()
+				c.Wait()
+			}
+		})
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	time.Sleep(150 * time.Millisecond)
+
+	look := func(opts collect.Options) *snapshot.Snapshot {
+		c, err := collect.New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := c.Collect(context.Background(), collect.Full)
+		if err != nil {
+			t.Fatalf("look (%+v): %v", opts, err)
+		}
+		return s
+	}
+	bpf := look(collect.Options{})
+	proc := look(collect.Options{ProcOnly: true})
+	if bpf.Collector != snapshot.CollectorBPF {
+		t.Fatalf("the iterator did not run: collector %q, %s", bpf.Collector, bpf.CollectorReason)
+	}
+	if proc.Collector != snapshot.CollectorProc || proc.CollectorReason == "" {
+		t.Errorf("proc look says collector %q (%q)", proc.Collector, proc.CollectorReason)
+	}
+
+	// Every holder of the load, and every process present in both looks
+	// and unchanged between them, has the same sockets both ways. Other
+	// processes of this host may open and close sockets between the two
+	// looks; the load's do not.
+	byPID := func(s *snapshot.Snapshot) map[int]snapshot.Holder {
+		m := map[int]snapshot.Holder{}
+		for _, h := range s.Sockets.Processes {
+			m[h.PID] = h
+		}
+		return m
+	}
+	hb, hp := byPID(bpf), byPID(proc)
+	for i, pid := range holders {
+		b, okb := hb[pid]
+		p, okp := hp[pid]
+		if !okb || !okp {
+			t.Errorf("holder %d (%s) missing: bpf %v, proc %v", pid, b.Comm, okb, okp)
+			continue
+		}
+		if b.SocketCounts != p.SocketCounts || b.Total != p.Total || b.FDs != p.FDs || b.UID != p.UID {
+			t.Errorf("holder %d: bpf %+v, proc %+v", pid, b, p)
+		}
+		if i < len(specs) {
+			if want := specs[i].Want(); b.SocketCounts != want {
+				t.Errorf("holder %d (%s): %+v, want %+v", pid, specs[i].Comm, b.SocketCounts, want)
+			}
+		}
+	}
+	if want := (snapshot.SocketCounts{TCP: 1, UDP: 6, Unix: 6}); hb[ns.Process.Pid].SocketCounts != want {
+		t.Errorf("holder in its own netns: %+v, want %+v", hb[ns.Process.Pid].SocketCounts, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen := 0
+	for pid, h := range hb {
+		if exiters[pid] {
+			seen++
+			continue
+		}
+		if p, ok := hp[pid]; ok && p.Comm == h.Comm && p.SocketCounts != h.SocketCounts && isLoad(h.Comm) {
+			t.Errorf("pid %d (%s): bpf %+v, proc %+v", pid, h.Comm, h.SocketCounts, p.SocketCounts)
+		}
+	}
+	t.Logf("%d holders each way; %d exiting processes started, %d of them seen holding sockets by the BPF look",
+		len(hb), len(exiters), seen)
+}
+
+func isLoad(comm string) bool { return len(comm) > 8 && comm[:8] == "pkt-ref-" }

@@ -65,7 +65,7 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 		printConfigErrors(stderr, err)
 		return 2
 	}
-	col, err := collect.New(collect.Options{Root: *root})
+	col, err := collect.New(collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles})
 	if err != nil {
 		fmt.Fprintf(stderr, "picket check: %s\n", term.Escape(err.Error()))
 		return 3

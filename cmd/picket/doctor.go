@@ -146,6 +146,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if err := doctor.WriteText(stdout, rep, doctor.TextOptions{Color: useColor, Verbose: *verbose}); err != nil {
 			return fail("%v", err)
 		}
+		if *verbose && cur.Collector != "" {
+			fmt.Fprintf(stdout, "\n%s\n", collectorLine(cur))
+		}
 	}
 	for _, e := range cur.Errors {
 		fmt.Fprintf(stderr, "picket doctor: could not read %s\n", term.Escape(e))
@@ -157,7 +160,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // (the first into in.Prev). A partial snapshot is still worth diagnosing:
 // the checks whose files failed say unknown, the rest still speak.
 func collectTwo(ctx context.Context, root string, interval time.Duration, in *doctor.Input, fail func(string, ...any) int) (*snapshot.Snapshot, bool) {
-	c, err := collect.New(collect.Options{Root: root})
+	c, err := collect.New(collect.Options{Root: root, BPFMinFiles: collect.OneShotMinFiles})
 	if err != nil {
 		fail("%s", term.Escape(err.Error()))
 		return nil, false
@@ -248,4 +251,13 @@ func wantColor(mode string, stdout io.Writer) (bool, error) {
 		return err == nil, nil
 	}
 	return false, fmt.Errorf("--color %q: want auto, always or never", mode)
+}
+
+// collectorLine says how the look attributed sockets to processes, for
+// --verbose: the BPF iterator, or the /proc walk and why.
+func collectorLine(s *snapshot.Snapshot) string {
+	if s.Collector == snapshot.CollectorBPF {
+		return "sockets attributed by: bpf (one pass of a BPF task_file iterator)"
+	}
+	return "sockets attributed by: proc (a readlink of every /proc/PID/fd entry): " + term.Escape(s.CollectorReason)
 }

@@ -16,10 +16,22 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	root := fs.String("root", "/", "read `DIR`/proc and DIR/sys as if DIR were / (a fixture tree); the live system is not touched")
 	asJSON := fs.Bool("json", false, "print the whole snapshot as one JSON object (complete, not truncated)")
 	top := fs.Int("top", 10, "rows per table in the human summary")
+	method := fs.String("collector", "auto", "how sockets are attributed to processes: `auto` (the BPF iterator on a busy host where it loads, else the /proc walk), bpf (the iterator wherever it loads) or proc (the /proc walk)")
 	if st, stop := parseFlags(fs, args); stop {
 		return st
 	}
-	c, err := collect.New(collect.Options{Root: *root})
+	opts := collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles}
+	switch *method {
+	case "auto":
+	case "bpf":
+		opts.BPFMinFiles = 0
+	case "proc":
+		opts.ProcOnly = true
+	default:
+		fmt.Fprintf(stderr, "picket snapshot: --collector %s: want auto, bpf or proc\n", term.Escape(*method))
+		return 2
+	}
+	c, err := collect.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "picket snapshot: %s\n", term.Escape(err.Error()))
 		return 1

@@ -3,7 +3,11 @@ package collect
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -32,6 +36,14 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	if b.tried {
 		return b.iter != nil
 	}
+	if min := c.opts.BPFMinFiles; min > 0 {
+		// Asked again at every look until the iterator loads: a host can
+		// grow busy.
+		if n, ok := openFiles(c.proc); ok && n < min {
+			b.why = fmt.Sprintf("%d files open (fewer than %d): the /proc walk costs less than loading the iterator", n, min)
+			return false
+		}
+	}
 	b.tried = true
 	b.why = b.blocked(c)
 	if b.why != "" {
@@ -44,6 +56,21 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	}
 	b.iter = it
 	return true
+}
+
+// openFiles is the number of file handles allocated on the host: the
+// first field of /proc/sys/fs/file-nr (fs/file_table.c, proc_nr_files).
+func openFiles(proc string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(proc, "sys", "fs", "file-nr"))
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[0])
+	return n, err == nil
 }
 
 // blocked says why the iterator is not even tried ("" to try it).

@@ -55,6 +55,12 @@ type Options struct {
 	// ProcOnly attributes sockets by the /proc walk even where the BPF
 	// iterator could (the reference it is tested against).
 	ProcOnly bool
+	// BPFMinFiles, when set, leaves the iterator unloaded while the host
+	// has fewer open files than this (/proc/sys/fs/file-nr): loading it
+	// costs about as much as walking 10,000 fds (relocating it against
+	// the kernel's BTF), which a one-shot command pays on every run and
+	// picket run once. OneShotMinFiles is what the one-shot commands use.
+	BPFMinFiles int
 }
 
 // source is one part of the snapshot read from its own files. Each lives in
@@ -159,6 +165,12 @@ func New(opts Options) (*Collector, error) {
 	}
 	return c, nil
 }
+
+// OneShotMinFiles is the BPFMinFiles of a command that takes one or two
+// looks and exits (picket snapshot, doctor, check): below it, the /proc
+// walk's readlinks, spread over the CPUs, cost less than loading the
+// iterator (docs/benchmarks.md).
+const OneShotMinFiles = 20000
 
 // Depth is how much of the host one collection reads.
 type Depth int

@@ -84,6 +84,9 @@ type Daemon struct {
 	logf *reopenFile
 
 	col     *collect.Collector
+	// collector is how the last full look attributed sockets ("bpf" or
+	// "proc" and why): said once in the log, and again when it changes.
+	collector string
 	runner  *act.Runner
 	disp    *notify.Dispatcher
 	hist    *history.Store
@@ -532,6 +535,9 @@ func (d *Daemon) shutdown() error {
 	closeNotifiers(d.notifiers)
 	d.mu.RUnlock()
 	d.log.Info("stopped", "spooled", d.disp.Pending())
+	if err := d.col.Close(); err != nil {
+		d.log.Warn("collector", "err", err)
+	}
 	return d.closeState()
 }
 
@@ -561,6 +567,14 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 		d.health.LastError = fmt.Sprint(err)
 		d.mu.Unlock()
 		return
+	}
+	if full && snap.Collector != "" && snap.Collector+snap.CollectorReason != d.collector {
+		d.collector = snap.Collector + snap.CollectorReason
+		if snap.Collector == snapshot.CollectorBPF {
+			d.log.Info("sockets are attributed by a BPF task_file iterator")
+		} else {
+			d.log.Warn("sockets are attributed by the /proc walk (one readlink per fd)", "reason", snap.CollectorReason)
+		}
 	}
 	if full {
 		in := doctor.Input{Cur: snap, Prev: lastFull, History: doctorHistory{d.hist}}

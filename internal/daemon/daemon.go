@@ -83,15 +83,15 @@ type Daemon struct {
 	log  *slog.Logger
 	logf *reopenFile
 
-	col     *collect.Collector
+	col *collect.Collector
 	// collector is how the last full look attributed sockets ("bpf" or
 	// "proc" and why): said once in the log, and again when it changes.
 	collector string
-	runner  *act.Runner
-	disp    *notify.Dispatcher
-	hist    *history.Store
-	rnd     *rand.Rand
-	hostcap *hostcap.Set
+	runner    *act.Runner
+	disp      *notify.Dispatcher
+	hist      *history.Store
+	rnd       *rand.Rand
+	hostcap   *hostcap.Set
 
 	mu        sync.RWMutex
 	cfg       *rules.Config

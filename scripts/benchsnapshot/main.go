@@ -277,7 +277,10 @@ func run(args []string) int {
 	rounds := fs.Int("rounds", 15, "alternating rounds (0: only build and verify the load, e.g. with -then)")
 	maxTime := fs.Duration("max-time", 15*time.Minute, "every load process exits by itself after this")
 	noLsof := fs.Bool("no-lsof", false, "skip the lsof reference")
-	base := fs.String("baseline", "", "another picket binary (e.g. an older commit's) to time in the same rounds")
+	base := fs.String("baseline", "", "another picket binary (e.g. an older commit's) to time in the same rounds; \"self\" is the -picket binary again (with -baseline-args)")
+	pArgs := fs.String("picket-args", "", "more arguments for picket snapshot --json (space-separated, e.g. \"--collector bpf\")")
+	bArgs := fs.String("baseline-args", "", "more arguments for the baseline's snapshot --json (e.g. \"--collector proc\")")
+	twN := fs.Int("time-wait", 0, "keep at least this many loopback TCP sockets in TIME_WAIT through the rounds (topped up before each: they last 60 s)")
 	holdCmd := fs.String("then", "", "after timing, with the load still up, run this program (no shell) with the remaining arguments, e.g. go test -bench")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -295,6 +298,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "benchsnapshot: %d fds per holder is too close to RLIMIT_NOFILE; use more holders\n", perHolder)
 		return 2
 	}
+	if *base == "self" {
+		*base = *picket
+	}
+	picketCmd := append([]string{"snapshot", "--json"}, strings.Fields(*pArgs)...)
+	baseCmd := append([]string{"snapshot", "--json"}, strings.Fields(*bArgs)...)
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
 	closeInherited()
@@ -317,6 +325,14 @@ func run(args []string) int {
 		len(l.sleepers), len(l.groups), *holders, spec.Want().Sum(), wantSockets, time.Since(t0).Seconds())
 
 	ok := verify(ctx, *picket, l)
+	var tw *timeWait
+	if *twN > 0 {
+		if tw, err = newTimeWait(*twN); err != nil {
+			fmt.Fprintln(os.Stderr, "benchsnapshot: time-wait:", err)
+			return 1
+		}
+		defer tw.close()
+	}
 
 	var tp, tps, tss, tpeer, tl, tb []time.Duration
 	var rss []int64
@@ -325,7 +341,15 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "benchsnapshot: interrupted")
 			return 130
 		}
-		m, err := timeCmd(ctx, *picket, "snapshot", "--json")
+		if tw != nil {
+			n, err := tw.topUp(ctx)
+			if err != nil || n < *twN {
+				fmt.Fprintf(os.Stderr, "benchsnapshot: time-wait: %d of %d (%v)\n", n, *twN, err)
+				return 1
+			}
+			fmt.Printf("round %2d: %d TIME_WAIT sockets on the loopback\n", r+1, n)
+		}
+		m, err := timeCmd(ctx, *picket, picketCmd...)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "benchsnapshot:", err)
 			return 1
@@ -355,7 +379,7 @@ func run(args []string) int {
 			tl = append(tl, ml.wall)
 		}
 		if *base != "" {
-			mb, err := timeCmd(ctx, *base, "snapshot", "--json")
+			mb, err := timeCmd(ctx, *base, baseCmd...)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "benchsnapshot: baseline:", err)
 				return 1

@@ -169,6 +169,30 @@ func benchCollect(b *testing.B, depth Depth, opts Options) {
 	}
 }
 
+// BenchmarkOneShot is what `picket snapshot --json` does after its
+// start-up: a new Collector (the iterator loaded where the host is busy
+// enough), its first look, the encoding.
+func BenchmarkOneShot(b *testing.B) {
+	benchLoad(b)
+	for _, m := range []struct {
+		name string
+		opts Options
+	}{{"auto", Options{BPFMinFiles: OneShotMinFiles}}, {"proc", Options{ProcOnly: true}}} {
+		b.Run(m.name, func(b *testing.B) {
+			for b.Loop() {
+				c := liveCollector(b, m.opts)
+				s, _ := c.Collect(context.Background(), Full)
+				enc := json.NewEncoder(io.Discard)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(s); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
+
 // BenchmarkSnapshotJSON is Collect plus the encoding `picket snapshot
 // --json` does.
 func BenchmarkSnapshotJSON(b *testing.B) {

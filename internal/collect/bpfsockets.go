@@ -165,6 +165,21 @@ func kindOfSocket(s sockiter.Socket) sockKind {
 	return kindOther
 }
 
+// Prepare loads now what the first full look of the live host would load
+// (the BPF iterator), and says how full looks will attribute sockets.
+// picket run calls it before it locks its memory: loading relocates the
+// program against the kernel's BTF, megabytes of garbage that the heap can
+// give back only while it is not locked yet.
+func (c *Collector) Prepare() (collector, reason string) {
+	if !c.live {
+		return "", ""
+	}
+	if c.scanner.bpf.ready(c) {
+		return snapshot.CollectorBPF, ""
+	}
+	return snapshot.CollectorProc, c.scanner.bpf.why
+}
+
 // Close releases what the collector holds in the kernel (the BPF
 // iterator). The Collector can still be used: the next full look loads it
 // again.

@@ -401,6 +401,11 @@ func (d *Daemon) Reload() error {
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	release := func() {}
 	if !d.opts.NoProtect && d.opts.Root == "/" {
+		// The BPF iterator is loaded before the memory is locked, and
+		// the garbage of loading it (the kernel's BTF, decoded) given
+		// back: a locked page stays resident, free or not.
+		d.col.Prepare()
+		debug.FreeOSMemory()
 		release = protect(d.log, d.opts.OOMScoreAdj, true)
 	}
 	// A soft heap limit: the GC works harder before picket grows past its

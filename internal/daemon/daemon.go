@@ -399,13 +399,23 @@ func (d *Daemon) Reload() error {
 // on reload. On return, actions in flight are finished (bounded by their
 // timeout), the spool and journal are flushed.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
+	// The BPF iterator is loaded before the memory is locked, and the
+	// garbage of loading it (the kernel's BTF, decoded) given back: a
+	// locked page stays resident, free or not. What the load found is
+	// the bpf_iter feature of /healthz and /metrics.
+	if method, why := d.col.Prepare(); method != "" {
+		detail := "task_file iterator loaded"
+		if method != snapshot.CollectorBPF {
+			detail = why
+		}
+		d.hostcap = d.hostcap.With(hostcap.Feature{Name: hostcap.BPFIter, Found: method == snapshot.CollectorBPF, Probed: true, Detail: detail})
+		d.mu.Lock()
+		d.health.Host = hostFeatures(d.hostcap)
+		d.mu.Unlock()
+		debug.FreeOSMemory()
+	}
 	release := func() {}
 	if !d.opts.NoProtect && d.opts.Root == "/" {
-		// The BPF iterator is loaded before the memory is locked, and
-		// the garbage of loading it (the kernel's BTF, decoded) given
-		// back: a locked page stays resident, free or not.
-		d.col.Prepare()
-		debug.FreeOSMemory()
 		release = protect(d.log, d.opts.OOMScoreAdj, true)
 	}
 	// A soft heap limit: the GC works harder before picket grows past its

@@ -94,7 +94,7 @@ func (b *bpfSockets) blocked(c *Collector) string {
 	return ""
 }
 
-// list runs the iterator once. An error (the pass failed midway) makes
+// pass runs the iterator once. An error (the pass failed midway) makes
 // this look walk fd/ instead.
 func (b *bpfSockets) pass(ctx context.Context) error {
 	list, err := b.iter.List(ctx, b.list[:0])

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // Socket is one socket fd as the iterator saw it.
@@ -91,6 +92,9 @@ func Load() (*Iter, error) {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("load the task_file iterator: verifier: %v", ve.Cause)
+		}
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("load the task_file iterator (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): %w", err)
 		}
 		return nil, fmt.Errorf("load the task_file iterator: %w", err)
 	}

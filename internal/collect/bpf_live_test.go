@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/picket-guard/picket/internal/collect"
+	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/snapshot"
 	"github.com/picket-guard/picket/internal/sockiter"
 	"github.com/picket-guard/picket/internal/testkit"
@@ -156,3 +158,36 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 }
 
 func isLoad(comm string) bool { return len(comm) > 8 && comm[:8] == "pkt-ref-" }
+
+// TestLiveBPFFallback: where the iterator may not run, a full look walks
+// /proc and says why; a light look and a fixture tree say nothing.
+func TestLiveBPFFallback(t *testing.T) {
+	host := hostcap.Probe(hostcap.Options{})
+	for _, c := range []struct {
+		name string
+		opts collect.Options
+		want string // in the reason
+	}{
+		{"no BTF", collect.Options{Host: host.Without(hostcap.BTF)}, "BTF"},
+		{"no privilege", collect.Options{Host: host.WithoutCaps(hostcap.CapSysAdmin, hostcap.CapBPF, hostcap.CapPerfmon)}, "CAP_BPF"},
+		{"bpf_iter refused", collect.Options{Host: host.Without(hostcap.BPFIter)}, "bpf_iter"},
+		{"an idle host for a one-shot", collect.Options{BPFMinFiles: 1 << 30}, "files open"},
+		{"asked for", collect.Options{ProcOnly: true}, "asked for"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			col, err := collect.New(c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer col.Close()
+			s, _ := col.Collect(context.Background(), collect.Full)
+			if s.Collector != snapshot.CollectorProc || !strings.Contains(s.CollectorReason, c.want) {
+				t.Errorf("collector %q, reason %q; want proc, a reason with %q", s.Collector, s.CollectorReason, c.want)
+			}
+			l, _ := col.Collect(context.Background(), collect.Light)
+			if l.Collector != "" || l.CollectorReason != "" {
+				t.Errorf("light look: collector %q (%q)", l.Collector, l.CollectorReason)
+			}
+		})
+	}
+}

@@ -20,12 +20,14 @@ type timeWait struct {
 	n   int
 }
 
-// twPerListener keeps the ephemeral ports toward one listener well inside
-// what connect(2) picks from: every other port of ip_local_port_range
-// (14,116 of the default 28,232; __inet_hash_connect leaves the odd ones
-// to bind), so that the kernel need not recycle a TIME_WAIT socket
-// (tcp_tw_reuse is on for loopback by default) to connect.
-const twPerListener = 10000
+// twPerListener keeps the ephemeral ports toward one listener sparse.
+// connect(2) takes a port from a random offset and, on loopback, where
+// tcp_tw_reuse is on by default, recycles a TIME_WAIT socket of the same
+// four-tuple it lands on (__inet_hash_connect, tcp_twsk_unique): with
+// most ports toward a listener in TIME_WAIT, new connections only replace
+// old ones. With 2,000 of the 14,116 ports connect uses (every other port of
+// ip_local_port_range) taken per listener, few are.
+const twPerListener = 2000
 
 func newTimeWait(n int) (*timeWait, error) {
 	tw := &timeWait{n: n}

@@ -1,11 +1,15 @@
 package collect_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,9 +24,9 @@ import (
 	"github.com/picket-guard/picket/internal/testkit/hold"
 )
 
-// exiter is a helper process that opens a few sockets and exits a few
-// milliseconds later: a process that is there when a walk starts and gone
-// before it ends.
+// exiter is a helper process that opens a few sockets, says "ready", and
+// when its stdin closes exits within 0–300 ms: a process that is there
+// when a look starts and gone before it ends.
 func exiter() int {
 	if fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0); err == nil {
 		defer unix.Close(fds[0])
@@ -31,8 +35,47 @@ func exiter() int {
 	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0); err == nil {
 		defer unix.Close(fd)
 	}
-	time.Sleep(time.Duration(50+rand.IntN(100)) * time.Millisecond)
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 	return 0
+}
+
+// duringExits starts n exiters, waits until each holds its sockets, lets
+// them all go and runs look while they exit. It returns their pids.
+func duringExits(t *testing.T, n int, look func()) map[int]bool {
+	t.Helper()
+	pids := map[int]bool{}
+	var stdins []io.Closer
+	var cmds []*exec.Cmd
+	for range n {
+		c := testkit.HelperCommand("exiter")
+		in, err := c.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		if l, err := bufio.NewReader(out).ReadString('\n'); err != nil || l != "ready\n" {
+			t.Fatalf("exiter: %q %v", l, err)
+		}
+		pids[c.Process.Pid] = true
+		stdins, cmds = append(stdins, in), append(cmds, c)
+	}
+	for _, in := range stdins {
+		in.Close()
+	}
+	look()
+	for _, c := range cmds {
+		c.Wait()
+	}
+	return pids
 }
 
 // TestLiveBPFMatchesProc holds one live load (unix pairs, bound and unbound
@@ -61,34 +104,6 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 		&syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
 	holders = append(holders, ns.Process.Pid)
 
-	// Processes coming and going through both looks, a few at a time,
-	// at most 400 of them, each living 50–150 ms.
-	var mu sync.Mutex
-	exiters := map[int]bool{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for i := 0; i < 100; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c := testkit.HelperCommand("exiter")
-				if err := c.Start(); err != nil {
-					continue
-				}
-				mu.Lock()
-				exiters[c.Process.Pid] = true
-				mu.Unlock()
-				c.Wait()
-			}
-		})
-	}
-	t.Cleanup(func() { close(stop); wg.Wait() })
-	time.Sleep(150 * time.Millisecond)
-
 	look := func(opts collect.Options) *snapshot.Snapshot {
 		c, err := collect.New(opts)
 		if err != nil {
@@ -101,8 +116,10 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 		}
 		return s
 	}
-	bpf := look(collect.Options{})
-	proc := look(collect.Options{ProcOnly: true})
+	// Each look runs while 20 processes holding sockets exit.
+	var bpf, proc *snapshot.Snapshot
+	exiters := duringExits(t, 20, func() { bpf = look(collect.Options{}) })
+	maps.Copy(exiters, duringExits(t, 20, func() { proc = look(collect.Options{ProcOnly: true}) }))
 	if bpf.Collector != snapshot.CollectorBPF {
 		t.Fatalf("the iterator did not run: collector %q, %s", bpf.Collector, bpf.CollectorReason)
 	}
@@ -141,8 +158,6 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 	if want := (snapshot.SocketCounts{TCP: 1, UDP: 6, Unix: 6}); hb[ns.Process.Pid].SocketCounts != want {
 		t.Errorf("holder in its own netns: %+v, want %+v", hb[ns.Process.Pid].SocketCounts, want)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	seen := 0
 	for pid, h := range hb {
 		if exiters[pid] {
@@ -153,7 +168,7 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 			t.Errorf("pid %d (%s): bpf %+v, proc %+v", pid, h.Comm, h.SocketCounts, p.SocketCounts)
 		}
 	}
-	t.Logf("%d holders each way; %d exiting processes started, %d of them seen holding sockets by the BPF look",
+	t.Logf("%d holders each way; %d exiting processes, %d of them seen holding sockets by the BPF look",
 		len(hb), len(exiters), seen)
 }
 

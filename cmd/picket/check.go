@@ -141,7 +141,7 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 			}
 			spec, _ := a.Spec.(act.Spec)
 			res := runner.Do(ctx, act.Request{Spec: spec, Host: report.Host, Rule: ev.Alarm.Rule, Case: ev.Alarm.Case,
-				Row: ev.Alarm.Row, Snapshot: snap, DryRun: *dryRun || ruleOf[ev.Alarm.Rule].DryRun})
+				Row: ev.Alarm.Row, Snapshot: snap, DryRun: *dryRun || ruleOf[ev.Alarm.Rule].DryRun, Rendered: true})
 			ca.Actions = append(ca.Actions, res)
 		}
 		for _, o := range ev.Outputs {

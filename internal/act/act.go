@@ -37,6 +37,12 @@ type Request struct {
 	Row              map[string]any     // the alarm's row; exec passes it as PICKET_* variables
 	Snapshot         *snapshot.Snapshot // what the rule saw: a kill's first selection starts from it
 	DryRun           bool               // this rule's dry-run (Options.DryRun is the global one)
+	// Rendered says the spec's templates were filled (the rules engine
+	// renders every string that held a placeholder in the configuration).
+	// A "{{" in a rendered value is then data, a process named "{{x", not
+	// a placeholder left over; without it a spec still holding one is
+	// refused.
+	Rendered bool
 }
 
 // Result is what one action did, or would do.
@@ -198,7 +204,7 @@ func (r *Runner) Do(ctx context.Context, req Request) Result {
 		o.refuse(err)
 		return o.res
 	}
-	if f := unrendered(req.Spec); f != "" {
+	if f := unrendered(req.Spec); f != "" && !req.Rendered {
 		o.refuse(fmt.Errorf("%s still holds a placeholder: the spec was not rendered", f))
 		return o.res
 	}

@@ -5,13 +5,18 @@ package act
 //
 //  1. Never pid 1, never a kernel thread, never picket itself or any of its
 //     ancestors (whatever started it: systemd, a shell, a test runner).
-//  2. Never a protected process. By default: the commands init, systemd,
-//     sshd, sshd-session and picket; the login process of every utmp record
-//     of a logged-in administrator (root, or a member of sudo, wheel or
-//     admin); and any session leader with a terminal running as an
-//     administrator (logins that left no utmp record: su, containers).
-//     Protected adds commands, users, pids and admin groups; NoDefaults drops
-//     the default commands (rule 1 and the administrators' shells stay).
+//  2. Never a protected process, known by what it is, never by its name
+//     alone (any user can name a process sshd): by default a process of
+//     root running a protected executable (/sbin/init, systemd, sshd,
+//     sshd-session, picket's own binary: /proc/PID/exe, also when the file
+//     was replaced by an upgrade and reads "PATH (deleted)"); the login
+//     process of every utmp record of a logged-in administrator (root, or a
+//     member of sudo, wheel or admin); and any session leader with a
+//     terminal running as an administrator (logins that left no utmp
+//     record: su, containers). Protected adds executables, systemd units
+//     (outside user.slice, where users make their own), users, pids and
+//     admin groups; NoDefaults drops the default executables (rule 1 and
+//     the administrators' shells stay).
 //  3. A kill scope (process group, cgroup) or a freeze tree holding a process
 //     refused by rules 1-2 is refused whole; the root cgroup is never a scope.
 //  4. A process is signalled only while it is still the one selected: a pidfd
@@ -66,16 +71,27 @@ import (
 
 // Protected configures rule 2.
 type Protected struct {
-	Comms       []string `yaml:"comms" json:"comms,omitempty"`
+	// Exes are executable paths whose processes are never touched when they
+	// run as root (a user may run /usr/sbin/sshd too: that one is theirs).
+	Exes []string `yaml:"exes" json:"exes,omitempty"`
+	// Units are systemd units whose processes are never touched: a process
+	// whose cgroup path has the unit as a component, outside user.slice.
+	Units       []string `yaml:"units" json:"units,omitempty"`
 	Users       []string `yaml:"users" json:"users,omitempty"` // names or uids: none of their processes
 	PIDs        []int    `yaml:"pids" json:"pids,omitempty"`
 	AdminGroups []string `yaml:"admin_groups" json:"admin_groups,omitempty"` // default sudo, wheel, admin
 	NoDefaults  bool     `yaml:"no_defaults" json:"no_defaults,omitempty"`
 }
 
-// DefaultProtectedComms are the commands never signalled unless NoDefaults.
-func DefaultProtectedComms() []string {
-	return []string{"init", "systemd", "sshd", "sshd-session", "picket"}
+// DefaultProtectedExes are the executables whose root processes are never
+// signalled unless NoDefaults (picket's own binary is added to them): init
+// and systemd where distributions install them, and sshd with the
+// per-session binary OpenSSH 9.8 split off.
+func DefaultProtectedExes() []string {
+	return []string{
+		"/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd",
+		"/usr/sbin/sshd", "/usr/lib/openssh/sshd-session", "/usr/libexec/openssh/sshd-session", "/usr/lib/ssh/sshd-session",
+	}
 }
 
 var defaultAdminGroups = []string{"sudo", "wheel", "admin"}
@@ -85,21 +101,33 @@ var defaultAdminGroups = []string{"sudo", "wheel", "admin"}
 type guard struct {
 	self   map[int]bool
 	pids   map[int]string
-	comms  map[string]bool
+	exes   map[string]bool
+	units  []string
 	uids   map[uint32]bool
 	admins map[uint32]bool
+	procs  procFS
 }
 
 func (r *Runner) newGuard() *guard {
 	p := r.opts.Protected
-	g := &guard{self: map[int]bool{}, pids: map[int]string{}, comms: map[string]bool{}, uids: r.protectedUIDs}
+	g := &guard{self: map[int]bool{}, pids: map[int]string{}, exes: map[string]bool{}, units: p.Units, uids: r.protectedUIDs, procs: r.procs}
 	if !p.NoDefaults {
-		for _, c := range DefaultProtectedComms() {
-			g.comms[c] = true
+		for _, e := range DefaultProtectedExes() {
+			g.exes[e] = true
+			// A distribution with a merged /usr (/sbin -> usr/sbin) shows
+			// the resolved path in /proc/PID/exe.
+			if real, err := filepath.EvalSymlinks(filepath.Join(r.root, e)); err == nil {
+				if rel, err := filepath.Rel(r.root, real); err == nil {
+					g.exes["/"+rel] = true
+				}
+			}
+		}
+		if self, err := os.Executable(); err == nil && r.live {
+			g.exes[self] = true
 		}
 	}
-	for _, c := range p.Comms {
-		g.comms[c] = true
+	for _, e := range p.Exes {
+		g.exes[e] = true
 	}
 	for _, pid := range p.PIDs {
 		g.pids[pid] = "protected pid"
@@ -128,7 +156,8 @@ func (r *Runner) newGuard() *guard {
 	return g
 }
 
-// refuse returns why p must not be touched, or "".
+// refuse returns why p must not be touched, or "". The name a process
+// chose (comm, argv) plays no part: only what the kernel says it is.
 func (g *guard) refuse(p proc) string {
 	switch {
 	case p.pid <= 1:
@@ -139,12 +168,26 @@ func (g *guard) refuse(p proc) string {
 		return "picket or its ancestor"
 	case g.pids[p.pid] != "":
 		return g.pids[p.pid]
-	case g.comms[p.comm]:
-		return "protected command " + p.comm
 	case g.uids[p.uid]:
 		return "protected user"
 	case p.pid == p.sid && p.tty != 0 && g.admins[p.uid]:
 		return "login shell of an administrator"
+	}
+	if p.uid == 0 && len(g.exes) > 0 {
+		// The kernel's own name of the file the process runs; a file
+		// replaced since (a package upgrade) reads "PATH (deleted)".
+		if exe := strings.TrimSuffix(g.procs.exe(p.pid), " (deleted)"); exe != "" && g.exes[exe] {
+			return "protected executable " + exe
+		}
+	}
+	if len(g.units) > 0 {
+		if cg := g.procs.cgroup(p.pid); !strings.HasPrefix(cg, "/user.slice/") {
+			for _, u := range g.units {
+				if inUnit(u, cg) {
+					return "protected unit " + u
+				}
+			}
+		}
 	}
 	return ""
 }

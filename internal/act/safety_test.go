@@ -3,10 +3,10 @@ package act
 import (
 	"encoding/binary"
 	"errors"
-	"github.com/picket-guard/picket/internal/hostcap"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/hostcap"
+	"github.com/picket-guard/picket/internal/testkit"
 )
 
 // fixtureRoot is a tree with passwd, group and utmp: alice (uid 1000, in
@@ -48,7 +51,26 @@ func fixtureRoot(t *testing.T) string {
 }
 
 func TestGuard(t *testing.T) {
-	r := newRunner(t, Options{Root: fixtureRoot(t), DryRun: true, Protected: Protected{Comms: []string{"postgres"}, Users: []string{"imap"}, PIDs: []int{777}}})
+	root := fixtureRoot(t)
+	// /proc/PID/exe as the kernel shows it: a symlink to the executable.
+	for pid, exe := range map[int]string{50: "/usr/sbin/sshd", 51: "/lib/systemd/systemd", 52: "/usr/lib/postgresql/bin/postgres",
+		54: "/usr/sbin/sshd (deleted)", 55: "/usr/sbin/sshd", 56: "/usr/lib/postgresql/bin/postgres"} {
+		d := filepath.Join(root, "proc", strconv.Itoa(pid))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(exe, filepath.Join(d, "exe")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for pid, cg := range map[int]string{70: "/system.slice/postgresql.service", 71: "/user.slice/user-1001.slice/user@1001.service/app.slice/postgresql.service"} {
+		d := filepath.Join(root, "proc", strconv.Itoa(pid))
+		os.MkdirAll(d, 0o755)
+		if err := os.WriteFile(filepath.Join(d, "cgroup"), []byte("0::"+cg+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newRunner(t, Options{Root: root, DryRun: true, Protected: Protected{Exes: []string{"/usr/lib/postgresql/bin/postgres"}, Units: []string{"postgresql.service"}, Users: []string{"imap"}, PIDs: []int{777}}})
 	g := r.newGuard()
 	cases := []struct {
 		p    proc
@@ -56,9 +78,19 @@ func TestGuard(t *testing.T) {
 	}{
 		{proc{pid: 1, comm: "init"}, "pid 1"},
 		{proc{pid: 2, comm: "kthreadd", kthread: true}, "kernel thread"},
-		{proc{pid: 50, comm: "sshd", uid: 0}, "protected command sshd"},
-		{proc{pid: 51, comm: "systemd", uid: 1000}, "protected command systemd"},
-		{proc{pid: 52, comm: "postgres", uid: 1001}, "protected command postgres"},
+		{proc{pid: 50, comm: "sshd", uid: 0}, "protected executable /usr/sbin/sshd"},
+		{proc{pid: 51, comm: "systemd", uid: 0}, "protected executable /lib/systemd/systemd"},
+		{proc{pid: 52, comm: "postgres", uid: 0}, "protected executable /usr/lib/postgresql/bin/postgres"},
+		{proc{pid: 54, comm: "sshd", uid: 0}, "protected executable /usr/sbin/sshd"}, // upgraded under it
+		// Names are chosen by the process: a user's sshd, systemd or
+		// picket is theirs, and so is the sshd binary a user runs.
+		{proc{pid: 55, comm: "sshd", uid: 1001}, ""},
+		{proc{pid: 56, comm: "postgres", uid: 1001}, ""},
+		{proc{pid: 57, comm: "sshd", uid: 0}, ""}, // root, but not the sshd binary
+		{proc{pid: 58, comm: "systemd", uid: 1000}, ""},
+		{proc{pid: 59, comm: "picket", uid: 1000}, ""},
+		{proc{pid: 70, comm: "postgres", uid: 1001}, "protected unit postgresql.service"},
+		{proc{pid: 71, comm: "postgres", uid: 1001}, ""}, // a user's own unit of that name
 		{proc{pid: 777, comm: "sleep", uid: 1001}, "protected pid"},
 		{proc{pid: 53, comm: "imapd", uid: 1002}, "protected user"},
 		{proc{pid: 4242, comm: "bash", uid: 1000}, "login shell of logged-in administrator alice"},
@@ -305,5 +337,83 @@ func TestUnderRoot(t *testing.T) {
 		if _, _, err := underRoot(p, roots); !errors.Is(err, errRefusedPath) {
 			t.Errorf("underRoot(%q) = %v, want refused", p, err)
 		}
+	}
+}
+
+// TestGuardByIdentity: protection is by what a process is, not by the name
+// it chose. A user's processes named sshd, systemd or picket are killed, and
+// one of them in a process group no longer shields the group; a root
+// process running a protected executable is refused, the same executable
+// run by a user is not; a process named "{{x" is a process like any other.
+func TestGuardByIdentity(t *testing.T) {
+	needRoot(t, "runs processes as nobody and as root")
+	nobodyAttr := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	r := newRunner(t, Options{})
+	for _, comm := range []string{"sshd", "systemd", "picket", "init"} {
+		cs := testkit.Sleepers(t, comm, 1, nobodyAttr)
+		res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: comm, User: "nobody", Signal: "KILL"}})
+		if got := anyInts(res.Targets); len(got) != 1 || got[0] != cs[0].Process.Pid || res.Error != "" {
+			t.Errorf("nobody's %s: %+v, want pid %d killed", comm, res, cs[0].Process.Pid)
+		}
+	}
+
+	// A group led by pkt-grplead holding nobody's "sshd".
+	bin := testkit.NamedBin(t, "pkt-grplead", "sshd")
+	lead := spawn(t, nobody, nil, "/bin/sh", "-c", "\""+filepath.Join(bin, "sshd")+"\" 600 & exec \""+filepath.Join(bin, "pkt-grplead")+"\" 600")
+	var mate int
+	waitFor(5*time.Second, func() bool {
+		all, _ := r.procs.all()
+		for _, p := range all {
+			if p.comm == "sshd" && p.pgrp == lead.pid {
+				mate = p.pid
+			}
+		}
+		p, err := r.procs.read(lead.pid)
+		return mate != 0 && err == nil && p.comm == "pkt-grplead"
+	})
+	res := r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-grplead", Scope: "group", Signal: "KILL"}})
+	if got := anyInts(res.Targets); !slices.Contains(got, mate) || !slices.Contains(got, lead.pid) {
+		t.Errorf("group holding nobody's sshd: %+v, want %d and %d killed", res, lead.pid, mate)
+	}
+
+	// A protected executable: a copy of sleep at a path of its own (a
+	// symlink would show sleep's path in /proc/PID/exe).
+	dir := testkit.SharedDir(t)
+	exe := filepath.Join(dir, "pkt-guarded")
+	b, err := os.ReadFile(testkit.Need(t, "sleep", "coreutils"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pr := newRunner(t, Options{Protected: Protected{Exes: []string{exe}}})
+	asRoot := spawn(t, -1, nil, exe, "600")
+	testkit.WaitComm(t, asRoot.pid, "pkt-guarded")
+	res = pr.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-guarded", User: "root", Signal: "KILL"}})
+	if len(res.Targets) != 0 || !strings.Contains(res.Result, "protected executable "+exe) {
+		t.Errorf("root running a protected executable: %+v", res)
+	}
+	asUser := spawn(t, nobody, nil, exe, "600")
+	testkit.WaitComm(t, asUser.pid, "pkt-guarded")
+	res = pr.Do(t.Context(), Request{Spec: &KillSpec{Comm: "pkt-guarded", Signal: "KILL"}})
+	if got := anyInts(res.Targets); len(got) != 1 || got[0] != asUser.pid {
+		t.Errorf("nobody running a protected executable: %+v, want only %d", res, asUser.pid)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !asRoot.alive() {
+		t.Error("root's protected executable was killed")
+	}
+
+	// A process named "{{x": the rule's template was {{.comm}}, rendered.
+	odd := testkit.Sleepers(t, "{{x", 1, nobodyAttr)
+	res = r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "{{x", Signal: "KILL"}, Rendered: true})
+	if got := anyInts(res.Targets); len(got) != 1 || got[0] != odd[0].Process.Pid || res.Error != "" {
+		t.Errorf("a process named {{x: %+v", res)
+	}
+	// A spec that was never rendered is still refused.
+	res = r.Do(t.Context(), Request{Spec: &KillSpec{Comm: "{{.comm}}"}})
+	if !strings.Contains(res.Error, "placeholder") {
+		t.Errorf("unrendered spec: %+v", res)
 	}
 }

@@ -683,7 +683,7 @@ func (d *Daemon) dispatch(snap *snapshot.Snapshot, events []rules.Event) {
 		for _, a := range ev.Actions {
 			spec, _ := a.Spec.(act.Spec)
 			req := act.Request{Spec: spec, Host: ev.Alarm.Host, Rule: ev.Alarm.Rule, Case: ev.Alarm.Case,
-				Row: ev.Alarm.Row, Snapshot: snap, DryRun: d.opts.DryRun || ruleDry[ev.Alarm.Rule]}
+				Row: ev.Alarm.Row, Snapshot: snap, DryRun: d.opts.DryRun || ruleDry[ev.Alarm.Rule], Rendered: true}
 			d.enqueue(d.actions, job{what: "action", rule: req.Rule, run: func() { d.takeAction(req) }})
 		}
 	}

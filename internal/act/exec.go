@@ -23,6 +23,41 @@ import (
 type ExecSpec struct {
 	Argv    []string      `yaml:"argv" json:"argv"`
 	Timeout time.Duration `yaml:"timeout" json:"timeout,omitempty"` // default 30s
+
+	// leading[i] says Argv[i] began with a placeholder in the
+	// configuration (MarkTemplates, before rendering): its first byte is
+	// then the row's, and a process named "--version" or "-f/etc/shadow"
+	// would become an option of the program.
+	leading []bool
+}
+
+// MarkTemplates notes which arguments begin with a placeholder. The rules
+// engine calls it on its copy of the spec just before it renders it: after
+// rendering, "-t" written in the configuration and "-t" taken from a
+// process name look the same.
+func (s *ExecSpec) MarkTemplates() {
+	s.leading = make([]bool, len(s.Argv))
+	for i, a := range s.Argv {
+		s.leading[i] = strings.HasPrefix(a, "{{")
+	}
+}
+
+// optionLike refuses a rendered argument that begins with "-" where a
+// placeholder began it, unless a "--" written in the configuration comes
+// before it (getopt's end of options: everything after it is an operand).
+// Refusing, not quoting: there is no quoting an option away, and a
+// program that takes no "--" cannot be told the value is not one.
+func (s *ExecSpec) optionLike() error {
+	for i := 1; i < len(s.Argv) && i < len(s.leading); i++ {
+		a := s.Argv[i]
+		if !s.leading[i] && a == "--" {
+			return nil
+		}
+		if s.leading[i] && strings.HasPrefix(a, "-") {
+			return fmt.Errorf("exec: argv[%d] %q comes from the row and begins with \"-\": the program would read it as an option (put \"--\" in argv before the placeholder to pass such values)", i, a)
+		}
+	}
+	return nil
 }
 
 func (*ExecSpec) Kind() string { return "exec" }
@@ -63,6 +98,10 @@ const maxOutput = 16 << 10
 // where the configuration put placeholders, as whole arguments.
 func (r *Runner) runExec(ctx context.Context, o *op, s *ExecSpec) {
 	o.res.Targets = []any{s.Argv[0]}
+	if err := s.optionLike(); err != nil {
+		o.refuse(err)
+		return
+	}
 	if o.dry() {
 		o.res.Result = fmt.Sprintf("would run %s with %d arguments (timeout %v)", s.Argv[0], len(s.Argv)-1, s.timeout())
 		return
@@ -72,7 +111,10 @@ func (r *Runner) runExec(ctx context.Context, o *op, s *ExecSpec) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.Argv[0], s.Argv[1:]...)
+	// The program starts through picket's own binary (execShim), which
+	// takes picket's privileges off before it executes argv.
+	cmd := exec.CommandContext(ctx, "/proc/self/exe", s.Argv...)
+	cmd.Args[0] = shimName
 	cmd.Env = execEnv(o.req, o.id)
 	cmd.Dir = "/"
 	out := &capped{max: maxOutput}

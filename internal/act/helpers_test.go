@@ -27,6 +27,7 @@ func TestMain(m *testing.M) {
 		"throttle":   func() int { throttleHelper(); return 0 },
 		"dropuid":    func() int { dropUIDHelper(); return 0 },
 		"forkloop":   func() int { forkLoopHelper(); return 0 },
+		"execstatus": execStatusHelper,
 	})
 }
 

@@ -45,7 +45,10 @@ package act
 //     temporary file, then a rename that refuses to replace.
 //  9. exec runs an absolute argv[0] fixed in the configuration, never a
 //     shell; untrusted values reach it only as whole arguments or PICKET_*
-//     environment variables.
+//     environment variables, and an argument a placeholder begins may not
+//     begin with "-" unless a configured "--" precedes it. The child gets
+//     none of picket's own oom_score_adj, raised fd limit, or ambient and
+//     inheritable capabilities (exec_shim.go).
 //  10. A kill round signals at most its max_targets processes (default
 //     100); a larger selection is refused whole, nothing signalled.
 //  11. A throttle never cuts the administrator's way in: port 22 and

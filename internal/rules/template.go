@@ -160,6 +160,12 @@ func walkStrings(v reflect.Value, f func(*string)) {
 // renderSpec returns a deep copy of spec with every template rendered.
 func renderSpec(spec any, data map[string]any) (any, error) {
 	cp := deepCopy(reflect.ValueOf(spec))
+	// A spec that must know where its placeholders were (exec: an argument
+	// a placeholder begins may not become an option) notes it now; after
+	// rendering a value from the row looks like one from the file.
+	if m, ok := cp.Interface().(interface{ MarkTemplates() }); ok {
+		m.MarkTemplates()
+	}
 	var firstErr error
 	walkStrings(cp, func(s *string) {
 		if firstErr != nil || !strings.Contains(*s, "{{") {

@@ -45,8 +45,9 @@ type KillSpec struct {
 	// process group) or "cgroup" (every process of its cgroup). A group or
 	// cgroup holding a protected process is refused whole.
 	Scope string `yaml:"scope" json:"scope,omitempty"`
-	// Warn: call the runner's Warn hook with the targets, wait this long,
-	// then select again before the first signal.
+	// Warn: call the runner's Warn hook with the targets (the daemon tells
+	// the rule's outputs), wait this long, then select again before the
+	// first signal. Without a hook (picket check) there is no wait.
 	Warn time.Duration `yaml:"warn" json:"warn,omitempty"`
 	// Grace is how long to wait for the targets to exit after Signal before
 	// sending Then (default 5s when Then is set, 1s otherwise).

@@ -246,6 +246,15 @@ func (d *Daemon) recover() error {
 		RevertOnRecover: true, ProtectedPorts: listenPort(d.opts.Listen), Host: d.hostcap,
 		OnLimit: func(rule string, err error) {
 			d.log.Error("actions stopped by their rate limit: acting needs an administrator now", "rule", rule, "err", err)
+		},
+		Warn: func(ctx context.Context, req act.Request, pids []int) {
+			if w, ok := ctx.Value(warnKey{}).(func([]int, time.Duration)); ok && w != nil {
+				var grace time.Duration
+				if k, ok := req.Spec.(*act.KillSpec); ok {
+					grace = k.Warn
+				}
+				w(pids, grace)
+			}
 		}}
 	start := time.Now() // opening the journal builds its index: part of the cost
 	r, err := act.NewRunner(opts)
@@ -680,29 +689,79 @@ func (d *Daemon) dispatch(snap *snapshot.Snapshot, events []rules.Event) {
 	// Actions first: their queue is their own, but a kill decided in this
 	// look should not even wait for the spooling of its rule's mail.
 	for _, ev := range events {
+		var tell []rules.OutputRef
+		if until, ok := d.silenced[ev.Alarm.Rule]; !ok || !time.Now().Before(until) {
+			tell = ev.CaseOutputs
+		}
 		for _, a := range ev.Actions {
 			spec, _ := a.Spec.(act.Spec)
 			req := act.Request{Spec: spec, Host: ev.Alarm.Host, Rule: ev.Alarm.Rule, Case: ev.Alarm.Case,
 				Row: ev.Alarm.Row, Snapshot: snap, DryRun: d.opts.DryRun || ruleDry[ev.Alarm.Rule], Rendered: true}
-			d.enqueue(d.actions, job{what: "action", rule: req.Rule, run: func() { d.takeAction(req) }})
+			al := ev.Alarm
+			warn := func(pids []int, grace time.Duration) { d.warnKill(al, tell, notifiers, pids, grace) }
+			d.enqueue(d.actions, job{what: "action", rule: req.Rule, run: func() { d.takeAction(req, warn) }})
 		}
 	}
 	for _, k := range order {
-		n, ok := notifiers[k.out]
-		if !ok {
-			// An inline output (`then: [{log: {...}}]`): built once per
-			// spec and kept until the next reload; the spool keeps its
-			// spec to retry it.
-			spec, _ := refs[k].Spec.(notify.Spec)
-			var err error
-			if n, err = d.disp.Inline(k.out, spec); err != nil {
-				d.log.Error("inline output", "output", k.out, "err", err)
-				continue
-			}
+		n := d.notifier(refs[k], notifiers)
+		if n == nil {
+			continue
 		}
 		b := *batches[k]
 		d.enqueue(d.notes, job{what: "output " + k.out, rule: k.rule, run: func() { d.deliver(n, b) }})
 	}
+}
+
+// notifier is the output ref names: a configured one, or an inline output
+// (`then: [{log: {...}}]`), built once per spec and kept until the next
+// reload (the spool keeps its spec to retry it). nil when it cannot be
+// built, which is logged.
+func (d *Daemon) notifier(ref rules.OutputRef, notifiers map[string]notify.Notifier) notify.Notifier {
+	if n, ok := notifiers[ref.Name]; ok {
+		return n
+	}
+	spec, _ := ref.Spec.(notify.Spec)
+	n, err := d.disp.Inline(ref.Name, spec)
+	if err != nil {
+		d.log.Error("inline output", "output", ref.Name, "err", err)
+		return nil
+	}
+	return n
+}
+
+// warnKill is a kill's warn: the rule's outputs hear which processes will
+// be killed and when, before the kill waits its grace (as an operator
+// would say "imapd of nobody goes in 30 s" before doing it). It queues
+// the warning and returns at once: the kill's clock is not the outputs'.
+func (d *Daemon) warnKill(a alarm.Alarm, outs []rules.OutputRef, notifiers map[string]notify.Notifier, pids []int, grace time.Duration) {
+	a.Level = alarm.Warning
+	a.Message = fmt.Sprintf("picket kills %d processes in %v unless they exit first (%s): %s", len(pids), grace, pidsText(pids), a.Message)
+	d.log.Warn("kill warning", "rule", a.Rule, "case", a.Case, "processes", len(pids), "in", grace, "outputs", len(outs))
+	for _, o := range outs {
+		n := d.notifier(o, notifiers)
+		if n == nil {
+			continue
+		}
+		b := alarm.Batch{Host: a.Host, Rule: a.Rule, Level: a.Level, Alarms: []alarm.Alarm{a}}
+		d.enqueue(d.notes, job{what: "kill warning " + o.Name, rule: a.Rule, run: func() { d.deliver(n, b) }})
+	}
+}
+
+// pidsText lists at most ten pids: "pid 12, 13 and 40 more".
+func pidsText(pids []int) string {
+	var b strings.Builder
+	b.WriteString("pid ")
+	for i, p := range pids {
+		if i == 10 {
+			fmt.Fprintf(&b, " and %d more", len(pids)-10)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(p))
+	}
+	return b.String()
 }
 
 // enqueue never blocks the collection loop: a full queue drops the job,
@@ -735,14 +794,18 @@ func (d *Daemon) deliver(n notify.Notifier, b alarm.Batch) {
 	}
 }
 
+// warnKey carries, in an action's context, how its kill warns the rule's
+// outputs (warnKill bound to the alarm that asked for it).
+type warnKey struct{}
+
 // takeAction runs req, bounded by the action timeout; once picket is
 // stopping, an action that has not begun is not taken.
-func (d *Daemon) takeAction(req act.Request) {
+func (d *Daemon) takeAction(req act.Request, warn func(pids []int, grace time.Duration)) {
 	if d.stopping.Load() {
 		d.log.Warn("action not taken: picket is stopping (its rule decides again at the next start)", "rule", req.Rule, "case", req.Case)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d.opts.ActionTimeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), warnKey{}, warn), d.opts.ActionTimeout)
 	defer cancel()
 	res := d.runner.Do(ctx, req)
 	if res.RateLimited {

@@ -273,3 +273,70 @@ rules:
 		t.Error("the reload did not close the inline output's connection")
 	}
 }
+
+// TestKillWarns: a kill with warn: tells the rule's outputs (here a real
+// webhook receiver) which processes it will kill and when, then waits the
+// warning out, then kills.
+func TestKillWarns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: starts processes as nobody and kills them; CI runs as root")
+	}
+	type post struct {
+		at   time.Time
+		body string
+	}
+	posts := make(chan post, 16)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		posts <- post{time.Now(), string(b)}
+	}))
+	t.Cleanup(hook.Close)
+	const warn = 1500 * time.Millisecond
+	cfg := fmt.Sprintf(`
+outputs:
+  hook: {webhook: {url: "%s/alert", timeout: 5s}}
+rules:
+  - name: warned-storm
+    table: process_groups
+    every: 1s
+    if: comm == "pkt-warned" && count >= 2
+    then: [hook, {kill: {comm: pkt-warned, user: nobody, signal: KILL, warn: %v}}]
+`, hook.URL, warn)
+	procs := sleepers(t, "pkt-warned", 2)
+	exited := make(chan time.Time, len(procs))
+	for _, c := range procs {
+		go func() { c.Wait(); exited <- time.Now() }()
+	}
+	var logs strings.Builder
+	d, err := New(Options{LoadConfig: loader(cfg), StateDir: t.TempDir(), Stderr: &syncWriter{w: &logs}, Listen: "off", NoProtect: true, Interval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, nil) }()
+	defer func() { stop(); <-done }()
+	var warned time.Time
+	for deadline := time.After(30 * time.Second); warned.IsZero(); {
+		select {
+		case p := <-posts:
+			if strings.Contains(p.body, "picket kills 2 processes in 1.5s") {
+				warned = p.at
+			}
+		case <-exited:
+			t.Fatalf("killed before any warning reached the webhook\n%s", logs.String())
+		case <-deadline:
+			t.Fatalf("no warning within 30s\n%s", logs.String())
+		}
+	}
+	for range procs {
+		select {
+		case at := <-exited:
+			if gap := at.Sub(warned); gap < warn-200*time.Millisecond {
+				t.Errorf("killed %v after the warning, want the %v of warn:", gap, warn)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("not killed within 30s of the warning\n%s", logs.String())
+		}
+	}
+}

@@ -92,6 +92,10 @@ type Event struct {
 	// outputs only.
 	Outputs []OutputRef
 	Actions []ActionRef
+	// CaseOutputs are the case's outputs even when Outputs is empty
+	// because they were told already: a kill's warn: tells them before
+	// every kill it takes.
+	CaseOutputs []OutputRef
 	// Errors are rendering failures of this row's items: reported, the
 	// rest still done.
 	Errors []string
@@ -345,6 +349,7 @@ func (e *Engine) fire(states map[string]*caseState, r *Rule, c *Case, key string
 	ev.Alarm = a
 	var errs []string
 	ev.Outputs, ev.Actions, errs = e.items(r, c, data)
+	ev.CaseOutputs = ev.Outputs
 	ev.Errors = append(ev.Errors, errs...)
 	if !ev.Notify {
 		ev.Outputs = nil

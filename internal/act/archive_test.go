@@ -1,13 +1,19 @@
 package act
 
 import (
-	"github.com/picket-guard/picket/internal/hostcap"
+	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/hostcap"
 )
 
 func TestArchive(t *testing.T) {
@@ -155,5 +161,103 @@ func TestArchiveHostileName(t *testing.T) {
 			os.Remove(p)
 			t.Fatal("a name was executed")
 		}
+	}
+}
+
+// smallFS mounts a tmpfs of size bytes for the test: a filesystem the test
+// can fill.
+func smallFS(t *testing.T, size int64) string {
+	t.Helper()
+	needRoot(t, "mounts a small tmpfs")
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// writeAt writes n bytes of b at off in path (creating it).
+func writeAt(t *testing.T, path string, off int64, n int, b byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{b}, n), off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestArchiveSparseAndBounded: a 1 GiB sparse mailbox (2 MiB of data)
+// archives into a 64 MiB filesystem as 2 MiB, holes kept; a file whose
+// copy would leave the filesystem less than its reserve, or with more
+// data than max_bytes, is refused, nothing written; a copy ends with the
+// action's context.
+func TestArchiveSparseAndBounded(t *testing.T) {
+	fs := smallFS(t, 64<<20)
+	arc := filepath.Join(fs, "arc")
+	os.Mkdir(arc, 0o755)
+	src := filepath.Join(fs, "alice")
+	writeAt(t, src, 0, 1<<20, 'a')
+	writeAt(t, src, 512<<20, 1<<20, 'b')
+	if err := os.Truncate(src, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(t, Options{StateDir: t.TempDir()})
+	res := r.Do(t.Context(), Request{Spec: &ArchiveSpec{Path: src, To: arc, Roots: []string{fs}}})
+	if res.Error != "" || len(res.Targets) != 2 {
+		t.Fatalf("sparse 1 GiB into 64 MiB: %+v", res)
+	}
+	dst := res.Targets[1].(string)
+	var st unix.Stat_t
+	if err := unix.Stat(dst, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != 1<<30 || st.Blocks*512 > 3<<20 {
+		t.Errorf("copy: size %d, %d bytes allocated; want 1 GiB apparent, about 2 MiB allocated", st.Size, st.Blocks*512)
+	}
+	t.Logf("1 GiB sparse file archived with %d bytes allocated", st.Blocks*512)
+	f, _ := os.Open(dst)
+	got := make([]byte, 3)
+	f.ReadAt(got[:1], 0)
+	f.ReadAt(got[1:2], 512<<20+(1<<20)-1)
+	f.ReadAt(got[2:], 700<<20)
+	f.Close()
+	if string(got) != "ab\x00" {
+		t.Errorf("copied content %q, want \"ab\\x00\"", got)
+	}
+	os.Remove(dst)
+
+	// 48 MiB of data on disk into the 64 MiB tmpfs (2 MiB used): it fits,
+	// but would leave less than the 16 MiB kept free.
+	big := filepath.Join(t.TempDir(), "bob")
+	writeAt(t, big, 0, 48<<20, 'c')
+	roots := []string{filepath.Dir(big), fs}
+	res = r.Do(t.Context(), Request{Spec: &ArchiveSpec{Path: big, To: arc, Roots: roots}})
+	if !strings.Contains(res.Error, "kept free") || res.ID != "" {
+		t.Errorf("archive past the reserve: %+v", res)
+	}
+	res = r.Do(t.Context(), Request{Spec: &ArchiveSpec{Path: big, To: arc, Roots: roots, MaxBytes: 1 << 20}})
+	if !strings.Contains(res.Error, "max_bytes") {
+		t.Errorf("archive past max_bytes: %+v", res)
+	}
+	if ents, _ := os.ReadDir(arc); len(ents) != 0 {
+		t.Errorf("refused archives left %v", ents)
+	}
+
+	// The action's context: one that has ended (its timeout passed) stops
+	// the copy at its next chunk, and the temporary file goes.
+	disk := filepath.Join(t.TempDir(), "arc")
+	os.Mkdir(disk, 0o755)
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now())
+	defer cancel()
+	res = newRunner(t, Options{StateDir: t.TempDir()}).Do(ctx, Request{Spec: &ArchiveSpec{Path: big, To: disk, Roots: []string{filepath.Dir(big), filepath.Dir(disk)}}})
+	if !strings.Contains(res.Error, "deadline") {
+		t.Errorf("archive past its timeout: %+v", res)
+	}
+	if ents, _ := os.ReadDir(disk); len(ents) != 0 {
+		t.Errorf("an archive past its timeout left %v", ents)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/notify"
 	"github.com/picket-guard/picket/internal/rules"
+	"github.com/picket-guard/picket/internal/secpath"
 	"github.com/picket-guard/picket/internal/snapshot"
 	"github.com/picket-guard/picket/internal/term"
 )
@@ -64,6 +65,17 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return 2
+	}
+	// What check acts on (outputs, kills, execs as root) comes from these
+	// files: the daemon's StrictModes hold here too. A dry run changes and
+	// sends nothing, so it reads any file; the built-in default is no file.
+	if !*dryRun && *cfgPath != "" {
+		for _, f := range cfg.Files {
+			if err := secpath.File(f); err != nil {
+				fmt.Fprintf(stderr, "picket check: %s: refusing a configuration others could change (--dry-run reads it anyway)\n", term.Escape(err.Error()))
+				return 2
+			}
+		}
 	}
 	col, err := collect.New(collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles})
 	if err != nil {

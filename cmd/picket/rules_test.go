@@ -248,3 +248,53 @@ func fixtureWith(t *testing.T, add []clone) string {
 	}
 	return root
 }
+
+// TestCheckStrictModes: picket check acts as root on its configuration, so
+// a configuration others could change is refused (the file as opened, and
+// every directory above it), where before a 0666 file ran its exec action.
+// A dry run, which changes nothing, still reads it.
+func TestCheckStrictModes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: StrictModes is what stops root running another user's rules")
+	}
+	testkit.Sleepers(t, "pkt-strict", 1, nil)
+	marker := filepath.Join(t.TempDir(), "ran")
+	cfg := fmt.Sprintf(`rules:
+  - name: strict
+    table: process_groups
+    if: comm == "pkt-strict"
+    then: [{exec: {argv: [/usr/bin/touch, %q]}}]
+`, marker)
+	for _, c := range []struct {
+		name              string
+		fileMode, dirMode os.FileMode
+	}{{"file 0666", 0o666, 0o755}, {"directory 0777", 0o644, 0o777}} {
+		dir := filepath.Join(t.TempDir(), "etc")
+		os.Mkdir(dir, 0o755)
+		path := filepath.Join(dir, "picket.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, c.fileMode)
+		os.Chmod(dir, c.dirMode)
+		_, errOut, code := runCLI(t, "check", "--config", path, "--state-dir", t.TempDir())
+		if code != 2 || !strings.Contains(errOut, "writable by group or others") {
+			t.Errorf("%s: exit %d: %s", c.name, code, errOut)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("%s: the exec action ran", c.name)
+		}
+		if _, errOut, code := runCLI(t, "check", "--config", path, "--dry-run", "--state-dir", t.TempDir()); code != 1 {
+			t.Errorf("%s: dry run: exit %d (want 1: an alarm): %s", c.name, code, errOut)
+		}
+	}
+	// The same configuration, root's and 0644: it runs.
+	path := filepath.Join(t.TempDir(), "picket.yaml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	if _, errOut, code := runCLI(t, "check", "--config", path, "--state-dir", t.TempDir()); code != 1 {
+		t.Errorf("safe configuration: exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the safe configuration's exec did not run: %v", err)
+	}
+}

@@ -28,7 +28,7 @@ type ExecSpec struct {
 	// configuration (MarkTemplates, before rendering): its first byte is
 	// then the row's, and a process named "--version" or "-f/etc/shadow"
 	// would become an option of the program.
-	leading []bool
+	leading []bool `yaml:"-" json:"-"`
 }
 
 // MarkTemplates notes which arguments begin with a placeholder. The rules

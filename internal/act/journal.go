@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/secpath"
 )
 
 // JournalFile is the journal's name under the state directory. Rotated
@@ -181,6 +183,11 @@ func openJournal(dir string, opts JournalOptions, ks *[]kind) (*Journal, error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	// What the journal says is undone and recovered as root: a state
+	// directory, or a journal, another user can write is refused.
+	if err := secpath.Dir(dir); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
 	j := &Journal{dir: dir, path: filepath.Join(dir, JournalFile), opts: opts, log: opts.Logger, kinds: ks}
 	if err := j.reopen(); err != nil {
 		return nil, err
@@ -216,6 +223,10 @@ func (j *Journal) reopen() error {
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("stat %s: %w", j.path, err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0) {
+		f.Close()
+		return fmt.Errorf("%s: owned by uid %d with mode %#o: a journal only picket's user (uid %d) may write is trusted", j.path, st.Uid, st.Mode&0o7777, os.Geteuid())
 	}
 	if j.f != nil {
 		j.f.Close()

@@ -109,6 +109,10 @@ type guard struct {
 	uids   map[uint32]bool
 	admins map[uint32]bool
 	procs  procFS
+	// selfExe is picket's own binary: another picket running it is
+	// protected, picket's own children running it (the exec shim, helpers)
+	// are picket's to stop.
+	selfExe string
 }
 
 func (r *Runner) newGuard() *guard {
@@ -127,6 +131,7 @@ func (r *Runner) newGuard() *guard {
 		}
 		if self, err := os.Executable(); err == nil && r.live {
 			g.exes[self] = true
+			g.selfExe = self
 		}
 	}
 	for _, e := range p.Exes {
@@ -179,7 +184,7 @@ func (g *guard) refuse(p proc) string {
 	if p.uid == 0 && len(g.exes) > 0 {
 		// The kernel's own name of the file the process runs; a file
 		// replaced since (a package upgrade) reads "PATH (deleted)".
-		if exe := strings.TrimSuffix(g.procs.exe(p.pid), " (deleted)"); exe != "" && g.exes[exe] {
+		if exe := strings.TrimSuffix(g.procs.exe(p.pid), " (deleted)"); exe != "" && g.exes[exe] && !(exe == g.selfExe && g.descendant(p)) {
 			return "protected executable " + exe
 		}
 	}
@@ -193,6 +198,23 @@ func (g *guard) refuse(p proc) string {
 		}
 	}
 	return ""
+}
+
+// descendant reports whether p descends from picket (its parents, read
+// again from /proc, lead to picket's pid).
+func (g *guard) descendant(p proc) bool {
+	self := os.Getpid()
+	for pid, n := p.ppid, 0; pid > 1 && n < 256; n++ {
+		if pid == self {
+			return true
+		}
+		q, err := g.procs.read(pid)
+		if err != nil {
+			return false
+		}
+		pid = q.ppid
+	}
+	return false
 }
 
 // refuseAll is rule 3: the first reason any member is refused, or "".

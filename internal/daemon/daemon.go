@@ -35,6 +35,7 @@ import (
 	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/notify"
 	"github.com/picket-guard/picket/internal/rules"
+	"github.com/picket-guard/picket/internal/secpath"
 	"github.com/picket-guard/picket/internal/server"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
@@ -167,6 +168,9 @@ func New(opts Options) (*Daemon, error) {
 		opts.Stderr = os.Stderr
 	}
 	if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	if err := secpath.Dir(opts.StateDir); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	logf, err := openReopen(filepath.Join(opts.StateDir, "picket.log"))

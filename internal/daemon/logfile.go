@@ -5,9 +5,12 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
-// reopenFile is an append-only log file that Reopen swaps for a new one at
+// reopenFile is an append-only log file (never through a symlink: picket
+// as root must not append to a file someone pointed picket.log at) that Reopen swaps for a new one at
 // the same path, so logrotate can move it away on SIGHUP.
 type reopenFile struct {
 	mu   sync.Mutex
@@ -16,7 +19,7 @@ type reopenFile struct {
 }
 
 func openReopen(path string) (*reopenFile, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +33,7 @@ func (r *reopenFile) Write(p []byte) (int, error) {
 }
 
 func (r *reopenFile) Reopen() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/secpath"
 )
 
 // protect makes picket hard to kill by the exhaustion it watches, the way
@@ -62,25 +63,14 @@ func protect(log *slog.Logger, oomScoreAdj int, mlock bool) (release func()) {
 	}
 }
 
-// strictModes refuses, when running as root, a configuration file that
-// someone other than root could have written (sshd's StrictModes): rules
-// can kill processes and run programs as root.
+// strictModes refuses a configuration file that someone other than root
+// (or picket's own user) could have written, checking the file as opened
+// and every directory above it (sshd's StrictModes, secpath): rules can
+// kill processes and run programs as root.
 func strictModes(files []string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
 	for _, f := range files {
-		for _, p := range []string{f, filepath.Dir(f)} {
-			var st unix.Stat_t
-			if err := unix.Stat(p, &st); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			if st.Uid != 0 {
-				return fmt.Errorf("%s is owned by uid %d, not root: refusing a configuration others could change", p, st.Uid)
-			}
-			if st.Mode&0o022 != 0 {
-				return fmt.Errorf("%s is writable by group or others (mode %#o): refusing a configuration others could change", p, st.Mode&0o7777)
-			}
+		if err := secpath.File(f); err != nil {
+			return fmt.Errorf("%w: refusing a configuration others could change", err)
 		}
 	}
 	return nil

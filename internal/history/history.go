@@ -87,6 +87,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
 )
 
 // Options configures a Store. Zero values take the defaults.
@@ -304,6 +305,10 @@ func (s *Store) withDB(write bool, fn func(db *bolt.DB) error) error {
 		// A hashmap freelist stays fast when retention leaves the file
 		// fragmented; bbolt's array freelist degrades (its own comment).
 		FreelistType: bolt.FreelistMapType,
+		// Never through a symlink planted in the state directory.
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return os.OpenFile(name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		},
 	})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {

@@ -35,7 +35,7 @@ cleanly.`, stdout, stderr)
 		return st
 	}
 	d, err := daemon.New(daemon.Options{ConfigPath: *cfg, LoadConfig: loadConfig, Root: *root, StateDir: *stateDir,
-		Listen: *listen, TokenFile: *token, Host: *host, Interval: *interval, OOMScoreAdj: *oom, DryRun: *dryRun,
+		Listen: *listen, TokenFile: *token, Host: *host, Interval: *interval, OOMScoreAdj: oom, DryRun: *dryRun,
 		SpoolMaxItems: *spoolItems, SpoolMaxBytes: *spoolBytes, Stderr: stderr, Version: version})
 	if err != nil {
 		fmt.Fprintf(stderr, "picket run: %s\n", term.Escape(err.Error()))

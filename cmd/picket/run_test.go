@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -420,4 +421,44 @@ func picketRules(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// TestRunOOMScoreAdjZero: --oom-score-adj 0 is 0, not the default −1000.
+// The daemon starts at 300 (raised by its parent: lowering back to 0
+// needs no privilege, lowering below it CAP_SYS_RESOURCE) and must end at 0.
+func TestRunOOMScoreAdjZero(t *testing.T) {
+	bin := snapshotTestBinary(t)
+	port := freePort(t)
+	cmd := exec.Command("/bin/sh", "-c", `echo 300 > /proc/self/oom_score_adj && exec "$0" "$@"`, bin,
+		"run", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--state-dir", t.TempDir(), "--oom-score-adj", "0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	said := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "oom_score_adj") {
+				said <- sc.Text()
+				break
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	path := fmt.Sprintf("/proc/%d/oom_score_adj", cmd.Process.Pid)
+	var line string
+	select {
+	case line = <-said:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon said nothing of oom_score_adj within 20s")
+	}
+	b, _ := os.ReadFile(path)
+	if got := strings.TrimSpace(string(b)); got != "0" {
+		t.Errorf("oom_score_adj %q after --oom-score-adj 0, want 0 (%s)", got, line)
+	}
 }

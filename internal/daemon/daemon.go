@@ -59,7 +59,7 @@ type Options struct {
 	// Interval is the longest time between two collections, whatever the
 	// rules' schedules (metrics and history stay fresh). Default 1m.
 	Interval    time.Duration
-	OOMScoreAdj int // default -1000
+	OOMScoreAdj *int // nil: -1000; an explicit 0 is 0
 	NoProtect   bool
 	DryRun      bool
 	Stderr      io.Writer
@@ -158,8 +158,9 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Interval == 0 {
 		opts.Interval = time.Minute
 	}
-	if opts.OOMScoreAdj == 0 {
-		opts.OOMScoreAdj = -1000
+	if opts.OOMScoreAdj == nil {
+		v := -1000
+		opts.OOMScoreAdj = &v
 	}
 	if opts.ActionTimeout == 0 {
 		opts.ActionTimeout = 2 * time.Minute
@@ -429,7 +430,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	release := func() {}
 	if !d.opts.NoProtect && d.opts.Root == "/" {
-		release = protect(d.log, d.opts.OOMScoreAdj, true)
+		release = protect(d.log, *d.opts.OOMScoreAdj, true)
 	}
 	// A soft heap limit: the GC works harder before picket grows past its
 	// budget (≤ 30 MiB RSS), instead of waiting for GOGC's

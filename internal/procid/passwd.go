@@ -117,15 +117,23 @@ func (a *Accounts) Name(uid uint32) string {
 }
 
 // Lookup resolves a user name, or a uid in decimal, to a uid; the first
-// line with that name wins, as getpwnam.
+// line with that name wins, as getpwnam. A name is looked up first, as
+// chown(1) does: a user may be called "2024" (NIS and LDAP sites number
+// their logins) and its processes' rows say user=2024, which must select
+// that user, not uid 2024. "+N" is uid N whatever names exist.
 func (a *Accounts) Lookup(user string) (uint32, error) {
-	if n, err := strconv.ParseUint(user, 10, 32); err == nil {
-		return uint32(n), nil
+	if n, ok := strings.CutPrefix(user, "+"); ok {
+		if id, err := strconv.ParseUint(n, 10, 32); err == nil {
+			return uint32(id), nil
+		}
 	}
 	for _, ac := range a.accounts {
 		if ac.name == user {
 			return ac.uid, nil
 		}
+	}
+	if n, err := strconv.ParseUint(user, 10, 32); err == nil {
+		return uint32(n), nil
 	}
 	return 0, fmt.Errorf("unknown user %q", user)
 }

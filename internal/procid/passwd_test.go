@@ -22,7 +22,7 @@ func writeEtc(t *testing.T, root, name, content string) {
 func TestUsers(t *testing.T) {
 	root := t.TempDir()
 	writeEtc(t, root, "passwd", "# local accounts\nroot:x:0:0:root:/root:/bin/bash\n\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n"+
-		"+::::::\nbroken:x:uid:1:::\nodd:x:1003:gid:::\nbob:x:1001:1001::/home/bob:/bin/sh\nalice:x:1004:1004::/:/bin/sh")
+		"+::::::\nbroken:x:uid:1:::\nodd:x:1003:gid:::\nbob:x:1001:1001::/home/bob:/bin/sh\nalice:x:1004:1004::/:/bin/sh\n2024:x:5000:5000::/home/2024:/bin/sh")
 	writeEtc(t, root, "group", "root:x:0:\nsudo:x:27:bob,,carol\nalice:x:1000:\nwheel:x:nope:odd\n")
 	u := NewUsers(root)
 	a := u.Accounts()
@@ -31,7 +31,10 @@ func TestUsers(t *testing.T) {
 			t.Errorf("Name(%d) = %q, want %q", uid, got, want)
 		}
 	}
-	for user, want := range map[string]uint32{"root": 0, "toor": 0, "alice": 1000, "bob": 1001, "odd": 1003, "65534": 65534} {
+	for user, want := range map[string]uint32{"root": 0, "toor": 0, "alice": 1000, "bob": 1001, "odd": 1003, "65534": 65534,
+		// A numeric login (NIS, LDAP) is that login, not the uid it spells;
+		// "+N" is uid N.
+		"2024": 5000, "+2024": 2024, "+0": 0} {
 		if got, err := a.Lookup(user); err != nil || got != want {
 			t.Errorf("Lookup(%q) = %d, %v; want %d", user, got, err, want)
 		}

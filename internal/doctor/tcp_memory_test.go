@@ -18,6 +18,7 @@ func TestTCPMemory(t *testing.T) {
 		{"Out of socket memory case 1", 1894, storyMem, 32 << 30, OK, ""},
 		{"at pressure", 4125312, storyMem, 32 << 30, OK, ""},
 		{"above pressure", 4125313, storyMem, 32 << 30, Warning, "# a tcp_mem high of"},
+		{"at high", 6187968, storyMem, 32 << 30, Warning, "# a tcp_mem high of"},
 		{"Out of socket memory case 2: above high", 6250000, storyMem, 32 << 30, Critical, "more than half of RAM"},
 		{"above high, RAM to spare", 2100, []int64{1000, 1500, 2000}, 8 << 30, Critical, "sysctl -w net.ipv4.tcp_mem='2100 2800 4200'"},
 	} {

@@ -31,6 +31,7 @@ func TestTCPOrphans(t *testing.T) {
 		{"x4 equals the limit", 16384, 65536, OK, 66000, "within"},
 		{"x4 just above", 16385, 65536, Warning, 66000, "×4 = 65540"},
 		{"Out of socket memory case 1", 21564, 65536, Warning, 87000, "×4 = 86256"},
+		{"x2 equals the limit", 32768, 65536, Warning, 140000, "×4 = 131072"},
 		{"x2 above", 32769, 65536, Warning, 140000, "×2 = 65538"},
 		{"alone equal to the limit", 65536, 65536, Warning, 270000, "×2"},
 		{"alone above", 65537, 65536, Critical, 270000, "exceed tcp_max_orphans 65536: sockets are reset"},

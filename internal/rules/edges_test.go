@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -330,5 +332,173 @@ rules:
 	}
 	if want := []int{2, 3}; !equalInts(firing, want) {
 		t.Errorf("firing at looks %v, want %v", firing, want)
+	}
+}
+
+// TestNextRun: every plus a drift drawn in [-drift, +drift); no drift, or
+// no randomness, is every exactly.
+func TestNextRun(t *testing.T) {
+	from := time.Unix(1_800_000_000, 0)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	r := &Rule{Every: 5 * time.Minute}
+	for range 50 {
+		if got := NextRun(r, from, rnd).Sub(from); got != 5*time.Minute {
+			t.Fatalf("no drift: next in %s", got)
+		}
+	}
+	r.Drift = time.Minute
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		d := NextRun(r, from, rnd).Sub(from)
+		if d < 4*time.Minute || d >= 6*time.Minute {
+			t.Fatalf("drift 1m: next in %s, want within 5m ± 1m", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 100 {
+		t.Errorf("drift 1m: %d distinct delays in 200 draws", len(seen))
+	}
+}
+
+// TestGlobExampleEdges: a glob ending in a lone backslash has no example
+// (path.Match refuses it) and does not read past its end.
+func TestGlobExampleEdges(t *testing.T) {
+	for _, g := range []string{`web\`, `\`} {
+		if n, ok := globExample(g); ok {
+			t.Errorf("globExample(%q) = %q, true", g, n)
+		}
+	}
+	if n, ok := globExample(`a\?`); !ok || n != "a?" {
+		t.Errorf(`globExample("a\?") = %q, %v`, n, ok)
+	}
+}
+
+// TestVarNames: variable names are identifiers (expressions read them as
+// vars.NAME): letters, digits and '_', not starting with a digit.
+func TestVarNames(t *testing.T) {
+	for _, name := range []string{"_", "a", "z", "A", "Z", "a0", "a9", "_9", "max_Procs2"} {
+		if !isIdent(name) {
+			t.Errorf("isIdent(%q) = false", name)
+		}
+	}
+	for _, name := range []string{"", "0", "9a", "`", "{", "@", "[", "a/", "a:", "a-b", "a.b", "é"} {
+		if isIdent(name) {
+			t.Errorf("isIdent(%q) = true", name)
+		}
+	}
+	_, err := loadString(t, "vars: {9a: 1}\n")
+	if err == nil || !strings.Contains(err.Error(), `:1:8: vars: "9a" is not a usable name`) {
+		t.Errorf("vars 9a: %v", err)
+	}
+}
+
+// TestDecodeEdges: an item with an empty spec is the kind's defaults, as a
+// null one is; a type mistake the decoder finds is told without yaml's own
+// "line N:" (the position is the error's).
+func TestDecodeEdges(t *testing.T) {
+	for _, src := range []string{`then: [{log: ""}]`, `then: [{log: }]`, `then: [{log: {}}]`} {
+		cfg, err := loadString(t, "rules:\n  - name: a\n    table: process_groups\n    "+src+"\n")
+		if err != nil {
+			t.Errorf("%s: %v", src, err)
+			continue
+		}
+		if it := cfg.Rules[0].Cases[0].Then; len(it) != 1 || it[0].OutputKind != "log" {
+			t.Errorf("%s: items %+v", src, it)
+		}
+	}
+	_, err := loadString(t, "rules:\n  - name: a\n    table: process_groups\n    after: many\n")
+	if err == nil || !strings.Contains(err.Error(), ": config: cannot unmarshal !!str `many` into int") || strings.Contains(err.Error(), "line ") {
+		t.Errorf("after: many: %v", err)
+	}
+}
+
+// TestInlineOutputs: an output written inside a rule is rendered for the
+// row and named RULE/CASE#N after its place in the then-list; one whose
+// template fails on this row is left out and its failure reported at its
+// position, the rest still done.
+func TestInlineOutputs(t *testing.T) {
+	cfg, err := loadString(t, `
+rules:
+  - name: storm
+    table: process_groups
+    if: count >= 10
+    then:
+      - {kill: {user: "{{.user}}"}}
+      - {log: {path: "/var/log/picket/{{.user}}.log"}}
+      - {log: {path: "/var/log/picket/{{index .comm 5}}.log"}}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, evs := evalAll(t, cfg, "h", groups(g("alice", "imapd", 20), g("bob", "sendmail", 30)))
+	if len(evs) != 2 {
+		t.Fatalf("events %+v", evs)
+	}
+	want := map[string]string{
+		// index 5 of "imapd" is past its end: the third item fails.
+		"alice": "storm/default#2 /var/log/picket/alice.log",
+		// "sendmail"[5] is the byte 'a'.
+		"bob": "storm/default#2 /var/log/picket/bob.log|storm/default#3 /var/log/picket/97.log",
+	}
+	for _, ev := range evs {
+		user := ev.Alarm.Row["user"].(string)
+		var got []string
+		for _, o := range ev.Outputs {
+			got = append(got, o.Name+" "+o.Spec.(*logSpec).Path)
+		}
+		if strings.Join(got, "|") != want[user] {
+			t.Errorf("%s: outputs %q, want %q", user, got, want[user])
+		}
+		if wantErr := user == "alice"; wantErr != (len(ev.Errors) == 1 && strings.Contains(ev.Errors[0], "picket.yaml:9:")) || !wantErr && len(ev.Errors) != 0 {
+			t.Errorf("%s: errors %q", user, ev.Errors)
+		}
+		if len(ev.Actions) != 1 || ev.Actions[0].Spec.(*killSpec).User != user {
+			t.Errorf("%s: actions %+v", user, ev.Actions)
+		}
+	}
+}
+
+// TestFieldReads: what a rule reads, for skipping rows with unknown
+// values: each field of the row, prev.FIELD and kernel.FIELD once, in the
+// order written; vars and host are not the row's.
+func TestFieldReads(t *testing.T) {
+	cfg, err := loadString(t, `
+vars: {limit: 100}
+rules:
+  - name: a
+    table: processes
+    if: fds >= vars.limit || fds < 0 || prev.fds > 0 || kernel.mem_available > 0 || comm == host.name || prev.fds < fds
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Rules[0].reads()
+	if want := []string{"fds", "prev.fds", "kernel.mem_available", "comm"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("reads %q, want %q", got, want)
+	}
+}
+
+// TestCaseNamesAndPositions: an unnamed case is named after its place
+// (case1, case2…), and every case has its own position in the file.
+func TestCaseNamesAndPositions(t *testing.T) {
+	cfg, err := loadString(t, `
+rules:
+  - name: a
+    table: process_groups
+    cases:
+      - if: count >= 50
+      - name: named
+        if: count >= 20
+      - if: count >= 10
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cfg.Rules[0].Cases {
+		got = append(got, fmt.Sprintf("%s@%d:%d", c.Name, c.Pos.Line, c.Pos.Col))
+	}
+	if want := "case1@6:9 named@7:9 case3@9:9"; strings.Join(got, " ") != want {
+		t.Errorf("cases %q, want %s", got, want)
 	}
 }

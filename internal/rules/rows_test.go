@@ -52,3 +52,13 @@ func TestRowsWithoutValues(t *testing.T) {
 		t.Errorf("3 of 12: share %v", rows[0]["share"])
 	}
 }
+
+// TestSeverityRank: findings' severities in order, so `rank >= 2` is
+// warning or worse.
+func TestSeverityRank(t *testing.T) {
+	for s, want := range map[string]int{"ok": 0, "unknown": 1, "warning": 2, "critical": 3, "": 0, "bogus": 0} {
+		if got := severityRank(s); got != want {
+			t.Errorf("severityRank(%q) = %d, want %d", s, got, want)
+		}
+	}
+}

@@ -22,6 +22,9 @@ type Snapshot struct {
 	// KernelLog is what the kernel said in /dev/kmsg; nil where there is
 	// none to read (a fixture tree without dev/kmsg).
 	KernelLog *KernelLog `json:"kernel_log,omitempty"`
+	// Forecasts are the limits heading for exhaustion at their current
+	// trend (picket run only: one look has no trend), soonest first.
+	Forecasts []Forecast `json:"forecasts,omitempty"`
 	// Errors lists sources that could not be read (missing files are not
 	// errors; a malformed file or a permission problem is). The snapshot is
 	// still usable: only the named part is empty.

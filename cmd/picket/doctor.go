@@ -228,6 +228,8 @@ func thresholdFlags(fs *flag.FlagSet, t *doctor.Thresholds) {
 	fs.Float64Var(&t.SwapCritPages, "swap-crit", t.SwapCritPages, "critical when `PAGES` per second are swapped both in and out")
 	fs.Float64Var(&t.MajfaultWarn, "majfault-warn", t.MajfaultWarn, "warning at `N` major faults per second (only without PSI)")
 	fs.Float64Var(&t.MajfaultCrit, "majfault-crit", t.MajfaultCrit, "critical at `N` major faults per second (only without PSI)")
+	fs.DurationVar(&t.ForecastWarn, "forecast-warn", t.ForecastWarn, "warning when a limit's trend reaches it within `DURATION` (exhaustion-forecast; needs the forecasts of picket run)")
+	fs.DurationVar(&t.ForecastCrit, "forecast-crit", t.ForecastCrit, "critical when a limit's trend reaches it within `DURATION`")
 	fs.IntVar(&t.Top, "top", t.Top, "rows per evidence table")
 }
 

@@ -43,7 +43,7 @@ func runBinary(t *testing.T, args ...string) ([]byte, int) {
 	return out, 0
 }
 
-var checkIDs = []string{"tcp-orphans", "tcp-memory", "beancounters", "other-sockets", "process-storm", "cgroup-limits", "memory-thrashing", "fd-exhaustion", "conntrack", "socket-leak", "kernel-log"}
+var checkIDs = []string{"tcp-orphans", "tcp-memory", "beancounters", "other-sockets", "process-storm", "cgroup-limits", "memory-thrashing", "fd-exhaustion", "conntrack", "socket-leak", "exhaustion-forecast", "kernel-log"}
 
 // TestDoctorFixtures: each story through the real binary — the exit
 // status a Nagios plugin returns, and the JSON contract of the doctor contract.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/picket-guard/picket/internal/daemon"
+	"github.com/picket-guard/picket/internal/forecast"
 	"github.com/picket-guard/picket/internal/term"
 )
 
@@ -30,13 +31,14 @@ cleanly.`, stdout, stderr)
 	dryRun := fs.Bool("dry-run", false, "take no action: journal and log what would be done")
 	oom := fs.Int("oom-score-adj", -1000, "picket's own oom_score_adj (-1000: never chosen by the OOM killer)")
 	spoolItems := fs.Int("spool-max-items", 1000, "undelivered notification batches the spool keeps at most; past it the oldest are dropped (and counted in picket_spool_dropped_total)")
+	minSpan := fs.Duration("forecast-min-span", 10*time.Minute, "shortest rising trend that gets a time-to-exhaustion forecast (docs/forecast.md); shorter trends are noise more often than not")
 	spoolBytes := fs.Int64("spool-max-bytes", 32<<20, "bytes the spool keeps at most; past it the oldest batches are dropped")
 	if st, stop := parseFlags(fs, args); stop {
 		return st
 	}
 	d, err := daemon.New(daemon.Options{ConfigPath: *cfg, LoadConfig: loadConfig, Root: *root, StateDir: *stateDir,
 		Listen: *listen, TokenFile: *token, Host: *host, Interval: *interval, OOMScoreAdj: oom, DryRun: *dryRun,
-		SpoolMaxItems: *spoolItems, SpoolMaxBytes: *spoolBytes, Stderr: stderr, Version: version})
+		SpoolMaxItems: *spoolItems, SpoolMaxBytes: *spoolBytes, Forecast: forecast.Options{MinSpan: *minSpan}, Stderr: stderr, Version: version})
 	if err != nil {
 		fmt.Fprintf(stderr, "picket run: %s\n", term.Escape(err.Error()))
 		return 1

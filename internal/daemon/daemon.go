@@ -31,6 +31,7 @@ import (
 	"github.com/picket-guard/picket/internal/collect"
 	"github.com/picket-guard/picket/internal/dashboard"
 	"github.com/picket-guard/picket/internal/doctor"
+	"github.com/picket-guard/picket/internal/forecast"
 	"github.com/picket-guard/picket/internal/history"
 	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/notify"
@@ -76,6 +77,9 @@ type Options struct {
 	// NetNS is the network namespace file throttles act in ("" is
 	// picket's own; tests give one they made).
 	NetNS string
+	// Forecast tunes the time-to-exhaustion fit (zero: its defaults,
+	// docs/forecast.md).
+	Forecast forecast.Options
 }
 
 // Daemon is one running picket.
@@ -91,8 +95,11 @@ type Daemon struct {
 	runner    *act.Runner
 	disp      *notify.Dispatcher
 	hist      *history.Store
-	rnd       *rand.Rand
-	hostcap   *hostcap.Set
+	// trends is every limit's recent looks, for the forecasts; only the
+	// collection loop touches it.
+	trends  *forecast.Tracker
+	rnd     *rand.Rand
+	hostcap *hostcap.Set
 
 	mu        sync.RWMutex
 	cfg       *rules.Config
@@ -180,7 +187,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: opts, logf: logf, alarms: map[string]alarm.Alarm{}, silenced: map[string]time.Time{},
 		rateLimited: map[server.RateLimitKey]uint64{},
-		actions:     make(chan job, 256), notes: make(chan job, 1024),
+		actions:     make(chan job, 256), notes: make(chan job, 1024), trends: forecast.NewTracker(opts.Forecast),
 		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))}
 	d.log = slog.New(teeHandler{slog.NewTextHandler(opts.Stderr, nil), slog.NewJSONHandler(logf, nil)})
 	// Whatever fails below, what was opened so far is closed: a caller that
@@ -606,6 +613,7 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 		}
 	}
 	if full {
+		snap.Forecasts = d.trends.Update(snap)
 		in := doctor.Input{Cur: snap, Prev: lastFull, History: doctorHistory{d.hist}}
 		if lastFull != nil {
 			in.Interval = snap.Time.Sub(lastFull.Time)
@@ -619,6 +627,7 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 		// The API, /metrics and the dashboard keep showing the sockets of
 		// the last full look; Light tells them so.
 		snap.Sockets = lastFull.Sockets
+		snap.Forecasts = lastFull.Forecasts
 	}
 	var events []rules.Event
 	if len(due) > 0 {

@@ -156,6 +156,7 @@ func Checks() []Check {
 		FDExhaustion{},
 		Conntrack{},
 		SocketLeak{},
+		ExhaustionForecast{},
 		KernelLog{},
 	}
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func TestCheckIDsAreTheContract(t *testing.T) {
-	want := []string{"tcp-orphans", "tcp-memory", "beancounters", "other-sockets", "process-storm", "cgroup-limits", "memory-thrashing", "fd-exhaustion", "conntrack", "socket-leak", "kernel-log"}
+	want := []string{"tcp-orphans", "tcp-memory", "beancounters", "other-sockets", "process-storm", "cgroup-limits", "memory-thrashing", "fd-exhaustion", "conntrack", "socket-leak", "exhaustion-forecast", "kernel-log"}
 	cs := Checks()
 	if len(cs) != len(want) {
 		t.Fatalf("%d checks, want %d", len(cs), len(want))

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/picket-guard/picket/internal/forecast"
+	"github.com/picket-guard/picket/internal/snapshot"
 	"github.com/picket-guard/picket/internal/term"
 )
 
@@ -61,6 +63,7 @@ func (SocketLeak) Run(in Input) Finding {
 		fdLimit        int64
 		perHour        float64
 		hoursToFDLimit float64
+		eta            string // the fitted time to the fd limit ("" when none)
 	}
 	var leaks []leak
 	for _, hd := range in.Cur.Sockets.Processes {
@@ -75,13 +78,18 @@ func (SocketLeak) Run(in Input) Finding {
 		if hd.FDLimit > 0 && int64(hd.FDs) < hd.FDLimit {
 			l.hoursToFDLimit = float64(hd.FDLimit-int64(hd.FDs)) / perHour
 		}
+		// The fd forecast (the same fit exhaustion-forecast reads) counts
+		// every fd, not only sockets, and is fitted on fresher looks.
+		if f, ok := fdForecast(in.Cur.Forecasts, hd.PID); ok {
+			l.hoursToFDLimit, l.eta = f.ETASeconds/3600, forecast.FormatETA(f.ETASeconds)
+		}
 		leaks = append(leaks, l)
 	}
 	sort.Slice(leaks, func(i, j int) bool { return leaks[i].perHour > leaks[j].perHour })
 	rows := make([]Evidence, 0, len(leaks))
 	for _, l := range leaks {
 		rows = append(rows, Evidence{{"pid", l.pid}, {"user", l.user}, {"comm", l.comm}, {"sockets", l.total},
-			{"per_hour", round1(l.perHour)}, {"fds", l.fds}, {"fd_limit", l.fdLimit}, {"hours_to_fd_limit", round1(l.hoursToFDLimit)}})
+			{"per_hour", round1(l.perHour)}, {"fds", l.fds}, {"fd_limit", l.fdLimit}, {"hours_to_fd_limit", round1(l.hoursToFDLimit)}, {"eta", l.eta}})
 	}
 	ev := Evidence{{"history", true}, {"window", leakWindow.String()}, {"min_sockets", leakMinSockets},
 		{"min_per_hour", leakMinPerHour}, {"leaking", rows}}
@@ -107,8 +115,7 @@ func (SocketLeak) Run(in Input) Finding {
 		"A socket leak: a process opens sockets and never closes them. Each one holds a file "+
 			"descriptor and kernel memory; the process fails with EMFILE at its RLIMIT_NOFILE, and on OpenVZ every "+
 			"non-TCP one counts against numothersock.",
-		fmt.Sprintf("Its count rose steadily over the last %s. At this rate it reaches its fd limit in %.1f hours.",
-			leakWindow, l.hoursToFDLimit))
+		leakETA(l.hoursToFDLimit, l.eta))
 	f.Fix = []string{
 		fmt.Sprintf("ls -l /proc/%d/fd | grep -c socket   # count them yourself", l.pid),
 		fmt.Sprintf("ss -xp | grep 'pid=%d,'   # which unix sockets, to which peers", l.pid),
@@ -116,4 +123,21 @@ func (SocketLeak) Run(in Input) Finding {
 		"# then restart the service and report the leak; as a stopgap, a picket rule can restart it when its sockets pass a count",
 	}
 	return f
+}
+
+func leakETA(hours float64, eta string) string {
+	if eta != "" {
+		return fmt.Sprintf("Its count rose steadily over the last %s; at its fitted trend it is out of fds (RLIMIT_NOFILE) in %s.", leakWindow, eta)
+	}
+	return fmt.Sprintf("Its count rose steadily over the last %s. At this rate it reaches its fd limit in %.1f hours.", leakWindow, hours)
+}
+
+// fdForecast finds the process's RLIMIT_NOFILE forecast.
+func fdForecast(fs []snapshot.Forecast, pid int) (snapshot.Forecast, bool) {
+	for _, f := range fs {
+		if f.Limit == forecast.RlimitNofile && f.PID == pid {
+			return f, true
+		}
+	}
+	return snapshot.Forecast{}, false
 }

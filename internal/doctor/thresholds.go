@@ -53,6 +53,12 @@ type Thresholds struct {
 	// peak that recommended_tcp_max_orphans is sized from.
 	OrphanPeakWindow time.Duration
 
+	// ForecastWarn and ForecastCrit: a limit that its trend reaches
+	// within this time is a warning, within the other critical (the
+	// exhaustion-forecast check; docs/forecast.md).
+	ForecastWarn time.Duration
+	ForecastCrit time.Duration
+
 	// Top is how many rows evidence tables keep.
 	Top int
 }
@@ -76,6 +82,8 @@ func DefaultThresholds() Thresholds {
 		MajfaultWarn:           1000,
 		MajfaultCrit:           5000,
 		OrphanPeakWindow:       7 * 24 * time.Hour,
+		ForecastWarn:           24 * time.Hour,
+		ForecastCrit:           2 * time.Hour,
 		Top:                    10,
 	}
 }
@@ -120,6 +128,8 @@ func (t Thresholds) Validate() error {
 	order("swap warn", "swap critical", t.SwapWarnPages, t.SwapCritPages)
 	order("majfault warn", "majfault critical", t.MajfaultWarn, t.MajfaultCrit)
 	nonneg("orphan peak window", float64(t.OrphanPeakWindow))
+	nonneg("forecast critical", float64(t.ForecastCrit))
+	order("forecast critical", "forecast warn", t.ForecastCrit.Seconds(), t.ForecastWarn.Seconds())
 	if t.Top < 1 {
 		errs = append(errs, fmt.Errorf("top = %d: want at least 1 row", t.Top))
 	}

@@ -185,3 +185,17 @@ func TestFit(t *testing.T) {
 		})
 	}
 }
+
+func TestFormat(t *testing.T) {
+	for _, c := range []struct {
+		got, want string
+	}{
+		{FormatETA(7800), "~2h10m"}, {FormatETA(45), "~45s"}, {FormatETA(720), "~12m"}, {FormatETA(3*86400 + 4*3600), "~3d4h"},
+		{FormatSpan(2700), "45m"}, {FormatSpan(7200), "2h"}, {FormatSpan(40), "40s"},
+		{FormatRate(41.0/60, "processes"), "+41 processes/min"}, {FormatRate(20, "fds"), "+20 fds/s"}, {FormatRate(0.001, "pages"), "+3.6 pages/h"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}

@@ -118,6 +118,7 @@ type collector struct {
 	feature, capability, refused             *prometheus.Desc
 	spoolBatches, spoolBytes, spoolDropped   *prometheus.Desc
 	rateLimited                              *prometheus.Desc
+	exhaustion                               *prometheus.Desc
 }
 
 func newCollector(o Options) *collector {
@@ -234,6 +235,11 @@ func newCollector(o Options) *collector {
 	c.spoolBytes = d("spool_bytes", "Bytes of the notification batches waiting in the spool.")
 	c.spoolDropped = d("spool_dropped_total", "Notification batches dropped undelivered, by reason: age (older than the spool's max age), count and bytes (the spool was full: the oldest went), permanent (the receiver refused it for good).", "reason")
 	c.rateLimited = d("actions_rate_limited_total", "Actions a rate limit refused since picket started, by rule and action kind: the rule wanted to act and picket would not (an administrator is needed).", "rule", "kind")
+	// One descriptor for every kind of limit (a registry wants one label
+	// set per name): the labels a limit does not have are empty, which
+	// Prometheus treats as absent. docs/forecast.md lists them.
+	c.exhaustion = d("limit_exhaustion_seconds", "Seconds until the limit is reached at its current trend, as picket fits it (docs/forecast.md); absent when the limit has no trend.",
+		"limit", "cgroup", "pid", "comm", "user", "uid", "resource")
 	return c
 }
 
@@ -319,6 +325,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		c.collectBeancounters(e, snap.Beancounters)
 		c.collectCgroups(e, snap.Cgroups)
 		c.collectKernelLog(e, snap.KernelLog)
+		c.collectForecasts(e, snap.Forecasts)
 	}
 	if rep := c.src.Findings(); rep != nil {
 		c.collectFindings(e, rep)
@@ -702,5 +709,22 @@ func (c *collector) collectAlarms(e emit, as []alarm.Alarm) {
 	}
 	for _, k := range keys {
 		e.gauge(c.alarms, float64(n[k]), k.rule, k.level)
+	}
+}
+
+// maxForecastSeries bounds picket_limit_exhaustion_seconds: the soonest
+// first (the snapshot's order), a fleet's storm of leaking holders cut off.
+const maxForecastSeries = 256
+
+func (c *collector) collectForecasts(e emit, fs []snapshot.Forecast) {
+	for i, f := range fs {
+		if i >= maxForecastSeries {
+			break
+		}
+		pid := ""
+		if f.PID != 0 {
+			pid = strconv.Itoa(f.PID)
+		}
+		e.gauge(c.exhaustion, f.ETASeconds, f.Limit, f.Cgroup, pid, f.Comm, f.User, f.UID, f.Resource)
 	}
 }

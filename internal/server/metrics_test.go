@@ -92,6 +92,10 @@ func hostile(s *snapshot.Snapshot) {
 	)
 	max := uint64(10)
 	s.Cgroups = append(s.Cgroups, snapshot.Cgroup{Path: "/user.slice/" + hostileComm, Unit: hostileComm, PidsCurrent: &max, PidsMax: &max})
+	s.Forecasts = append(s.Forecasts,
+		snapshot.Forecast{Limit: "pids.max", Cgroup: "/user.slice/" + hostileComm, Used: 8, Max: 10, ETASeconds: 600, RatePerSecond: 0.01, WindowSeconds: 900},
+		snapshot.Forecast{Limit: "RLIMIT_NOFILE", PID: 6666, Comm: hostileComm, User: "mallory\xff", Used: 900, Max: 1024, ETASeconds: 1200, RatePerSecond: 0.1, WindowSeconds: 900},
+		snapshot.Forecast{Limit: "pid_max", Used: 3000, Max: 32768, ETASeconds: 7800, RatePerSecond: 0.7, WindowSeconds: 2700})
 }
 
 // TestPromtool runs `promtool check metrics` (format and naming lint) on
@@ -128,6 +132,12 @@ func TestPromtool(t *testing.T) {
 			}
 			if name != "empty" && !strings.Contains(text, "picket_socket_holder_sockets{") {
 				t.Errorf("no holder series checked")
+			}
+			if name == "hostile" && !strings.Contains(text, `picket_limit_exhaustion_seconds{cgroup="",comm="",limit="pid_max",pid="",resource="",uid="",user=""} 7800`) {
+				t.Errorf("no forecast series checked:\n%s", grepLines(text, "exhaustion"))
+			}
+			if name == "collected" && strings.Contains(text, "picket_limit_exhaustion_seconds{") {
+				t.Errorf("a forecast from one look:\n%s", grepLines(text, "exhaustion"))
 			}
 		})
 	}
@@ -444,4 +454,14 @@ func TestMetricsRateLimited(t *testing.T) {
 	if !ok || v != 7 {
 		t.Errorf("picket_actions_rate_limited_total{rule=ProcNumChkRed,kind=kill} = %v (present %v), want 7", v, ok)
 	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

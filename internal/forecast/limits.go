@@ -83,12 +83,9 @@ func Limits(s *snapshot.Snapshot) []Limit {
 		}
 		if c.MemoryMax != nil && c.MemoryCurrent != nil {
 			// The working set, as the kubelet and cAdvisor count it:
-			// inactive page cache is reclaimed at the limit, not charged
-			// as an OOM, and a cache filling up is not a leak.
-			used := float64(*c.MemoryCurrent)
-			if ia, ok := c.MemoryStat["inactive_file"]; ok {
-				used = max(used-float64(ia), 0)
-			}
+			// inactive page cache is reclaimed at the limit, and a cache
+			// filling up is not a leak.
+			used := float64(c.WorkingSet())
 			add(snapshot.Forecast{Limit: MemoryMax, Cgroup: c.Path}, "cg/memory"+c.Path, used, float64(*c.MemoryMax))
 		}
 	}

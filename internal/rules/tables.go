@@ -91,10 +91,11 @@ func init() {
 		name: "processes",
 		doc:  "every process",
 		fields: Row{"pid": 0, "ppid": 0, "user": "", "uid": 0, "comm": "", "state": "", "threads": 0,
-			"rss": 0, "fds": 0, "fd_limit": 0, "age": 0.0, "kernel_thread": false, "start": 0, "cgroup": "", "unit": ""},
+			"rss": 0, "fds": 0, "fd_limit": 0, "age": 0.0, "kernel_thread": false, "start": 0, "cgroup": "", "unit": "", "eta_seconds": 0},
 		key: []string{"pid", "start"},
 		rows: func(in *Input) []Row {
 			s := in.Snapshot
+			eta := newETAs(s)
 			out := make([]Row, 0, len(s.Processes.List))
 			for _, p := range s.Processes.List {
 				age := 0.0
@@ -103,7 +104,8 @@ func init() {
 				}
 				out = append(out, Row{"pid": p.PID, "ppid": p.PPID, "user": p.User, "uid": int(p.UID), "comm": p.Comm,
 					"state": p.State, "threads": p.Threads, "rss": int(p.RSSBytes), "fds": knownFDs(p.FDs), "fd_limit": int(p.FDLimit),
-					"age": age, "kernel_thread": p.KernelThread, "start": p.StartTime.UnixMilli(), "cgroup": p.Cgroup, "unit": p.Unit})
+					"age": age, "kernel_thread": p.KernelThread, "start": p.StartTime.UnixMilli(), "cgroup": p.Cgroup, "unit": p.Unit,
+					"eta_seconds": lookupETA(eta.nofile, p.PID)})
 			}
 			return out
 		},
@@ -113,15 +115,17 @@ func init() {
 		doc:     "processes holding sockets, with counts by type",
 		sockets: true,
 		fields: Row{"pid": 0, "user": "", "uid": 0, "comm": "", "tcp": 0, "udp": 0, "unix": 0, "raw": 0,
-			"netlink": 0, "packet": 0, "other": 0, "total": 0, "non_tcp": 0, "fds": 0, "fd_limit": 0},
+			"netlink": 0, "packet": 0, "other": 0, "total": 0, "non_tcp": 0, "fds": 0, "fd_limit": 0, "eta_seconds": 0},
 		key: []string{"pid", "comm"},
 		rows: func(in *Input) []Row {
 			s := in.Snapshot
+			eta := newETAs(s)
 			out := make([]Row, 0, len(s.Sockets.Processes))
 			for _, h := range s.Sockets.Processes {
 				out = append(out, Row{"pid": h.PID, "user": h.User, "uid": int(h.UID), "comm": h.Comm,
 					"tcp": h.TCP, "udp": h.UDP, "unix": h.Unix, "raw": h.Raw, "netlink": h.Netlink, "packet": h.Packet,
-					"other": h.Other, "total": h.Total, "non_tcp": h.SocketCounts.NonTCP(), "fds": h.FDs, "fd_limit": int(h.FDLimit)})
+					"other": h.Other, "total": h.Total, "non_tcp": h.SocketCounts.NonTCP(), "fds": h.FDs, "fd_limit": int(h.FDLimit),
+					"eta_seconds": lookupETA(eta.nofile, h.PID)})
 			}
 			return out
 		},
@@ -167,17 +171,19 @@ func init() {
 	register(&table{
 		name:   "beancounters",
 		doc:    "OpenVZ /proc/user_beancounters rows",
-		fields: Row{"uid": "", "resource": "", "held": 0, "maxheld": 0, "barrier": 0, "limit": 0, "failcnt": 0, "usage": 0.0},
+		fields: Row{"uid": "", "resource": "", "held": 0, "maxheld": 0, "barrier": 0, "limit": 0, "failcnt": 0, "usage": 0.0, "eta_seconds": 0},
 		key:    []string{"uid", "resource"},
 		rows: func(in *Input) []Row {
 			var out []Row
+			eta := newETAs(in.Snapshot)
 			for _, b := range in.Snapshot.Beancounters {
 				usage := 0.0
 				if b.Barrier > 0 && b.Barrier < 1<<62 {
 					usage = float64(b.Held) / float64(b.Barrier)
 				}
 				out = append(out, Row{"uid": b.UID, "resource": b.Resource, "held": clampInt(b.Held), "maxheld": clampInt(b.MaxHeld),
-					"barrier": clampInt(b.Barrier), "limit": clampInt(b.Limit), "failcnt": clampInt(b.Failcnt), "usage": usage})
+					"barrier": clampInt(b.Barrier), "limit": clampInt(b.Limit), "failcnt": clampInt(b.Failcnt), "usage": usage,
+					"eta_seconds": lookupETA(eta.bc, [2]string{b.UID, b.Resource})})
 			}
 			return out
 		},
@@ -222,13 +228,16 @@ func init() {
 			"pids_current": 0, "pids_max": -1, "pids_percent": 0.0, "pids_events_max": 0,
 			"memory_current": 0, "memory_max": -1, "memory_high": -1, "memory_percent": 0.0, "working_set": 0,
 			"oom_kill": 0, "memory_events_max": 0, "memory_events_high": 0, "memory_failcnt": 0,
-			"psi_memory_some10": 0.0, "psi_memory_full10": 0.0, "cpu_throttled_usec": 0, "frozen": false},
+			"psi_memory_some10": 0.0, "psi_memory_full10": 0.0, "cpu_throttled_usec": 0, "frozen": false, "eta_seconds": 0},
 		key: []string{"path"},
 		rows: func(in *Input) []Row {
 			var out []Row
+			eta := newETAs(in.Snapshot)
 			for i := range in.Snapshot.Cgroups {
 				if c := &in.Snapshot.Cgroups[i]; c.Path != "/" {
-					out = append(out, cgroupRow(c))
+					r := cgroupRow(c)
+					r["eta_seconds"] = lookupETA(eta.cgroup, c.Path)
+					out = append(out, r)
 				}
 			}
 			return out
@@ -415,6 +424,10 @@ func kernelRow(s *snapshot.Snapshot) Row {
 		ct = &snapshot.ConntrackStat{}
 	}
 	r["conntrack_drop"], r["conntrack_early_drop"] = clampInt(ct.Drop), clampInt(ct.EarlyDrop)
+	// The soonest host limit's time to exhaustion (pid_max, threads-max,
+	// file-max, tcp_max_orphans, tcp_mem, nf_conntrack_max), and which.
+	eta := newETAs(s)
+	r["eta_seconds"], r["eta_limit"] = eta.host, eta.limit
 	return r
 }
 

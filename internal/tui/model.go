@@ -19,6 +19,7 @@ package tui
 
 import (
 	"cmp"
+	"github.com/picket-guard/picket/internal/forecast"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,6 +108,9 @@ type HolderRow struct {
 	FDLimit               int64 // 0: not read
 	Change                int   // Total minus the same pid's previous total (pid and comm must match)
 	HasChange             bool
+	// ETA is the forecast time until FDs reach FDLimit, in seconds; 0
+	// when its fds have no trend (docs/forecast.md).
+	ETA float64
 }
 
 // Model is the state of `picket top`: not safe for concurrent use.
@@ -214,8 +218,15 @@ func holderRows(prev, cur *snapshot.Snapshot) []HolderRow {
 			before[holderKey{h.PID, h.Comm}] = h
 		}
 	}
+	etas := map[int]float64{}
+	for _, f := range cur.Forecasts {
+		if f.Limit == forecast.RlimitNofile {
+			etas[f.PID] = max(f.ETASeconds, 1)
+		}
+	}
 	for _, h := range cur.Sockets.Processes {
 		r := holderRow(h)
+		r.ETA = etas[h.PID]
 		if prev != nil {
 			// A pid whose command changed exec'd or was reused: its old
 			// count says nothing about this one, so it counts from zero.

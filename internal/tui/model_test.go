@@ -527,3 +527,24 @@ func TestUTF8Locale(t *testing.T) {
 		}
 	}
 }
+
+// A forecast shows beside its limit bar and in the holder's ETA column.
+func TestForecastETA(t *testing.T) {
+	m := NewModel()
+	s := host(0, nil, []snapshot.Holder{holder(200, "root", "leaky", 0, 900), holder(300, "www", "steady", 1500, 0)})
+	s.Kernel.PidMax = 32768
+	s.Processes.Total = 3000
+	s.Forecasts = []snapshot.Forecast{{Limit: "RLIMIT_NOFILE", PID: 200, ETASeconds: 1800}, {Limit: "pid_max", ETASeconds: 7800}}
+	m.Update(s, nil, nil)
+	etas := map[int]float64{}
+	for _, r := range m.HolderRows() {
+		etas[r.PID] = r.ETA
+	}
+	if etas[200] != 1800 || etas[300] != 0 {
+		t.Errorf("holder ETAs %v", etas)
+	}
+	f := m.Render(120, 30, Style{})
+	if !strings.Contains(f, "full ~2h10m") || !strings.Contains(f, "~30m") {
+		t.Errorf("no ETA in the frame:\n%s", f)
+	}
+}

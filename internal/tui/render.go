@@ -3,6 +3,7 @@ package tui
 import (
 	"cmp"
 	"fmt"
+	"github.com/picket-guard/picket/internal/forecast"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,6 +217,25 @@ type bar struct {
 	max     int64
 	unit    int64 // bytes per unit for a limit in pages; 0: a count
 	failcnt uint64
+	eta     float64 // seconds to the limit at its trend; 0: no trend
+}
+
+// etaCell is a time to exhaustion for a table, "-" without a trend.
+func etaCell(sec float64) string {
+	if sec <= 0 {
+		return "-"
+	}
+	return forecast.FormatETA(sec)
+}
+
+// barLimits are the forecast names of snapshot.Limits' host limits.
+var barLimits = map[string]string{
+	"tcp orphans (tcp_max_orphans)": forecast.TCPMaxOrphans,
+	"tcp memory (tcp_mem[2])":       forecast.TCPMem,
+	"open files (file-max)":         forecast.FileMax,
+	"processes (pid_max)":           forecast.PidMax,
+	"threads (threads-max)":         forecast.ThreadsMax,
+	"conntrack (nf_conntrack_max)":  forecast.NfConntrackMax,
 }
 
 func (b bar) percent() float64 {
@@ -245,13 +265,22 @@ const nearBarrier = 80
 func limitBars(s *snapshot.Snapshot) []bar {
 	var out, bc []bar
 	uids := map[string]bool{}
+	etas := map[string]float64{}
+	for _, f := range s.Forecasts {
+		switch {
+		case f.Limit == forecast.Beancounter:
+			etas["beancounter "+term.Escape(f.UID)+" "+term.Escape(f.Resource)] = max(f.ETASeconds, 1)
+		case f.Cgroup == "" && f.PID == 0 && f.User == "":
+			etas[f.Limit] = max(f.ETASeconds, 1)
+		}
+	}
 	for _, l := range snapshot.Limits(s) {
 		if !l.Beancounter {
 			label := barLabels[l.Name]
 			if label == "" {
 				label = l.Name
 			}
-			out = append(out, bar{label: label, used: l.Used, max: l.Max, unit: l.Bytes})
+			out = append(out, bar{label: label, used: l.Used, max: l.Max, unit: l.Bytes, eta: etas[barLimits[l.Name]]})
 			continue
 		}
 		if l.Percent() < nearBarrier && l.Failcnt == 0 {
@@ -264,7 +293,7 @@ func limitBars(s *snapshot.Snapshot) []bar {
 			label = f[0] + " " + f[1]
 			uids[f[0]] = true
 		}
-		bc = append(bc, bar{label: label, used: l.Used, max: l.Max, failcnt: l.Failcnt})
+		bc = append(bc, bar{label: label, used: l.Used, max: l.Max, failcnt: l.Failcnt, eta: etas[l.Name]})
 	}
 	if len(uids) == 1 {
 		// Inside one container the veid says nothing.
@@ -292,6 +321,9 @@ func (b bar) values() string {
 	v := used + "/" + lim
 	if b.failcnt > 0 {
 		v += " !" + compactCount(int64(b.failcnt))
+	}
+	if b.eta > 0 {
+		v += " full " + forecast.FormatETA(b.eta)
 	}
 	return v
 }
@@ -670,6 +702,7 @@ func (m *Model) holderTable(rows []HolderRow, n, width int, st Style, p palette)
 		{head: m.arrow(Holders, ColTotal, "TOTAL", st, p)},
 		{head: m.arrow(Holders, ColChange, "CHANGE", st, p)},
 		{head: m.arrow(Holders, ColFDs, "FDS/LIMIT", st, p)},
+		{head: "ETA"},
 		{head: m.arrow(Holders, ColUser, "USER", st, p), left: true, flex: true, limit: 16},
 		{head: m.arrow(Holders, ColComm, "COMMAND", st, p), left: true, flex: true},
 	}
@@ -681,7 +714,7 @@ func (m *Model) holderTable(rows []HolderRow, n, width int, st Style, p palette)
 		}
 		cells[i] = []string{
 			strconv.Itoa(r.PID), strconv.Itoa(r.TCP), strconv.Itoa(r.UDP), strconv.Itoa(r.Unix), strconv.Itoa(r.Other),
-			strconv.Itoa(r.Total), fmtChange(r.Change, r.HasChange), fds, term.Escape(r.User), term.Escape(r.Comm),
+			strconv.Itoa(r.Total), fmtChange(r.Change, r.HasChange), fds, etaCell(r.ETA), term.Escape(r.User), term.Escape(r.Comm),
 		}
 	}
 	title := fmt.Sprintf("SOCKET HOLDERS  %d processes", len(m.cur.Sockets.Processes))

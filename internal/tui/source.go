@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/picket-guard/picket/internal/forecast"
 	"io"
 	"net/http"
 	"net/url"
@@ -35,6 +36,9 @@ type Collecting struct {
 	root     string
 	interval time.Duration
 	prev     *snapshot.Snapshot
+	// trends fits the looks top takes itself: watched long enough (ten
+	// minutes of a steady rise), top forecasts as picket run does.
+	trends *forecast.Tracker
 }
 
 // NewCollecting reads root ("/" for this host) through a collector of its
@@ -44,7 +48,7 @@ func NewCollecting(root string, interval time.Duration) (*Collecting, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Collecting{c: c, root: root, interval: interval}, nil
+	return &Collecting{c: c, root: root, interval: interval, trends: forecast.NewTracker(forecast.Options{})}, nil
 }
 
 // Fetch collects once.
@@ -56,6 +60,7 @@ func (s *Collecting) Fetch(ctx context.Context) (*snapshot.Snapshot, *doctor.Rep
 		}
 		return nil, nil, err
 	}
+	snap.Forecasts = s.trends.Update(snap)
 	rep := doctor.Run(doctor.Input{Prev: s.prev, Cur: snap, Interval: s.interval}, doctor.Checks())
 	s.prev = snap
 	return snap, &rep, err

@@ -7,5 +7,6 @@ import (
 )
 
 // The test binary doubles as the hostile-named processes of
-// TestSnapshotHostileNameLive (testkit.StartSockets).
-func TestMain(m *testing.M) { testkit.Main(m, nil) }
+// TestSnapshotHostileNameLive (testkit.StartSockets) and the leaking
+// process of TestRunForecastsALeak.
+func TestMain(m *testing.M) { testkit.Main(m, map[string]func() int{"udp-leak": udpLeak}) }

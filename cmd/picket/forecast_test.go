@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,4 +194,88 @@ func TestRunForecastsALeak(t *testing.T) {
 			t.Errorf("the steady bystander has an ETA: %+v", s.Forecasts)
 		}
 	}
+}
+
+// TestRunNoForecastOnChurn: a healthy host on the default configuration,
+// with ordinary churn (waves of short-lived processes, a holder that opens
+// 300 sockets, keeps them a few seconds and closes them, again and again),
+// watched every second for a minute with the shortest trend cut to 20 s
+// (thirty times more eager than the default): no forecast, and
+// exhaustion-forecast stays ok.
+func TestRunNoForecastOnChurn(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, "--state-dir", dir, "--interval", "1s", "--forecast-min-span", "20s")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// A wave of 5–25 short-lived processes, as a build forks.
+			var wave []*exec.Cmd
+			for range 5 + (i*7)%21 {
+				c := exec.Command("sleep", strconv.Itoa(1+i%3))
+				if c.Start() == nil {
+					wave = append(wave, c)
+				}
+			}
+			h := testkit.HelperCommand("sockets", `PICKET_TEST_SOCKETS={"Comm":"pkt-churn","UDPUnbound":300}`)
+			in, _ := h.StdinPipe()
+			if h.Start() == nil {
+				time.Sleep(time.Duration(2+i%4) * time.Second)
+				in.Close()
+				h.Wait()
+			}
+			for _, c := range wave {
+				c.Wait()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-done
+	})
+	const watch = 60 * time.Second
+	deadline := time.Now().Add(watch)
+	looks := 0
+	for time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+		s := d.snapshotOf()
+		if s == nil {
+			continue
+		}
+		looks++
+		if len(s.Forecasts) > 0 {
+			t.Fatalf("a forecast on churn after %s: %+v", time.Until(deadline)*-1+watch, s.Forecasts)
+		}
+	}
+	close(stop)
+	_, findings := d.get("/api/v1/findings")
+	var rep struct {
+		Findings []struct {
+			ID, Severity, Title string
+		} `json:"findings"`
+	}
+	json.Unmarshal(findings, &rep)
+	seen := false
+	for _, f := range rep.Findings {
+		if f.ID == "exhaustion-forecast" {
+			seen = true
+			if f.Severity != "ok" {
+				t.Errorf("exhaustion-forecast %s: %s", f.Severity, f.Title)
+			}
+		}
+	}
+	if !seen || looks < 20 {
+		t.Errorf("exhaustion-forecast in the findings: %v; %d looks", seen, looks)
+	}
+	t.Logf("%d looks over %s of churn: no forecast", looks, watch)
 }

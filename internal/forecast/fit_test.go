@@ -199,3 +199,38 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// Ordinary churn near a limit — builds and test runs that take a cgroup
+// from 60 tasks to 150 of its 200 for a few minutes and back, at random —
+// forecast at every look for two hours, as the daemon would: never an ETA.
+// This is the noise that makes people switch predict_linear off.
+func TestChurnNeverCriesWolf(t *testing.T) {
+	for seed := uint64(1); seed <= 30; seed++ {
+		r := rand.New(rand.NewPCG(seed, 2))
+		tr := NewTracker(Options{})
+		now := t0.Add(-3 * time.Hour)
+		var burstEnd time.Time
+		var peak, ramp float64
+		var burstStart time.Time
+		for i := 0; i < 3*360; i++ {
+			now = now.Add(10 * time.Second)
+			if now.After(burstEnd) && r.Float64() < 0.02 {
+				burstStart = now
+				burstEnd = now.Add(time.Duration(60+r.IntN(240)) * time.Second)
+				peak = 40 + r.Float64()*90
+				ramp = float64(20 + r.IntN(100))
+			}
+			used := 60 + r.NormFloat64()*3
+			if now.Before(burstEnd) {
+				used += min(peak, peak*now.Sub(burstStart).Seconds()/ramp)
+			}
+			tr.Observe("pids", now, math.Round(used), 200)
+			if i < 360 {
+				continue
+			}
+			if e, why := tr.Fit("pids", now); why == OK {
+				t.Fatalf("seed %d, look %d: ETA %.0fs at %.3f/s over %s (τ %.2f, R² %.2f) on churn", seed, i, e.Seconds, e.Rate, e.Window, e.Tau, e.Quality)
+			}
+		}
+	}
+}

@@ -18,11 +18,14 @@
 //	processes.{total,threads}
 //	memory.psi.{memory,cpu,io}.{some,full}_avg10
 //	memory.vmstat.{pswpin,pswpout,pgmajfault} cumulative, as the kernel counts
+//	beancounter.UID.RESOURCE.{held,barrier}   rows with a barrier (at most 128)
 //
 // and, per process, with a "/" that no host series has:
 //
 //	group/USER/COMM/{count,threads,rss_bytes}
-//	holder/PID@START/COMM/{tcp,udp,unix,raw,netlink,packet,other,total}
+//	holder/PID@START/COMM/{tcp,udp,unix,raw,netlink,packet,other,total,fds}
+//	user/USER/threads                         users with an RLIMIT_NPROC, root aside
+//	cgroup/PATH/{pids,working_set}            cgroups with pids.max or memory.max (at most 256)
 //
 // USER is the user name (the uid in decimal when it has none or holds a
 // "/"), COMM the command name exactly as the kernel has it (it may hold any

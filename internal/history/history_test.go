@@ -297,7 +297,7 @@ func TestWeekScenario(t *testing.T) {
 	if err != nil || !slices.Equal(names, []string{php, GroupSeries("www-data", 33, "php", "rss_bytes"), GroupSeries("www-data", 33, "php", "threads")}) {
 		t.Errorf("group series: %q %v", names, err)
 	}
-	if names, _ := s.Series("holder/100@"); !slices.Equal(names, []string{HolderSeries(100, h.starts[100], "leaky", "tcp"), leaky}) {
+	if names, _ := s.Series("holder/100@"); !slices.Equal(names, []string{HolderSeries(100, h.starts[100], "leaky", "fds"), HolderSeries(100, h.starts[100], "leaky", "tcp"), leaky}) {
 		t.Errorf("leaky's series: %q (udp, unix never non-zero)", names)
 	}
 
@@ -515,5 +515,43 @@ func TestKernelLogSeries(t *testing.T) {
 	// A kind the kernel never said has no series.
 	if names, _ := s.Series("kernel_log."); !slices.Equal(names, []string{"kernel_log.tcp-orphans"}) {
 		t.Errorf("kernel_log series = %q", names)
+	}
+}
+
+// TestForecastSeries: the counts the forecasts fit are kept: a holder's
+// fds, a user's threads (with an RLIMIT_NPROC), a limited cgroup's tasks
+// and working set, a beancounter with a barrier.
+func TestForecastSeries(t *testing.T) {
+	c := &clock{now: t0}
+	s, _ := openTest(t, c, Options{})
+	u := func(v uint64) *uint64 { return &v }
+	h := &host{holders: []snapshot.Holder{holder(42, "leaky", 0, 100)}, starts: map[int]time.Time{42: t0.Add(-time.Hour)}}
+	for i := range 2 {
+		snap := h.snapshot(t0.Add(time.Duration(i) * 15 * time.Second))
+		snap.Sockets.Processes[0].FDs = 110 + i
+		snap.Processes.Users = []snapshot.User{{User: "root", Threads: 90, NprocLimit: 100}, {User: "www", UID: 33, Threads: 70 + i, NprocLimit: 100}}
+		snap.Cgroups = []snapshot.Cgroup{{Path: "/"}, {Path: "/system.slice/a.service", PidsCurrent: u(10), PidsMax: u(100),
+			MemoryCurrent: u(1000), MemoryMax: u(4000), MemoryStat: map[string]uint64{"inactive_file": 300}}, {Path: "/free", PidsCurrent: u(3)}}
+		snap.Beancounters = []snapshot.Beancounter{{UID: "101", Resource: "numothersock", Held: 300, Barrier: 400},
+			{UID: "101", Resource: "kmemsize", Held: 5, Barrier: 9223372036854775807}}
+		mustRecord(t, s, snap)
+	}
+	c.now = t0.Add(time.Minute)
+	for name, want := range map[string]float64{
+		HolderSeries(42, t0.Add(-time.Hour), "leaky", "fds"):   111,
+		UserSeries("www", 33, "threads"):                       71,
+		CgroupSeries("/system.slice/a.service", "pids"):        10,
+		CgroupSeries("/system.slice/a.service", "working_set"): 700,
+		"beancounter.101.numothersock.held":                    300,
+		"beancounter.101.numothersock.barrier":                 400,
+	} {
+		if p := mustQuery(t, s, name, time.Time{}, time.Time{}, 0); len(p) != 2 || p[1].Value != want {
+			t.Errorf("%s = %+v, want %v", name, p, want)
+		}
+	}
+	for _, prefix := range []string{"user/root/", "cgroup/free/", "beancounter.101.kmemsize"} {
+		if names, _ := s.Series(prefix); len(names) != 0 {
+			t.Errorf("series %q kept: root is exempt from RLIMIT_NPROC, the others are unlimited", names)
+		}
 	}
 }

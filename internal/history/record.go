@@ -126,11 +126,42 @@ func (s *Store) record(tx *bolt.Tx, snap *snapshot.Snapshot, t time.Time) error 
 			continue
 		}
 		r.add(float64(h.Total), true)
+		if h.FDs >= 0 {
+			s.name = appendHolder(s.name[:0], h.PID, start, hasStart, h.Comm, "fds")
+			r.add(float64(h.FDs), true)
+		}
 		for j, n := range socketCounts(h.SocketCounts) {
 			if n != 0 {
 				s.name = appendHolder(s.name[:0], h.PID, start, hasStart, h.Comm, socketTypes[j])
 				r.add(float64(n), true)
 			}
+		}
+	}
+	// The per-user and per-cgroup counts the forecasts fit against a
+	// limit: users with an RLIMIT_NPROC (root is exempt), cgroups with a
+	// pids.max or memory.max.
+	for _, u := range snap.Processes.Users {
+		if u.UID != 0 && u.NprocLimit > 0 {
+			s.name = append(s.name[:0], UserSeries(u.User, u.UID, "threads")...)
+			r.add(float64(u.Threads), true)
+		}
+	}
+	ncg := 0
+	for i := range snap.Cgroups {
+		c := &snap.Cgroups[i]
+		if c.Path == "/" || (c.PidsMax == nil && c.MemoryMax == nil) {
+			continue
+		}
+		if ncg++; ncg > maxCgroupSeries {
+			break
+		}
+		if c.PidsMax != nil && c.PidsCurrent != nil {
+			s.name = append(s.name[:0], CgroupSeries(c.Path, "pids")...)
+			r.add(float64(*c.PidsCurrent), true)
+		}
+		if c.MemoryMax != nil && c.MemoryCurrent != nil {
+			s.name = append(s.name[:0], CgroupSeries(c.Path, "working_set")...)
+			r.add(float64(c.WorkingSet()), true)
 		}
 	}
 	if r.err != nil {

@@ -25,6 +25,30 @@ func HolderSeries(pid int, start time.Time, comm, metric string) string {
 	return string(appendHolder(nil, pid, start.Unix(), !start.IsZero(), comm, metric))
 }
 
+// CgroupSeries names a limited cgroup's series; metric is pids (tasks,
+// pids.current) or working_set (bytes: memory.current less inactive file).
+// path is the cgroup's, "/" first.
+func CgroupSeries(path, metric string) string {
+	return "cgroup" + path + "/" + metric
+}
+
+// UserSeries names a user's series (metric: threads, what RLIMIT_NPROC
+// counts).
+func UserSeries(user string, uid uint32, metric string) string {
+	if user == "" || strings.IndexByte(user, '/') >= 0 {
+		user = strconv.FormatUint(uint64(uid), 10)
+	}
+	return "user/" + user + "/" + metric
+}
+
+// Bounds on the series a look adds for the forecasts' limits: a host node
+// listing every container's beancounters, or thousands of limited cgroups,
+// keeps the first ones (the collector's order: root first, breadth first).
+const (
+	maxBeancounterRows = 128
+	maxCgroupSeries    = 256
+)
+
 func appendGroup(b []byte, user string, uid uint32, comm, metric string) []byte {
 	b = append(b, "group/"...)
 	if user == "" || strings.IndexByte(user, '/') >= 0 {
@@ -164,6 +188,19 @@ func hostValues(s *snapshot.Snapshot, add func(name string, v float64)) {
 				add("kernel_log."+k.Kind, float64(k.Count))
 			}
 		}
+	}
+	// Beancounters with a barrier (not LONG_MAX): held and barrier, the
+	// pair the forecast fits. A name with a "/" is not a host series.
+	rows := 0
+	for _, b := range s.Beancounters {
+		if b.Barrier == 0 || b.Barrier >= 1<<62 || strings.IndexByte(b.UID, '/') >= 0 || strings.IndexByte(b.Resource, '/') >= 0 {
+			continue
+		}
+		if rows++; rows > maxBeancounterRows {
+			break
+		}
+		add("beancounter."+b.UID+"."+b.Resource+".held", float64(b.Held))
+		add("beancounter."+b.UID+"."+b.Resource+".barrier", float64(b.Barrier))
 	}
 	if n := k.Netstat; n != nil {
 		add("kernel.netstat.tcp_abort_on_memory", float64(n.AbortOnMemory))

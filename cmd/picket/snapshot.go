@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 
+	"github.com/picket-guard/picket/internal/act"
 	"github.com/picket-guard/picket/internal/collect"
+	"github.com/picket-guard/picket/internal/forecast"
+	"github.com/picket-guard/picket/internal/history"
 	"github.com/picket-guard/picket/internal/snapshot"
 	"github.com/picket-guard/picket/internal/term"
 )
@@ -17,6 +21,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	asJSON := fs.Bool("json", false, "print the whole snapshot as one JSON object (complete, not truncated)")
 	top := fs.Int("top", 10, "rows per table in the human summary")
 	method := fs.String("collector", "auto", "how sockets are attributed to processes: `auto` (the BPF iterator on a busy host where it loads, else the /proc walk), bpf (the iterator wherever it loads) or proc (the /proc walk)")
+	stateDir := fs.String("state-dir", "", "read picket run's history in `DIR` (default /var/lib/picket as root, else the XDG state dir; only for this host unless given) for the forecasts: the snapshot's \"forecasts\", each limit's time to exhaustion at its trend")
 	if st, stop := parseFlags(fs, args); stop {
 		return st
 	}
@@ -41,6 +46,9 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "picket snapshot: %s\n", term.Escape(cerr.Error()))
 		return 1
 	}
+	if *stateDir != "" || *root == "/" {
+		snap.Forecasts = pastForecasts(snap, *stateDir)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -57,4 +65,22 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	return 0
+}
+
+// pastForecasts fits the snapshot's limits over the history picket run
+// keeps (read-only: picket run may be recording meanwhile). No history,
+// or none of these limits in it, is no forecast, not an error: one look
+// has no trend.
+func pastForecasts(snap *snapshot.Snapshot, stateDir string) []snapshot.Forecast {
+	if stateDir == "" {
+		stateDir = act.DefaultStateDir()
+	}
+	s, err := history.Open(filepath.Join(stateDir, "history.db"), history.Options{ReadOnly: true})
+	if err != nil {
+		return nil
+	}
+	defer s.Close()
+	tr := forecast.NewTracker(forecast.Options{})
+	tr.Seed(snap, func(l forecast.Limit) []forecast.Sample { return s.LimitSamples(l, snap.Time) })
+	return tr.Update(snap)
 }

@@ -98,6 +98,7 @@ type Daemon struct {
 	// trends is every limit's recent looks, for the forecasts; only the
 	// collection loop touches it.
 	trends  *forecast.Tracker
+	seeded  bool // trends were given history's past
 	rnd     *rand.Rand
 	hostcap *hostcap.Set
 
@@ -613,6 +614,12 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 		}
 	}
 	if full {
+		if !d.seeded {
+			// After a restart the trends pick up where history left
+			// them, not ten minutes later.
+			d.trends.Seed(snap, func(l forecast.Limit) []forecast.Sample { return d.hist.LimitSamples(l, snap.Time) })
+			d.seeded = true
+		}
 		snap.Forecasts = d.trends.Update(snap)
 		in := doctor.Input{Cur: snap, Prev: lastFull, History: doctorHistory{d.hist}}
 		if lastFull != nil {

@@ -2,6 +2,7 @@ package forecast
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/picket-guard/picket/internal/snapshot"
 )
@@ -13,6 +14,9 @@ type Limit struct {
 	Used     float64
 	Max      float64
 	Forecast snapshot.Forecast
+	// Start is the process's start time (RLIMIT_NOFILE only), which
+	// names its history series.
+	Start time.Time
 }
 
 // The limits' names, in the kernel's words (snapshot.Forecast.Limit).
@@ -97,6 +101,9 @@ func Limits(s *snapshot.Snapshot) []Limit {
 		// Keyed by start time as well: a recycled pid is a new process.
 		key := "nofile/" + strconv.Itoa(p.PID) + "@" + strconv.FormatInt(p.StartTime.UnixNano(), 10)
 		add(snapshot.Forecast{Limit: RlimitNofile, PID: p.PID, Comm: p.Comm, User: p.User}, key, float64(p.FDs), float64(p.FDLimit))
+		if n := len(out); n > 0 && out[n-1].Key == key {
+			out[n-1].Start = p.StartTime
+		}
 	}
 	for _, u := range s.Processes.Users {
 		// RLIMIT_NPROC counts the real uid's tasks, threads included

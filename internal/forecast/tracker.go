@@ -114,3 +114,20 @@ func round(x float64) float64 {
 	}
 	return float64(int64(x + 0.5))
 }
+
+// Seed fills the limits of the snapshot that the tracker does not know
+// yet with their past (picket run after a restart, picket snapshot reading
+// the daemon's history): past returns a limit's samples, oldest first,
+// before s.Time. A limit with no past is left to its looks.
+func (t *Tracker) Seed(s *snapshot.Snapshot, past func(Limit) []Sample) {
+	for _, l := range Limits(s) {
+		if _, ok := t.paths[l.Key]; ok {
+			continue
+		}
+		for _, x := range past(l) {
+			if x.Time.Before(s.Time) {
+				t.Observe(l.Key, x.Time, x.Used, x.Limit)
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -23,5 +24,16 @@ func TestSourceError(t *testing.T) {
 	s.Errors = []string{"limitsx: something"}
 	if _, ok := s.SourceError(SourceLimits); ok {
 		t.Error("another source's name, prefixed, is taken for limits")
+	}
+}
+
+func TestSummaryForecasts(t *testing.T) {
+	s := &Snapshot{Forecasts: []Forecast{{Limit: "RLIMIT_NOFILE", PID: 42, Comm: "leaky\x1b[2J", Used: 900, Max: 1024, ETASeconds: 7800, RatePerSecond: 0.5, WindowSeconds: 2700}}}
+	var b strings.Builder
+	if err := WriteSummary(&b, s, SummaryOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := `RLIMIT_NOFILE pid 42 (leaky\x1b[2J)  900/1024  full in 2h10m0s  +30/min  fit over 45m0s`; !strings.Contains(b.String(), want) {
+		t.Errorf("summary:\n%s\nwant a line %q", b.String(), want)
 	}
 }

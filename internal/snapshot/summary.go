@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/picket-guard/picket/internal/term"
 )
@@ -38,6 +39,7 @@ func WriteSummary(w io.Writer, s *Snapshot, o SummaryOptions) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.Name, l.usedText(), l.limitText(), l.percentText())
 	}
 	tw.Flush()
+	writeForecasts(ew, s, o.Top)
 
 	writeCgroups(ew, s, o.Top)
 
@@ -283,4 +285,37 @@ func HumanBytes(b uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+// writeForecasts prints the limits heading for exhaustion at their trend
+// (from picket run's history), soonest first.
+func writeForecasts(ew *term.Printer, s *Snapshot, top int) {
+	if len(s.Forecasts) == 0 {
+		return
+	}
+	ew.Printf("\nFORECASTS (time to exhaustion at the current trend)\n")
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	for i, f := range s.Forecasts {
+		if i >= top {
+			break
+		}
+		what := f.Limit
+		switch {
+		case f.Cgroup != "":
+			what += " " + term.Escape(f.Cgroup)
+		case f.PID != 0:
+			what += fmt.Sprintf(" pid %d (%s)", f.PID, term.Escape(f.Comm))
+		case f.Resource != "":
+			what += " " + term.Escape(f.UID) + " " + term.Escape(f.Resource)
+		case f.User != "":
+			what += " " + term.Escape(f.User)
+		}
+		eta := (time.Duration(f.ETASeconds) * time.Second).Round(time.Minute)
+		if f.ETASeconds < 120 {
+			eta = time.Duration(f.ETASeconds) * time.Second
+		}
+		fmt.Fprintf(tw, "  %s\t%.0f/%.0f\tfull in %s\t%+.3g/min\tfit over %s\n", what, f.Used, f.Max, eta,
+			f.RatePerSecond*60, (time.Duration(f.WindowSeconds) * time.Second).Round(time.Second))
+	}
+	tw.Flush()
 }

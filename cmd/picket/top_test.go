@@ -44,7 +44,7 @@ func TestTopOnceGolden(t *testing.T) {
 	// Two samples apart: the change column is filled (nothing moves in a
 	// fixture tree), and --width and --top shape the frame.
 	out, _, code = runCLI(t, "top", "--once", "--root", moscowRoot, "--interval", "10ms", "--width", "120", "--top", "2")
-	if code != 0 || !strings.Contains(out, "    6       0        6  16.4 MiB  alice  imapd") || !strings.Contains(out, "1-2 of 12") {
+	if code != 0 || !strings.Contains(out, "    6       0        6  16.4 MiB  alice  imapd") || !strings.Contains(out, "1-2 of 11") {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 	if !strings.Contains(out, "CRITICAL beancounters: numothersock refused 17 allocations (held 400 of barrier 400)  (+2 more: picket doctor)") {
@@ -245,6 +245,34 @@ func TestTopTmux(t *testing.T) {
 			t.Errorf("row %q does not match the filter:\n%s", r, strings.Join(s, "\n"))
 		}
 	}
+
+	// Kernel threads alone in their group are hidden, as htop hides them:
+	// cpuhp/0 (one per cpu, on every kernel since 4.10) is not listed
+	// until K.
+	if b, _ := os.ReadFile("/proc/2/comm"); strings.TrimSpace(string(b)) != "kthreadd" {
+		t.Fatalf("no kernel threads in this pid namespace (/proc/2 is %q): the hiding cannot be tested here", b)
+	}
+	tm("send-keys", "-t", "top", "/")
+	tm("send-keys", "-t", "top", "C-u")
+	tm("send-keys", "-t", "top", "-l", "cpuhp/")
+	tm("send-keys", "-t", "top", "Enter")
+	s = waitFor("cpuhp filter", func(s []string) bool {
+		j := strings.Join(s, "\n")
+		return strings.Contains(j, `matching "cpuhp/"`) && strings.Contains(s[len(s)-1], "q quit")
+	})
+	if groups, _ := topTables(s); len(groups) != 0 || !strings.Contains(strings.Join(s, "\n"), "kernel thread") {
+		t.Errorf("lone kernel threads listed by default, or their hiding not said:\n%s", strings.Join(s, "\n"))
+	}
+	tm("send-keys", "-t", "top", "K")
+	s = waitFor("kernel threads after K", func(s []string) bool {
+		groups, _ := topTables(s)
+		return len(groups) > 0 && strings.Contains(groups[0], "cpuhp/")
+	})
+	tm("send-keys", "-t", "top", "K")
+	waitFor("kernel threads hidden again", func(s []string) bool {
+		groups, _ := topTables(s)
+		return len(groups) == 0 && strings.Contains(strings.Join(s, "\n"), `matching "cpuhp/"`)
+	})
 
 	// q quits with status 0 and gives the shell its screen back.
 	tm("send-keys", "-t", "top", "q")

@@ -58,9 +58,12 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 		if !ok {
 			gi = len(P.Groups)
 			groups[k] = gi
-			P.Groups = append(P.Groups, snapshot.Group{User: name, UID: p.uid, Comm: p.comm})
+			P.Groups = append(P.Groups, snapshot.Group{User: name, UID: p.uid, Comm: p.comm, KernelThread: p.kthread})
 		}
 		g := &P.Groups[gi]
+		// A root process that names itself kworker/0:1 joins the kernel
+		// thread's group and makes it a group worth seeing.
+		g.KernelThread = g.KernelThread && p.kthread
 		g.Count++
 		g.Threads += p.threads
 		g.RSSBytes += rss

@@ -78,6 +78,11 @@ type Group struct {
 	Count    int    `json:"count"`
 	Threads  int    `json:"threads"`
 	RSSBytes uint64 `json:"rss_bytes"`
+	// KernelThread is set when every process of the group is a kernel
+	// thread (PF_KTHREAD): `picket top` and the dashboard hide such groups
+	// of one process (cpuhp/0, kauditd, kworker/…), as htop hides kernel
+	// threads, unless asked to show them.
+	KernelThread bool `json:"kernel_thread,omitempty"`
 }
 
 // User is the per-user total, for RLIMIT_NPROC (which counts a real user's

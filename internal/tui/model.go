@@ -94,6 +94,8 @@ type GroupRow struct {
 	// Change for one refresh. Meaningful only when HasChange.
 	Change    int
 	HasChange bool
+	// KernelThread: every process of the group is a kernel thread.
+	KernelThread bool
 }
 
 // HolderRow is one process holding sockets, with its change since the
@@ -137,6 +139,10 @@ type Model struct {
 	editing bool   // the filter line has the keyboard
 	saved   string // the filter before editing began, for Esc
 	help    bool
+	// kernel shows one-process kernel-thread groups (K): hidden by
+	// default, as htop hides kernel threads, so that a storm is not pushed
+	// off the screen by cpuhp/0, kauditd and a dozen kworkers.
+	kernel bool
 }
 
 // NewModel returns an empty model: groups sorted by count and holders by
@@ -188,7 +194,7 @@ func groupRows(prev, cur *snapshot.Snapshot) []GroupRow {
 		}
 	}
 	for _, g := range cur.Processes.Groups {
-		r := GroupRow{User: g.User, UID: g.UID, Comm: g.Comm, Count: g.Count, Threads: g.Threads, RSSBytes: g.RSSBytes}
+		r := GroupRow{User: g.User, UID: g.UID, Comm: g.Comm, Count: g.Count, Threads: g.Threads, RSSBytes: g.RSSBytes, KernelThread: g.KernelThread}
 		if prev != nil {
 			k := groupKey{g.UID, g.Comm}
 			r.Change, r.HasChange = g.Count-before[k].Count, true
@@ -199,7 +205,7 @@ func groupRows(prev, cur *snapshot.Snapshot) []GroupRow {
 	// What is left vanished since the last refresh: a storm that was
 	// killed shows as -N once, so a drop is seen and not just an absence.
 	for _, g := range vanishedGroups(prev, before) {
-		rows = append(rows, GroupRow{User: g.User, UID: g.UID, Comm: g.Comm, Change: -g.Count, HasChange: true})
+		rows = append(rows, GroupRow{User: g.User, UID: g.UID, Comm: g.Comm, Change: -g.Count, HasChange: true, KernelThread: g.KernelThread})
 	}
 	return rows
 }
@@ -305,11 +311,31 @@ func (m *Model) matches(user, comm string) bool {
 	return false
 }
 
-// GroupRows returns the groups that pass the filter, in the table's order.
+// ShowsKernelThreads says whether one-process kernel-thread groups are
+// listed (K switches).
+func (m *Model) ShowsKernelThreads() bool { return m.kernel }
+
+// hiddenKernel says whether a group is left out as a lone kernel thread.
+// A kernel-thread name that many processes share stays: that is news.
+func (m *Model) hiddenKernel(r GroupRow) bool { return !m.kernel && r.KernelThread && r.Count <= 1 }
+
+// HiddenKernelGroups counts the groups K would show.
+func (m *Model) HiddenKernelGroups() int {
+	n := 0
+	for _, r := range m.groups {
+		if m.hiddenKernel(r) && m.matches(r.User, r.Comm) {
+			n++
+		}
+	}
+	return n
+}
+
+// GroupRows returns the groups that pass the filter, in the table's order;
+// one-process kernel-thread groups only when K shows them.
 func (m *Model) GroupRows() []GroupRow {
 	rows := make([]GroupRow, 0, len(m.groups))
 	for _, r := range m.groups {
-		if m.matches(r.User, r.Comm) {
+		if m.matches(r.User, r.Comm) && !m.hiddenKernel(r) {
 			rows = append(rows, r)
 		}
 	}
@@ -427,6 +453,9 @@ func (m *Model) Key(k string) (quit bool) {
 		m.setFilter("")
 	case "tab", "shift+tab":
 		m.focus = 1 - m.focus
+	case "K":
+		m.kernel = !m.kernel
+		m.offsets[Groups] = 0
 	case "down", "j":
 		m.offsets[m.focus]++
 	case "up", "k":

@@ -548,3 +548,45 @@ func TestForecastETA(t *testing.T) {
 		t.Errorf("no ETA in the frame:\n%s", f)
 	}
 }
+
+// TestKernelThreadsHidden: lone kernel threads (cpuhp/0, kworker/…) are
+// not listed until K, as htop hides them; a kernel-thread name many
+// processes share, and a root process that only calls itself kworker,
+// stay. K again hides them.
+func TestKernelThreadsHidden(t *testing.T) {
+	kthread := func(comm string, n int) snapshot.Group {
+		g := grp("root", 0, comm, n)
+		g.KernelThread = true
+		return g
+	}
+	m := NewModel()
+	m.Update(host(0, []snapshot.Group{grp("mail", 8, "imapd", 20), kthread("cpuhp/0", 1), kthread("kworker/0:1-events", 1),
+		kthread("kauditd", 1), kthread("pkt-kpile", 3), grp("root", 0, "kworker/fake", 1)}, nil), nil, nil)
+	comms := func() []string {
+		var out []string
+		for _, r := range m.GroupRows() {
+			out = append(out, r.Comm)
+		}
+		return out
+	}
+	if got, want := comms(), []string{"imapd", "pkt-kpile", "kworker/fake"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("by default: %q, want %q", got, want)
+	}
+	if n := m.HiddenKernelGroups(); n != 3 {
+		t.Errorf("%d hidden, want 3", n)
+	}
+	if f := m.Render(80, 0, Style{}); !strings.Contains(f, "6 groups, 3 kernel threads hidden (K)") || strings.Contains(f, "cpuhp") {
+		t.Errorf("frame:\n%s", f)
+	}
+	m.Key("K")
+	if got := comms(); len(got) != 6 || !m.ShowsKernelThreads() {
+		t.Errorf("after K: %q", got)
+	}
+	if f := m.Render(80, 0, Style{}); strings.Contains(f, "hidden") || !strings.Contains(f, "cpuhp/0") {
+		t.Errorf("frame after K:\n%s", f)
+	}
+	m.Key("K")
+	if got := comms(); len(got) != 3 {
+		t.Errorf("after K twice: %q", got)
+	}
+}

@@ -38,6 +38,8 @@ const KeyHelp = `Keys:
                Enter keeps it, Esc cancels, Ctrl-U clears
   Esc          clear the filter
   Tab          switch the table that sort and scroll keys act on
+  K            show or hide kernel threads alone in their group (cpuhp/0,
+               kauditd, kworker/…: hidden at first, as htop hides them)
   Up Down j k  scroll the table; PgUp PgDn Home End too
 Sort the user × command table: c count, d change, t threads, r rss,
   u user, n command
@@ -687,6 +689,9 @@ func (m *Model) groupTable(rows []GroupRow, n, width int, st Style, p palette) [
 		}
 	}
 	title := fmt.Sprintf("USER %s COMMAND  %d groups", p.times, len(m.cur.Processes.Groups))
+	if k := m.HiddenKernelGroups(); k > 0 {
+		title += fmt.Sprintf(", %d kernel thread%s hidden (K)", k, map[bool]string{true: "s"}[k > 1])
+	}
 	return m.table(Groups, title, cols, cells, len(rows), from, width, st, p, func(i int) int { return shown[i].Change })
 }
 

@@ -555,13 +555,20 @@ function groupKey(g) {
   return `${g.uid}\u0000${g.comm}`;
 }
 
+// lonelyKernel is a group of one kernel thread (cpuhp/0, kauditd,
+// kworker/…): hidden unless "kernel threads" is ticked, as htop hides
+// them, so they do not crowd a storm off the table.
+function lonelyKernel(g) {
+  return g.kernel_thread && g.count <= 1 && !$('#group-kernel').checked;
+}
+
 function renderGroups() {
   const snap = state.snap;
   if (!snap) return;
   const prev = new Map();
   for (const g of (state.prevSnap && state.prevSnap.processes.groups) || []) prev.set(groupKey(g), g.count);
   const filter = $('#group-filter').value.trim();
-  const all = (snap.processes.groups || []).filter((g) => matches(filter, g.user, g.uid, g.comm));
+  const all = (snap.processes.groups || []).filter((g) => matches(filter, g.user, g.uid, g.comm) && !lonelyKernel(g));
   const shown = all.slice(0, CONFIG.tableRows);
   $('#groups tbody').replaceChildren(
     ...shown.map((g) =>
@@ -578,7 +585,11 @@ function renderGroups() {
     ),
   );
   const total = (snap.processes.groups || []).length;
-  setText($('#groups-more'), `${fmtInt(shown.length)} of ${fmtInt(all.length)}${filter ? ' matching' : ''} groups shown (${fmtInt(total)} in all, ${fmtInt(snap.processes.total)} processes)`);
+  const hidden = (snap.processes.groups || []).filter((g) => matches(filter, g.user, g.uid, g.comm) && lonelyKernel(g)).length;
+  setText(
+    $('#groups-more'),
+    `${fmtInt(shown.length)} of ${fmtInt(all.length)}${filter ? ' matching' : ''} groups shown (${fmtInt(total)} in all, ${fmtInt(snap.processes.total)} processes${hidden ? `; ${fmtInt(hidden)} kernel threads hidden` : ''})`,
+  );
 }
 
 function renderHolders() {
@@ -807,7 +818,7 @@ function wanted(def, snap, known) {
   if (def.kind === 'groups') {
     const filter = $('#group-filter').value.trim();
     return (snap.processes.groups || [])
-      .filter((g) => matches(filter, g.user, g.uid, g.comm))
+      .filter((g) => matches(filter, g.user, g.uid, g.comm) && !lonelyKernel(g))
       .map((g) => ({ name: SERIES.group(g), label: `${visible(g.user || g.uid)} ${visible(g.comm)}` }))
       .filter((s) => known.has(s.name))
       .slice(0, CONFIG.plotGroups);
@@ -1006,6 +1017,10 @@ function start() {
     state.plotTimer = setTimeout(refreshPlots, 400);
   };
   $('#group-filter').addEventListener('input', () => {
+    renderGroups();
+    replot();
+  });
+  $('#group-kernel').addEventListener('change', () => {
     renderGroups();
     replot();
   });

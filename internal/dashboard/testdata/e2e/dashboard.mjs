@@ -103,6 +103,28 @@ async function liveChecks(page) {
   );
   await page.fill('#group-filter', '');
 
+  // Kernel threads alone in their group (cpuhp/0, one per cpu) are hidden
+  // as htop hides them, until "kernel threads" is ticked.
+  await page.fill('#group-filter', 'cpuhp/');
+  await waitFor(
+    page,
+    'lone kernel threads hidden by default, and said to be',
+    () => document.querySelectorAll('#groups tbody tr').length === 0 && /kernel threads hidden/.test(document.querySelector('#groups-more').textContent),
+    null,
+    10000,
+  );
+  await page.check('#group-kernel');
+  await waitFor(
+    page,
+    'lone kernel threads listed when asked for',
+    () => [...document.querySelectorAll('#groups td.comm')].some((td) => td.textContent.startsWith('cpuhp/')),
+    null,
+    10000,
+  );
+  await page.uncheck('#group-kernel');
+  await waitFor(page, 'and hidden again', () => document.querySelectorAll('#groups tbody tr').length === 0, null, 10000);
+  await page.fill('#group-filter', '');
+
   // Hostile names: found as text through the filter, never as markup.
   for (const name of hostile) {
     await page.fill('#group-filter', name.slice(1, 6));

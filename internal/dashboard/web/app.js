@@ -15,11 +15,13 @@ const CONFIG = {
   plotGroups: 6, // groups drawn on the processes plot: the heaviest now
   plotHolders: 6,
   // Windows of the plots; step keeps each plot near 360 points.
+  // secs is the window's width: the x axis spans it, ending now, however
+  // few samples there are.
   windows: [
-    { label: '1h', since: '1h', step: '10s' },
-    { label: '6h', since: '6h', step: '1m' },
-    { label: '24h', since: '24h', step: '5m' },
-    { label: '7d', since: '7d', step: '30m' },
+    { label: '1h', since: '1h', step: '10s', secs: 3600 },
+    { label: '6h', since: '6h', step: '1m', secs: 6 * 3600 },
+    { label: '24h', since: '24h', step: '5m', secs: 24 * 3600 },
+    { label: '7d', since: '7d', step: '30m', secs: 7 * 24 * 3600 },
   ],
 };
 
@@ -918,10 +920,13 @@ async function drawPlot(p, snap, known) {
       p.u = null;
       p.key = '';
     }
+    delete p.wrap.dataset.xMin;
+    delete p.wrap.dataset.xMax;
     return;
   }
   const key = series.map((s) => s.name).join('\u0000');
   if (p.u && p.key === key) {
+    // setData rescales x to the window ending now, through xWindow.
     p.u.setData(data);
     return;
   }
@@ -935,6 +940,12 @@ function lastValue(pts) {
   return NaN;
 }
 
+// xWindow is the x scale's range: [now - window, now] in Unix seconds.
+function xWindow() {
+  const now = Date.now() / 1000;
+  return [now - state.window.secs, now];
+}
+
 function plotOptions(p, series, fmt) {
   const fg = cssVar('--muted', '#666');
   const grid = cssVar('--grid', '#e5e7eb');
@@ -944,7 +955,19 @@ function plotOptions(p, series, fmt) {
     height: chartHeight(),
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] } },
+    // The x axis is the chosen window ending now, never the samples' own
+    // span: uPlot pads one sample (or two seconds apart) into years, and
+    // a plot of the first minutes after start read "Mar 2027 … Jun 2029".
+    scales: { x: { time: true, range: xWindow }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] } },
+    // The drawn window, for whoever reads the page (and its tests).
+    hooks: {
+      draw: [
+        (u) => {
+          p.wrap.dataset.xMin = String(u.scales.x.min);
+          p.wrap.dataset.xMax = String(u.scales.x.max);
+        },
+      ],
+    },
     axes: [
       { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid } },
       { stroke: fg, grid: { stroke: grid }, ticks: { stroke: grid }, values, size: 64 },

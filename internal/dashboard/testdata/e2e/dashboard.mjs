@@ -2,8 +2,11 @@
 // internal/dashboard's Go test, which starts the server, the storm and the
 // hostile processes, and passes what to look for in the environment:
 //
-//   DASH_MODE       live (this host, with a storm the test started) or
+//   DASH_MODE       live (this host, with a storm the test started),
 //                   fixture (the imapd-storm snapshot with made-up history)
+//                   or window (the plots' x axes, see DASH_WINDOWS)
+//   DASH_WINDOWS    window: JSON [{url, samples}], servers whose history
+//                   holds that many samples ending now
 //   DASH_URL        the dashboard
 //   DASH_OUT        directory for screenshots (dashboard-MODE.png and
 //                   dashboard-MODE-phone.png)
@@ -167,6 +170,55 @@ async function fixtureChecks(page) {
   }
 }
 
+// windowChecks: on every server of DASH_WINDOWS, each plot drawn spans
+// the chosen window ending now, whatever the number of samples; with none,
+// no plot is drawn at all.
+async function windowChecks(ctx) {
+  const sites = JSON.parse(env('DASH_WINDOWS', '[]'));
+  check(sites.length > 0, `servers to check (${sites.length})`);
+  for (const { url: site, samples } of sites) {
+    const page = await ctx.newPage();
+    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    try {
+      await page.goto(`${site}#window=1h`, { waitUntil: 'load' });
+      await waitFor(page, `${samples} samples: first refresh rendered`, () => document.body.dataset.updated);
+      for (const [label, secs] of [['1h', 3600], ['6h', 6 * 3600]]) {
+        // The window buttons, as an administrator switches.
+        await page.click(`#windows button[data-window="${label}"]`);
+        if (samples === 0) {
+          await page.waitForTimeout(500);
+          const drawn = await page.evaluate(() => [...document.querySelectorAll('[data-plot]')].filter((f) => f.querySelector('canvas') || f.dataset.xMin).map((f) => f.dataset.plot));
+          check(drawn.length === 0, `0 samples, ${label}: no plot drawn (${drawn.join(', ') || 'none'})`);
+          const empty = await page.evaluate(() => [...document.querySelectorAll('[data-plot] .empty')].filter((p) => !p.hidden).length);
+          check(empty === 5, `0 samples, ${label}: every plot says it has nothing (${empty} of 5)`);
+          continue;
+        }
+        await waitFor(
+          page,
+          `${samples} samples, ${label}: plots drawn for the window`,
+          (secs) => {
+            const figs = [...document.querySelectorAll('[data-plot]')].filter((f) => f.dataset.xMax);
+            return figs.length >= 3 && figs.every((f) => Math.abs(Number(f.dataset.xMax) - Number(f.dataset.xMin) - secs) < 1);
+          },
+          secs,
+          15000,
+        );
+        const spans = await page.evaluate(() =>
+          [...document.querySelectorAll('[data-plot]')].filter((f) => f.dataset.xMax).map((f) => ({ plot: f.dataset.plot, min: Number(f.dataset.xMin), max: Number(f.dataset.xMax) })),
+        );
+        const now = Date.now() / 1000;
+        for (const s of spans) {
+          const width = s.max - s.min;
+          const lag = now - s.max;
+          check(Math.abs(width - secs) < 1 && lag >= -1 && lag < 15, `${samples} samples, ${label}: ${s.plot} spans ${Math.round(width)} s ending ${lag.toFixed(1)} s ago (want ${secs} s ending now)`);
+        }
+      }
+    } finally {
+      await page.close();
+    }
+  }
+}
+
 const profile = mkdtempSync(join(tmpdir(), 'picket-chromium-'));
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: env('CHROMIUM', '/usr/bin/chromium'),
@@ -202,6 +254,7 @@ try {
   await waitFor(page, 'gauges rendered (pid_max, threads-max, file-max)', () => ['pid-max', 'threads-max', 'file-nr'].every((g) => document.querySelector(`[data-gauge="${g}"]`)));
 
   if (mode === 'live') await liveChecks(page);
+  else if (mode === 'window') await windowChecks(ctx);
   else await fixtureChecks(page);
   if (rule) {
     await waitFor(page, `hostile rule name ${JSON.stringify(rule)} renders as text in the journal`, (r) => [...document.querySelectorAll('#journal td')].some((td) => td.textContent.startsWith(r) && td.children.length === 0), rule);

@@ -63,6 +63,7 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail("%s", term.Escape(err.Error()))
 		}
+		d.Top = *top
 		src = d
 	} else {
 		c, err := tui.NewCollecting(*root, *interval)

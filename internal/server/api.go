@@ -187,7 +187,17 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, notYet)
 		return
 	}
-	b, err := s.snapJSON.get(snap)
+	q, narrowed, err := parseSnapQuery(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var b []byte
+	if narrowed {
+		b, err = s.snapNarrow.get(snap, q)
+	} else {
+		b, err = s.snapJSON.get(snap)
+	}
 	if err != nil {
 		s.log.Error("encode snapshot", "err", err)
 		writeError(w, http.StatusInternalServerError, "encode snapshot: "+err.Error())

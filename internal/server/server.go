@@ -184,7 +184,9 @@ type Server struct {
 	handler  http.Handler
 	addr     atomic.Pointer[net.Addr]
 	snapJSON snapCache
-	heavy    chan struct{} // turns of the large endpoints; see bounded
+	// snapNarrow answers ?top= and the filters (snapshot_query.go).
+	snapNarrow narrowCache
+	heavy      chan struct{} // turns of the large endpoints; see bounded
 }
 
 // Timeouts and bounds of the listener. Writes get longer than reads: a full

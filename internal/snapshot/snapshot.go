@@ -42,6 +42,8 @@ type Snapshot struct {
 	// could not. Empty on light looks and fixture trees.
 	Collector       string `json:"collector,omitempty"`
 	CollectorReason string `json:"collector_reason,omitempty"`
+	// Selection is set on an API answer narrowed by top or a filter.
+	Selection *Selection `json:"selection,omitempty"`
 }
 
 // The values of Snapshot.Collector.

@@ -204,7 +204,18 @@ func groupRows(prev, cur *snapshot.Snapshot) []GroupRow {
 	}
 	// What is left vanished since the last refresh: a storm that was
 	// killed shows as -N once, so a drop is seen and not just an absence.
+	// From a daemon's top N, a group no heavier than the lightest kept may
+	// only have fallen below the cut.
+	cut, lightest := cur.Selection.CutGroups(len(cur.Processes.Groups)), 0
+	for i, g := range cur.Processes.Groups {
+		if i == 0 || g.Count < lightest {
+			lightest = g.Count
+		}
+	}
 	for _, g := range vanishedGroups(prev, before) {
+		if cut && g.Count <= lightest {
+			continue
+		}
 		rows = append(rows, GroupRow{User: g.User, UID: g.UID, Comm: g.Comm, Change: -g.Count, HasChange: true, KernelThread: g.KernelThread})
 	}
 	return rows
@@ -242,7 +253,16 @@ func holderRows(prev, cur *snapshot.Snapshot) []HolderRow {
 		}
 		rows = append(rows, r)
 	}
+	cut, lightest := cur.Selection.CutHolders(len(cur.Sockets.Processes)), 0
+	for i, h := range cur.Sockets.Processes {
+		if i == 0 || h.Total < lightest {
+			lightest = h.Total
+		}
+	}
 	for _, h := range vanishedHolders(prev, before) {
+		if cut && h.Total <= lightest {
+			continue
+		}
 		r := holderRow(h)
 		r.TCP, r.UDP, r.Unix, r.Other, r.Total, r.FDs = 0, 0, 0, 0, 0, 0
 		r.Change, r.HasChange = -h.Total, true

@@ -590,3 +590,39 @@ func TestKernelThreadsHidden(t *testing.T) {
 		t.Errorf("after K twice: %q", got)
 	}
 }
+
+// TestCutIsNotVanished: from a daemon's top N (snapshot.Selection), a
+// group or holder that fell below the cut is not shown as gone; one
+// heavier than every kept row did vanish.
+func TestCutIsNotVanished(t *testing.T) {
+	m := NewModel()
+	m.Update(host(0, []snapshot.Group{grp("mail", 8, "imapd", 60), grp("www", 33, "httpd", 5), grp("root", 0, "cron", 2)},
+		[]snapshot.Holder{holder(10, "mail", "imapd", 50, 0), holder(11, "www", "httpd", 3, 0), holder(12, "root", "cron", 1, 0)}), nil, nil)
+	cur := host(1, []snapshot.Group{grp("www", 33, "httpd", 5), grp("root", 0, "cron", 3)},
+		[]snapshot.Holder{holder(11, "www", "httpd", 3, 0), holder(12, "root", "cron", 2, 0)})
+	// httpd fell below the top 2 (as 4 processes, say); imapd is gone.
+	cur.Selection = &snapshot.Selection{Top: 2, Groups: 3, Holders: 3}
+	m.Update(cur, nil, nil)
+	if got, want := groupViews(m.GroupRows()), []groupView{{"httpd", 5, 0, true}, {"cron", 3, 1, true}, {"imapd", 0, -60, true}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("groups %+v, want %+v", got, want)
+	}
+	var pids []int
+	for _, r := range m.HolderRows() {
+		pids = append(pids, r.PID)
+	}
+	if want := []int{11, 12, 10}; !reflect.DeepEqual(pids, want) {
+		t.Errorf("holders %v, want %v", pids, want)
+	}
+	// Cut again, and this time a light group is missing: below the cut,
+	// not gone.
+	m.Update(host(2, []snapshot.Group{grp("root", 0, "cron", 4)}, nil), nil, nil)
+	last := host(3, []snapshot.Group{grp("root", 0, "cron", 4)}, nil)
+	m.Update(last, nil, nil)
+	m.Update(host(4, []snapshot.Group{grp("mail", 8, "imapd", 9), grp("www", 33, "httpd", 5)}, nil), nil, nil)
+	cut := host(5, []snapshot.Group{grp("mail", 8, "imapd", 9)}, nil)
+	cut.Selection = &snapshot.Selection{Top: 1, Groups: 2}
+	m.Update(cut, nil, nil)
+	if got, want := groupViews(m.GroupRows()), []groupView{{"imapd", 9, 0, true}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("below the cut: %+v, want %+v", got, want)
+	}
+}

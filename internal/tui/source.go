@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,7 +84,15 @@ const maxBody = 256 << 20
 type Daemon struct {
 	base   *url.URL
 	client *http.Client
+	// Top is how many of each table's heaviest rows to ask for
+	// (/api/v1/snapshot?top=N): a screenful, not the megabytes of every
+	// process on a busy host. 0 means DefaultDaemonTop.
+	Top int
 }
+
+// DefaultDaemonTop is more rows than any terminal shows: sorting by
+// another column than the server's (count, total) sorts these rows.
+const DefaultDaemonTop = 200
 
 // NewDaemon reads the API at base (http://127.0.0.1:9749, say); a nil
 // client means one with a 10 s timeout.
@@ -105,7 +114,11 @@ func NewDaemon(base string, client *http.Client) (*Daemon, error) {
 // leave the verdict line saying so, and the snapshot is still shown.
 func (d *Daemon) Fetch(ctx context.Context) (*snapshot.Snapshot, *doctor.Report, error) {
 	var snap snapshot.Snapshot
-	if err := d.get(ctx, "/api/v1/snapshot", &snap); err != nil {
+	top := d.Top
+	if top <= 0 {
+		top = DefaultDaemonTop
+	}
+	if err := d.get(ctx, "/api/v1/snapshot?top="+strconv.Itoa(top), &snap); err != nil {
 		return nil, nil, err
 	}
 	var rep doctor.Report
@@ -118,6 +131,7 @@ func (d *Daemon) Fetch(ctx context.Context) (*snapshot.Snapshot, *doctor.Report,
 
 func (d *Daemon) get(ctx context.Context, path string, v any) error {
 	u := *d.base
+	path, u.RawQuery, _ = strings.Cut(path, "?")
 	u.Path += path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

@@ -10,6 +10,9 @@ const CONFIG = {
   journalLimit: 200,
   journalRows: 50,
   tableRows: 25, // rows of the groups and holders tables (a filter finds the rest)
+  // The snapshot's heaviest rows of each table asked for (?top=): a
+  // filter searches these, not the megabytes of every process on a busy host.
+  snapshotTop: 500,
   kernelRows: 20, // the kernel's latest messages of a kind picket knows
   kernelPerKind: 3,
   plotGroups: 6, // groups drawn on the processes plot: the heaviest now
@@ -586,7 +589,8 @@ function renderGroups() {
       ),
     ),
   );
-  const total = (snap.processes.groups || []).length;
+  const sel = snap.selection;
+  const total = sel ? sel.groups : (snap.processes.groups || []).length;
   const hidden = (snap.processes.groups || []).filter((g) => matches(filter, g.user, g.uid, g.comm) && lonelyKernel(g)).length;
   setText(
     $('#groups-more'),
@@ -992,7 +996,7 @@ function renderLegend(p, series, fmt) {
 
 async function tick() {
   const [snap, report, alarms, journal] = await Promise.allSettled([
-    getJSON('api/v1/snapshot'),
+    getJSON('api/v1/snapshot?top=' + CONFIG.snapshotTop),
     getJSON('api/v1/findings'),
     getJSON('api/v1/alarms'),
     getJSON('api/v1/journal?limit=' + CONFIG.journalLimit),

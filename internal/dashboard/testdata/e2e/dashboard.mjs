@@ -243,7 +243,9 @@ try {
   page.on('requestfailed', (r) => consoleErrors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
   // Nothing may leave 127.0.0.1: no CDN, no fonts from elsewhere.
   const origin = new URL(url).origin;
+  const snapshotURLs = [];
   page.on('request', (r) => {
+    if (r.url().includes('/api/v1/snapshot')) snapshotURLs.push(r.url());
     if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) consoleErrors.push(`request to another origin: ${r.url()}`);
   });
 
@@ -253,6 +255,8 @@ try {
   await waitFor(page, 'findings rendered', () => document.querySelector('#findings').children.length > 0 && document.querySelector('#status').textContent !== 'loading');
   await waitFor(page, 'gauges rendered (pid_max, threads-max, file-max)', () => ['pid-max', 'threads-max', 'file-nr'].every((g) => document.querySelector(`[data-gauge="${g}"]`)));
 
+  // The page asks for the heaviest rows, not every process of the host.
+  check(snapshotURLs.length > 0 && snapshotURLs.every((u) => /[?&]top=\d+/.test(u)), `the snapshot is asked for with ?top= (${snapshotURLs[0]})`);
   if (mode === 'live') await liveChecks(page);
   else if (mode === 'window') await windowChecks(ctx);
   else await fixtureChecks(page);

@@ -265,7 +265,7 @@ func TestTopTmux(t *testing.T) {
 		t.Errorf("lone kernel threads listed by default, or their hiding not said:\n%s", strings.Join(s, "\n"))
 	}
 	tm("send-keys", "-t", "top", "K")
-	s = waitFor("kernel threads after K", func(s []string) bool {
+	waitFor("kernel threads after K", func(s []string) bool {
 		groups, _ := topTables(s)
 		return len(groups) > 0 && strings.Contains(groups[0], "cpuhp/")
 	})

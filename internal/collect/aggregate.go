@@ -33,9 +33,20 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 	holderIdx := map[int]int{}    // pid -> index in snap.Sockets.Processes
 	untabled := map[uint64]bool{} // inodes in no table, already in the totals
 	cgs := newCgroupJoin(snap)
+	// One name per uid for the whole look: the name service may answer
+	// while the look runs, and a user must not have two names in it.
+	names := map[uint32]string{}
+	nameOf := func(uid uint32) string {
+		n, ok := names[uid]
+		if !ok {
+			n = accounts.Name(uid)
+			names[uid] = n
+		}
+		return n
+	}
 	for i := range s.procs {
 		p := &s.procs[i]
-		name := accounts.Name(p.uid)
+		name := nameOf(p.uid)
 		rss := uint64(p.rssPages) * pageSize
 		P.Total++
 		P.Threads += p.threads
@@ -67,12 +78,16 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 		g.Count++
 		g.Threads += p.threads
 		g.RSSBytes += rss
-		ui, ok := users[p.uid]
+		// Users are real uids: RLIMIT_NPROC counts a process against its
+		// real uid (copy_process, kernel/fork.c), so a setuid-root passwd
+		// run by alice is alice's, and an imapd that only set its euid
+		// counts for root.
+		ui, ok := users[p.ruid]
 		if !ok {
 			ui = len(P.Users)
-			users[p.uid] = ui
-			userPid[p.uid] = p.pid
-			P.Users = append(P.Users, snapshot.User{User: name, UID: p.uid})
+			users[p.ruid] = ui
+			userPid[p.ruid] = p.pid
+			P.Users = append(P.Users, snapshot.User{User: nameOf(p.ruid), UID: p.ruid})
 		}
 		P.Users[ui].Count++
 		P.Users[ui].Threads += p.threads

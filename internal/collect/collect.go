@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -61,6 +62,12 @@ type Options struct {
 	// the kernel's BTF), which a one-shot command pays on every run and
 	// picket run once. OneShotMinFiles is what the one-shot commands use.
 	BPFMinFiles int
+	// NameService names the uids /etc/passwd does not list (NIS, LDAP,
+	// sssd), off the look, through getent: nil means a resolver of its own
+	// for the live root where getent is installed, none for a fixture
+	// tree (whose users are not the host's). NoNameService turns it off.
+	NameService   *procid.Resolver
+	NoNameService bool
 }
 
 // source is one part of the snapshot read from its own files. Each lives in
@@ -143,6 +150,13 @@ func New(opts Options) (*Collector, error) {
 		live:  root == "/",
 		ids:   ids,
 		users: procid.NewUsers(root),
+	}
+	if c.live && !opts.NoNameService {
+		nss := opts.NameService
+		if _, err := exec.LookPath("getent"); nss == nil && err == nil {
+			nss = procid.NewResolver()
+		}
+		c.users.Resolve(nss)
 	}
 	if opts.Host != nil {
 		c.fdCount = opts.Host.Has(hostcap.FDCount)

@@ -16,8 +16,15 @@ import (
 // stat (parsed by procid, the reader the action runner uses too), its
 // owner, and where its socket fds are.
 type procInfo struct {
-	pid, ppid   int
-	uid         uint32
+	pid, ppid int
+	uid       uint32 // effective: the owner ps shows
+	// ruid is the real uid, which RLIMIT_NPROC counts by. Read from status
+	// where status is read (root-owned /proc/PID); elsewhere the owner:
+	// commit_creds (kernel/cred.c) makes a process whose euid changes
+	// non-dumpable, and the kernel gives a non-dumpable process's
+	// /proc/PID to root (task_dump_owner), so a real uid that differs from
+	// a non-root owner takes a setreuid that keeps euid, which is rare.
+	ruid        uint32
 	comm        string
 	state       byte
 	kthread     bool
@@ -122,7 +129,7 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 		} else {
 			p.fds = int(st.Size)
 		}
-		p.uid = st.Uid
+		p.uid, p.ruid = st.Uid, st.Uid
 		if p.uid == 0 {
 			return p, w.readStatusUID(procfd, base, &p)
 		}
@@ -155,7 +162,7 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 			return p, vanished(err, c.proc, pid, "fd")
 		}
 	}
-	p.uid = st.Uid
+	p.uid, p.ruid = st.Uid, st.Uid
 	if p.uid == 0 {
 		return p, w.readStatusUID(procfd, base, &p)
 	}
@@ -211,11 +218,11 @@ func (w *procWorker) readStatusUID(procfd, base int, p *procInfo) error {
 	if err != nil {
 		return vanished(err, w.s.c.proc, p.pid, "status")
 	}
-	uid, err := procid.ParseStatusUID(w.buf[:n])
+	ruid, uid, err := procid.ParseStatusUIDs(w.buf[:n])
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(w.s.c.proc, strconv.Itoa(p.pid), "status"), err)
 	}
-	p.uid = uid
+	p.uid, p.ruid = uid, ruid
 	return nil
 }
 

@@ -17,10 +17,13 @@ import (
 //
 // The binary is static (CGO_ENABLED=0), so NSS modules (LDAP, sssd) are not
 // consulted: a uid with no line in passwd is shown as its number, which is
-// what ps does too when it cannot resolve a name. os/user is not used
-// because it cannot read the files of a root other than "/".
+// what ps does too when it cannot resolve a name, unless a Resolver is set
+// (Resolve): then such a uid is named, from a later look on, by the name
+// service switch. os/user is not used because it cannot read the files of
+// a root other than "/".
 type Users struct {
 	passwd, group string
+	nss           *Resolver
 
 	mu     sync.Mutex
 	cur    *Accounts
@@ -35,6 +38,17 @@ func NewUsers(root string) *Users {
 		group:  filepath.Join(root, "etc", "group"),
 		cur:    &Accounts{names: map[uint32]string{}},
 	}
+}
+
+// Resolve names the uids passwd does not know through r (nil: never).
+// Only for the host's own root: the name service is the host's.
+func (u *Users) Resolve(r *Resolver) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.nss = r
+	next := *u.cur
+	next.nss = r
+	u.cur = &next
 }
 
 // fileVersion tells one state of a file from another without reading it.
@@ -69,6 +83,7 @@ func (u *Users) Accounts() *Accounts {
 		return u.cur
 	}
 	next := *u.cur
+	next.nss = u.nss
 	if pok && pv != u.pv {
 		if b, err := os.ReadFile(u.passwd); err == nil {
 			next.accounts, next.names = parsePasswd(b)
@@ -91,6 +106,7 @@ type Accounts struct {
 	accounts []account         // passwd, in file order
 	names    map[uint32]string // uid -> name of its first line, as getpwuid
 	groups   []group
+	nss      *Resolver // names of the uids passwd does not list; nil: none
 }
 
 // account is one line of passwd: name:password:uid:gid:gecos:home:shell.
@@ -108,10 +124,15 @@ type group struct {
 }
 
 // Name is the name of uid, or the uid in decimal when passwd has no line
-// for it.
+// for it and the name service (if asked) has not named it yet.
 func (a *Accounts) Name(uid uint32) string {
 	if n, ok := a.names[uid]; ok {
 		return n
+	}
+	if a.nss != nil {
+		if n, ok := a.nss.Name(uid); ok {
+			return n
+		}
 	}
 	return strconv.FormatUint(uint64(uid), 10)
 }

@@ -21,6 +21,9 @@ type Engine struct {
 	prev  map[string]map[string]Row        // rule -> key -> last row
 	rise  map[string]map[string]risings    // rule -> key -> field -> streak
 	last  map[string]time.Time             // rule -> last evaluation
+	// templatesPrev: a template names prev or rising, so whole rows are
+	// kept for the next evaluation (prev.go).
+	templatesPrev bool
 }
 
 type risings map[string]int
@@ -54,7 +57,8 @@ func NewEngine(cfg *Config, h Host, opts EngineOptions) *Engine {
 		opts.MaxRows = 100000
 	}
 	return &Engine{cfg: cfg, host: h, opts: opts, state: map[string]map[string]*caseState{},
-		prev: map[string]map[string]Row{}, rise: map[string]map[string]risings{}, last: map[string]time.Time{}}
+		prev: map[string]map[string]Row{}, rise: map[string]map[string]risings{}, last: map[string]time.Time{},
+		templatesPrev: templatesReadPrev(cfg)}
 }
 
 // Host is who the engine evaluates as.
@@ -146,8 +150,9 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	}
 	prevRows := e.prev[r.Name]
 	prevRise := e.rise[r.Name]
-	curRows := make(map[string]Row, len(rows))
-	curRise := make(map[string]risings, len(rows))
+	pf := r.prevFields(e.templatesPrev)
+	curRows := map[string]Row{}
+	curRise := map[string]risings{}
 	states := e.state[r.Name]
 	if states == nil {
 		states = map[string]*caseState{}
@@ -162,7 +167,9 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 	skipped := map[string]bool{} // rows with an unknown value the rule reads
 	for _, row := range rows {
 		key := r.tbl.rowKey(row)
-		curRows[key] = row
+		if kept := pf.keep(row); kept != nil {
+			curRows[key] = kept
+		}
 		prev, hadPrev := prevRows[key]
 		if unknownIn(reads, row, kernel, prev, hadPrev) {
 			// A value the host could not tell (fds of a process picket
@@ -177,7 +184,17 @@ func (e *Engine) evalRule(in *Input, r *Rule, now time.Time) ([]Event, error) {
 				rise[f] = prevRise[key][f] + 1
 			}
 		}
-		curRise[key] = rise
+		if len(rise) > 0 {
+			kept := risings{}
+			for f, n := range rise {
+				if pf.keepsRising(f) {
+					kept[f] = n
+				}
+			}
+			if len(kept) > 0 {
+				curRise[key] = kept
+			}
+		}
 		env := make(map[string]any, len(row)+4)
 		for k, v := range row {
 			env[k] = v

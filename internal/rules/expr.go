@@ -203,11 +203,14 @@ func (f *fieldReads) Visit(node *ast.Node) {
 		}
 	case *ast.MemberNode:
 		id, ok := n.Node.(*ast.IdentifierNode)
-		if !ok || (id.Value != "kernel" && id.Value != "prev") {
+		if !ok || (id.Value != "kernel" && id.Value != "prev" && id.Value != "rising") {
 			return
 		}
 		if s, ok := n.Property.(*ast.StringNode); ok {
 			f.add(id.Value + "." + s.Value)
+		} else {
+			// prev[name]: any field may be read (prev.go keeps them all).
+			f.add(id.Value + ".*")
 		}
 	}
 }

@@ -89,6 +89,7 @@ type Daemon struct {
 	logf *reopenFile
 
 	col *collect.Collector
+	mem *memLimiter // the soft memory limit, scaled to the host
 	// collector is how the last full look attributed sockets ("bpf" or
 	// "proc" and why): said once in the log, and again when it changes.
 	collector string
@@ -441,11 +442,10 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 		release = protect(d.log, *d.opts.OOMScoreAdj, true)
 	}
 	// A soft heap limit: the GC works harder before picket grows past its
-	// budget (≤ 30 MiB RSS), instead of waiting for GOGC's
-	// doubling. GOMEMLIMIT in the environment wins.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(20 << 20)
-	}
+	// budget (≤ 30 MiB RSS on a small host), instead of waiting for GOGC's
+	// doubling; it grows with the host's process count (memlimit.go).
+	// GOMEMLIMIT in the environment wins.
+	d.mem = newMemLimiter()
 	defer release()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -613,6 +613,7 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 			d.log.Warn("sockets are attributed by the /proc walk (one readlink per fd)", "reason", snap.CollectorReason)
 		}
 	}
+	d.mem.update(snap.Processes.Total, snap.Memory.MemTotalBytes)
 	if full {
 		if !d.seeded {
 			// After a restart the trends pick up where history left

@@ -594,7 +594,7 @@ function renderGroups() {
   const hidden = (snap.processes.groups || []).filter((g) => matches(filter, g.user, g.uid, g.comm) && lonelyKernel(g)).length;
   setText(
     $('#groups-more'),
-    `${fmtInt(shown.length)} of ${fmtInt(all.length)}${filter ? ' matching' : ''} groups shown (${fmtInt(total)} in all, ${fmtInt(snap.processes.total)} processes${hidden ? `; ${fmtInt(hidden)} kernel threads hidden` : ''})`,
+    `${fmtInt(shown.length)} of ${fmtInt(all.length)}${filter ? ' matching' : ''} groups shown (${fmtInt(total)} in all, ${fmtInt(snap.processes.total)} processes${hidden ? `; ${fmtInt(hidden)} kernel thread${hidden === 1 ? '' : 's'} hidden` : ''})`,
   );
 }
 

@@ -96,10 +96,19 @@ func (cg *Cgroup) remove() {
 	}
 }
 
-// Run starts script with sh inside the cgroup (the shell moves itself in
-// before running it) and waits for it. Its output is returned for the
-// test's log.
-func (cg *Cgroup) Run(t testing.TB, script string) (pid int, out string) {
+// The only scripts run: constants of this file. A v1 controller takes a
+// task only by its pid written to cgroup.procs (CLONE_INTO_CGROUP is for
+// cgroup2), so the forking process must move itself in before it forks:
+// the shell does that, and nothing a process chose reaches it.
+const (
+	forkLoopScript = `i=0; while [ $i -lt 10 ]; do sleep 30 >/dev/null 2>&1 & i=$((i+1)); done 2>/dev/null; kill $(jobs -p) 2>/dev/null; exit 0`
+	ddScript       = `exec dd if=/dev/zero of=/dev/null bs=64M count=4`
+)
+
+// run starts one of the scripts above with sh inside the cgroup (the shell
+// moves itself in before running it) and waits for it. Its output is
+// returned for the test's log.
+func (cg *Cgroup) run(t testing.TB, script string) (pid int, out string) {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", `echo $$ > "$CG/cgroup.procs" || exit 99; `+script)
 	cmd.Env = append(os.Environ(), "CG="+cg.Dir)
@@ -133,7 +142,7 @@ func ForkRejected(t testing.TB) (path string, started time.Time) {
 	cg := NewCgroup(t, "pids")
 	cg.Set(t, "pids.max", "3")
 	started = time.Now()
-	_, out := cg.Run(t, `i=0; while [ $i -lt 10 ]; do sleep 30 >/dev/null 2>&1 & i=$((i+1)); done 2>/dev/null; kill $(jobs -p) 2>/dev/null; exit 0`)
+	_, out := cg.run(t, forkLoopScript)
 	t.Logf("fork loop in %s: %s", cg.Path, strings.TrimSpace(out))
 	return cg.Path, started
 }
@@ -159,7 +168,7 @@ func OOMKill(t testing.TB) (pid int, comm, path string, started time.Time) {
 	}
 	started = time.Now()
 	// exec keeps the shell's pid: the victim is the process started here.
-	pid, out := cg.Run(t, `exec dd if=/dev/zero of=/dev/null bs=64M count=4`)
+	pid, out := cg.run(t, ddScript)
 	t.Logf("dd in %s (pid %d): %s", cg.Path, pid, strings.TrimSpace(out))
 	return pid, "dd", cg.Path, started
 }

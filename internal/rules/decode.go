@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strings"
@@ -41,9 +42,15 @@ func (d *decoder) errorf(n *yaml.Node, format string, a ...any) {
 // recorded and skipped so the rest is still checked (an admin wants every
 // mistake in one run); it reports false when n cannot be decoded at all.
 func (d *decoder) decode(n *yaml.Node, v any, what string) bool {
+	before := len(*d.errs)
 	d.check(n, reflect.TypeOf(v).Elem(), what)
 	if err := n.Decode(v); err != nil {
-		d.errorf(n, "%s: %s", what, cleanYAMLError(err))
+		// check has already placed a value of the wrong type at its own
+		// line and column; yaml.v3's error for it names only the line, so
+		// repeating it here would add a second, vaguer report.
+		if len(*d.errs) == before {
+			d.errorf(n, "%s: %s", what, cleanYAMLError(err))
+		}
 		return false
 	}
 	return true
@@ -118,6 +125,28 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, what string) {
 			if _, err := time.ParseDuration(n.Value); err != nil {
 				d.errorf(n, "%s: %q is not a duration (write e.g. 30s, 5m, 1h)", what, n.Value)
 			}
+			return
+		}
+		// A number or a boolean of the wrong form ("after: many") is
+		// found here, at the value's own position: the decode of the
+		// enclosing document would report it at the document's start.
+		switch t.Kind() {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64:
+			err := n.Decode(reflect.New(t).Interface())
+			// yaml.v3 truncates a float into an integer field without a
+			// word (after: 1.5 is read as 1); a fraction there is a
+			// mistake the admin should see, not a rounding picket makes.
+			if err == nil && t.Kind() != reflect.Float32 && t.Kind() != reflect.Float64 && n.ShortTag() == "!!float" {
+				var f float64
+				if n.Decode(&f) != nil || f != math.Trunc(f) {
+					err = fmt.Errorf("fraction")
+				}
+			}
+			if err != nil {
+				d.errorf(n, "%s: %q is not %s", what, n.Value, kindWord(t.Kind()))
+			}
 		}
 	}
 }
@@ -155,6 +184,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func kindWord(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number, 0 or more"
+	}
+	return "a whole number"
 }
 
 func kindName(n *yaml.Node) string {

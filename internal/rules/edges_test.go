@@ -393,8 +393,9 @@ func TestVarNames(t *testing.T) {
 }
 
 // TestDecodeEdges: an item with an empty spec is the kind's defaults, as a
-// null one is; a type mistake the decoder finds is told without yaml's own
-// "line N:" (the position is the error's).
+// null one is; a number or boolean of the wrong form is told once, at the
+// value's own line and column (yaml.v3 gives the line only, and the decode
+// of the whole document would place it at 1:1).
 func TestDecodeEdges(t *testing.T) {
 	for _, src := range []string{`then: [{log: ""}]`, `then: [{log: }]`, `then: [{log: {}}]`} {
 		cfg, err := loadString(t, "rules:\n  - name: a\n    table: process_groups\n    "+src+"\n")
@@ -406,9 +407,15 @@ func TestDecodeEdges(t *testing.T) {
 			t.Errorf("%s: items %+v", src, it)
 		}
 	}
-	_, err := loadString(t, "rules:\n  - name: a\n    table: process_groups\n    after: many\n")
-	if err == nil || !strings.Contains(err.Error(), ": config: cannot unmarshal !!str `many` into int") || strings.Contains(err.Error(), "line ") {
-		t.Errorf("after: many: %v", err)
+	for _, c := range []struct{ src, want string }{
+		{"    after: many\n", `:4:12: config.rules[0].after: "many" is not a whole number`},
+		{"    after: 1.5\n", `:4:12: config.rules[0].after: "1.5" is not a whole number`},
+		{"    dry_run: maybe\n", `:4:14: config.rules[0].dry_run: "maybe" is not true or false`},
+	} {
+		_, err := loadString(t, "rules:\n  - name: a\n    table: process_groups\n"+c.src)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "line ") || strings.Count(err.Error(), "\n") != 0 {
+			t.Errorf("%s: got %v, want one error %s", strings.TrimSpace(c.src), err, c.want)
+		}
 	}
 }
 

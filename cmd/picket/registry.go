@@ -18,6 +18,7 @@ func registry() rules.Registry {
 			s, ok := act.NewSpec(kind)
 			return s, ok
 		},
+		Protect:     func() any { return &act.Protected{} },
 		OutputKinds: notify.Kinds(),
 		ActionKinds: act.Kinds(),
 	}

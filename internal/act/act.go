@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,6 +128,10 @@ type Runner struct {
 	log           *slog.Logger
 	journal       *Journal // nil when every action is a dry run
 	limits        *limiter
+	// protected and protectedUIDs are rule 2's lists, replaced whole by
+	// SetProtected under protMu.
+	protMu        sync.RWMutex
+	protected     Protected
 	protectedUIDs map[uint32]bool
 	kinds         []kind
 	host          *hostcap.Set
@@ -169,12 +175,8 @@ func NewRunner(opts Options) (*Runner, error) {
 		// Actions act on this kernel whatever tree Root reads.
 		r.host = hostcap.Probe(hostcap.Options{NetNS: opts.NetNS})
 	}
-	for _, u := range opts.Protected.Users {
-		uid, err := procs.lookupUID(u)
-		if err != nil {
-			return nil, fmt.Errorf("protected users: %w", err)
-		}
-		r.protectedUIDs[uid] = true
+	if unknown := r.SetProtected(opts.Protected); len(unknown) > 0 {
+		return nil, fmt.Errorf("protected users: no user %s", strings.Join(unknown, ", "))
 	}
 	if !opts.DryRun {
 		if r.opts.StateDir == "" {
@@ -189,6 +191,33 @@ func NewRunner(opts Options) (*Runner, error) {
 		}
 	}
 	return r, nil
+}
+
+// SetProtected replaces what rule 2 protects, for the actions taken from
+// now on (a configuration reload). A user name this host does not know is
+// left out and returned: nothing can run as a user that does not exist, and
+// a fleet's one protect: list names users that only some hosts have.
+func (r *Runner) SetProtected(p Protected) (unknown []string) {
+	uids := map[uint32]bool{}
+	for _, u := range p.Users {
+		uid, err := r.procs.lookupUID(u)
+		if err != nil {
+			unknown = append(unknown, strconv.Quote(u))
+			continue
+		}
+		uids[uid] = true
+	}
+	r.protMu.Lock()
+	r.protected, r.protectedUIDs = p, uids
+	r.protMu.Unlock()
+	return unknown
+}
+
+// protection is what rule 2 protects now.
+func (r *Runner) protection() (Protected, map[uint32]bool) {
+	r.protMu.RLock()
+	defer r.protMu.RUnlock()
+	return r.protected, r.protectedUIDs
 }
 
 // Do takes one action (or, dry, computes what it would do). It never

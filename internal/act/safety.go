@@ -86,6 +86,37 @@ type Protected struct {
 	NoDefaults  bool     `yaml:"no_defaults" json:"no_defaults,omitempty"`
 }
 
+// Validate checks a protect: list from a configuration file. Pids are
+// refused there: the kernel reuses them, and a pid written in a file ends
+// up protecting whatever runs under it next.
+func (p *Protected) Validate() error {
+	var errs []error
+	for _, e := range p.Exes {
+		if !filepath.IsAbs(e) || filepath.Clean(e) != e {
+			errs = append(errs, fmt.Errorf("exes: %q is not a clean absolute path (as /proc/PID/exe shows it, e.g. /usr/sbin/mysqld)", e))
+		}
+	}
+	for _, u := range p.Units {
+		if u == "" || strings.ContainsAny(u, "/ \t\n") || !strings.Contains(u, ".") {
+			errs = append(errs, fmt.Errorf("units: %q is not a unit name (e.g. mysql.service, system-postgresql.slice)", u))
+		}
+	}
+	for _, u := range p.Users {
+		if u == "" {
+			errs = append(errs, errors.New("users: an empty name"))
+		}
+	}
+	for _, g := range p.AdminGroups {
+		if g == "" {
+			errs = append(errs, errors.New("admin_groups: an empty name"))
+		}
+	}
+	if len(p.PIDs) > 0 {
+		errs = append(errs, errors.New("pids: the kernel reuses pids; protect the process by exes, units or users"))
+	}
+	return errors.Join(errs...)
+}
+
 // DefaultProtectedExes are the executables whose root processes are never
 // signalled unless NoDefaults (picket's own binary is added to them): init
 // and systemd where distributions install them, and sshd with the
@@ -116,8 +147,8 @@ type guard struct {
 }
 
 func (r *Runner) newGuard() *guard {
-	p := r.opts.Protected
-	g := &guard{self: map[int]bool{}, pids: map[int]string{}, exes: map[string]bool{}, units: p.Units, uids: r.protectedUIDs, procs: r.procs}
+	p, uids := r.protection()
+	g := &guard{self: map[int]bool{}, pids: map[int]string{}, exes: map[string]bool{}, units: p.Units, uids: uids, procs: r.procs}
 	if !p.NoDefaults {
 		for _, e := range DefaultProtectedExes() {
 			g.exes[e] = true

@@ -359,6 +359,17 @@ func (d *Daemon) install(cfg *rules.Config, name string) error {
 		}
 		ns[n] = nt
 	}
+	// protect: holds for the actions of this configuration: a reload that
+	// drops a unit from it lets the next kill reach that unit.
+	var prot act.Protected
+	if p, ok := cfg.Protect.(*act.Protected); ok && p != nil {
+		prot = *p
+	}
+	if d.runner != nil {
+		if unknown := d.runner.SetProtected(prot); len(unknown) > 0 {
+			d.log.Warn("protect: users this host does not know are left out", "users", strings.Join(unknown, ", "))
+		}
+	}
 	d.mu.Lock()
 	old := d.notifiers
 	d.cfg, d.cfgName, d.notifiers, d.host = cfg, name, ns, host

@@ -19,6 +19,7 @@ func loader(src string) func(string) (*rules.Config, string, error) {
 	reg := rules.Registry{
 		Output:      func(k string) (any, bool) { s, ok := notify.NewSpec(k); return s, ok },
 		Action:      func(k string) (any, bool) { s, ok := act.NewSpec(k); return s, ok },
+		Protect:     func() any { return &act.Protected{} },
 		OutputKinds: notify.Kinds(),
 		ActionKinds: act.Kinds(),
 	}

@@ -25,6 +25,9 @@ import (
 type Registry struct {
 	Output func(kind string) (any, bool)
 	Action func(kind string) (any, bool)
+	// Protect makes the spec of the top-level protect: key (the processes
+	// no action may touch); nil refuses the key.
+	Protect func() any
 	// OutputKinds and ActionKinds name the kinds, for error messages.
 	OutputKinds []string
 	ActionKinds []string
@@ -38,6 +41,10 @@ type Config struct {
 	Outputs map[string]*Output
 	Macros  map[string]*Macro
 	Rules   []*Rule
+	// Protect is the decoded protect: key (Registry.Protect's spec), nil
+	// when no file gives one; ProtectPos is where it was given.
+	Protect    any
+	ProtectPos Error
 }
 
 // HostSpec gives labels to hosts whose name matches Match (a name or glob).
@@ -215,6 +222,7 @@ type raw struct {
 	Outputs yaml.Node           `yaml:"outputs"`
 	Macros  map[string]rawMacro `yaml:"macros"`
 	Rules   []rawRule           `yaml:"rules"`
+	Protect yaml.Node           `yaml:"protect"`
 }
 
 type rawMacro struct {
@@ -292,6 +300,7 @@ func (l *loader) loadData(file string, data []byte, from *Error) {
 	l.loadHosts(d, &r.Hosts)
 	l.cfg.Vars = append(l.cfg.Vars, l.loadVars(d, &r.Vars, "vars")...)
 	l.loadOutputs(d, &r.Outputs)
+	l.loadProtect(d, top, &r.Protect)
 	if mn := mapValue(top, "macros"); mn != nil {
 		for i := 0; i+1 < len(mn.Content); i += 2 {
 			name := mn.Content[i].Value
@@ -441,6 +450,43 @@ func (l *loader) loadOutputs(d *decoder, n *yaml.Node) {
 			l.cfg.Outputs[k.Value] = &Output{Name: k.Value, Kind: kind, Spec: spec, Pos: pos(d, k)}
 		}
 	}
+}
+
+// loadProtect decodes protect: once for the whole configuration: a second
+// file giving it too would leave the reader unsure which list holds, so it
+// is refused at its position rather than merged.
+func (l *loader) loadProtect(d *decoder, top, n *yaml.Node) {
+	if n.Kind == 0 {
+		return
+	}
+	kn := n
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "protect" {
+			kn = top.Content[i]
+		}
+	}
+	if l.cfg.Protect != nil {
+		d.errorf(kn, "protect: given twice (first at %s); keep one list", l.cfg.ProtectPos.Error())
+		return
+	}
+	if l.reg.Protect == nil {
+		d.errorf(kn, "protect: not available here")
+		return
+	}
+	spec := l.reg.Protect()
+	if n.Kind == yaml.ScalarNode && n.Value == "" || n.Tag == "!!null" {
+		n = &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
+	}
+	if !d.decode(n, spec, "protect") {
+		return
+	}
+	if val, ok := spec.(interface{ Validate() error }); ok {
+		if err := val.Validate(); err != nil {
+			d.errorf(n, "protect: %v", err)
+			return
+		}
+	}
+	l.cfg.Protect, l.cfg.ProtectPos = spec, pos(d, kn)
 }
 
 // decodeKind decodes {KIND: {...}} through a registry function.

@@ -68,3 +68,53 @@ func TestValidateEveryMistakeOnItsOwnLine(t *testing.T) {
 		t.Fatalf("check prints the list as one line:\n%s", errOut)
 	}
 }
+
+// TestValidateProtect: protect: is checked where it is written: a relative
+// executable, a unit that is no unit name, a pid (reused by the kernel)
+// and an unknown key are each told at their position; a second file
+// giving protect: too is refused at its key, not merged.
+func TestValidateProtect(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "protect.yaml")
+	src := "protect:\n  exes: [mysqld]\n  units: [postgresql]\n  pids: [1234]\n  user: [imap]\n"
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runCLI(t, "validate", "--no-host", p)
+	if w := p + `:5:3: protect: unknown key "user" (known: admin_groups, exes, no_defaults, pids, units, users)`; code != 1 || !strings.Contains(errOut, w) {
+		t.Errorf("unknown key: exit %d, want %q in\n%s", code, w, errOut)
+	}
+	src = strings.Replace(src, "  user: [imap]\n", "  users: [imap]\n", 1)
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = runCLI(t, "validate", "--no-host", p)
+	for _, w := range []string{
+		"\n" + p + `:2:3: protect: exes: "mysqld" is not a clean absolute path`,
+		"\n" + p + `:2:3: protect: units: "postgresql" is not a unit name`,
+		"\n" + p + `:2:3: protect: pids: the kernel reuses pids`,
+	} {
+		errOut := "\n" + errOut
+		if code != 1 || !strings.Contains(errOut, w) {
+			t.Errorf("exit %d, want %q in\n%s", code, w, errOut)
+		}
+	}
+	good := "protect:\n  exes: [/usr/sbin/mysqld]\n  units: [postgresql.service]\n  users: [imap]\n"
+	inc := filepath.Join(dir, "more.yaml")
+	if err := os.WriteFile(inc, []byte("protect: {users: [mail]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("include: [more.yaml]\n"+good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = runCLI(t, "validate", "--no-host", p)
+	if w := p + ":2:1: protect: given twice (first at " + inc + ":1:1"; code != 1 || !strings.Contains(errOut, w) {
+		t.Errorf("twice: exit %d, want %q in\n%s", code, w, errOut)
+	}
+	if err := os.WriteFile(p, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runCLI(t, "validate", "--no-host", p); code != 0 {
+		t.Errorf("a good protect: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -121,13 +121,13 @@ func DefaultStateDir() string {
 
 // Runner takes actions. It is safe for concurrent use.
 type Runner struct {
-	opts          Options
-	root          string
-	live          bool
-	procs         procFS
-	log           *slog.Logger
-	journal       *Journal // nil when every action is a dry run
-	limits        *limiter
+	opts    Options
+	root    string
+	live    bool
+	procs   procFS
+	log     *slog.Logger
+	journal *Journal // nil when every action is a dry run
+	limits  *limiter
 	// protected and protectedUIDs are rule 2's lists, replaced whole by
 	// SetProtected under protMu.
 	protMu        sync.RWMutex

@@ -482,7 +482,7 @@ func (l *loader) loadProtect(d *decoder, top, n *yaml.Node) {
 	}
 	if val, ok := spec.(interface{ Validate() error }); ok {
 		if err := val.Validate(); err != nil {
-			d.errorf(n, "protect: %v", err)
+			d.invalid(n, "protect", err)
 			return
 		}
 	}
@@ -513,7 +513,7 @@ func (l *loader) decodeKind(d *decoder, n *yaml.Node, what string, mk func(strin
 	}
 	if val, ok := spec.(interface{ Validate() error }); ok {
 		if err := val.Validate(); err != nil {
-			d.errorf(v, "%s.%s: %v", what, k.Value, err)
+			d.invalid(v, what+"."+k.Value, err)
 			return "", nil, false
 		}
 	}

@@ -38,6 +38,19 @@ func (d *decoder) errorf(n *yaml.Node, format string, a ...any) {
 	*d.errs = append(*d.errs, e)
 }
 
+// invalid records a spec's Validate error, one line per mistake when the
+// spec joined several (errors.Join): an admin reads them as a list, and
+// FILE:LINE:COL tools take one per line.
+func (d *decoder) invalid(n *yaml.Node, what string, err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			d.invalid(n, what, e)
+		}
+		return
+	}
+	d.errorf(n, "%s: %v", what, err)
+}
+
 // decode checks n against v's type, then decodes it. Unknown keys are
 // recorded and skipped so the rest is still checked (an admin wants every
 // mistake in one run); it reports false when n cannot be decoded at all.

@@ -131,6 +131,11 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 		return 3
 	}
 	defer runner.Close()
+	if p, ok := cfg.Protect.(*act.Protected); ok && p != nil {
+		if unknown := runner.SetProtected(*p); len(unknown) > 0 {
+			fmt.Fprintf(stderr, "picket check: protect: users this host does not know are left out: %s\n", term.Escape(strings.Join(unknown, ", ")))
+		}
+	}
 	ruleOf := map[string]*rules.Rule{}
 	for _, r := range cfg.Rules {
 		ruleOf[r.Name] = r

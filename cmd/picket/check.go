@@ -15,6 +15,7 @@ import (
 	"github.com/picket-guard/picket/internal/collect"
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/notify"
+	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/rules"
 	"github.com/picket-guard/picket/internal/secpath"
 	"github.com/picket-guard/picket/internal/snapshot"
@@ -77,7 +78,8 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 			}
 		}
 	}
-	col, err := collect.New(collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles})
+	nss := procid.HostResolver(*root) // the collector's and the runner's, as in the daemon
+	col, err := collect.New(collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles, NameService: nss, NoNameService: nss == nil})
 	if err != nil {
 		fmt.Fprintf(stderr, "picket check: %s\n", term.Escape(err.Error()))
 		return 3
@@ -125,7 +127,7 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 	if sd == "" {
 		sd = act.DefaultStateDir()
 	}
-	runner, err := act.NewRunner(act.Options{Root: *root, StateDir: sd, DryRun: *dryRun})
+	runner, err := act.NewRunner(act.Options{Root: *root, StateDir: sd, DryRun: *dryRun, NameService: nss})
 	if err != nil {
 		fmt.Fprintf(stderr, "picket check: %s\n", term.Escape(err.Error()))
 		return 3

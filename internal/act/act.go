@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/picket-guard/picket/internal/hostcap"
+	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
@@ -70,6 +71,10 @@ type Options struct {
 	StateDir  string
 	Protected Protected
 	Limits    Limits
+	// NameService names the users /etc/passwd does not list (LDAP, sssd):
+	// the collector's, so that a row's user=alice finds alice's uid.
+	// Only with the host's own Root.
+	NameService *procid.Resolver
 	// DryRun makes every action a dry run.
 	DryRun bool
 	// NetNS is the network namespace file (/run/netns/NAME,
@@ -171,6 +176,9 @@ func NewRunner(opts Options) (*Runner, error) {
 		limits: newLimiter(opts.Limits), protectedUIDs: map[uint32]bool{}, timers: map[string]*time.Timer{}, trips: map[string]*trip{},
 		kinds: kinds(), host: opts.Host,
 	}
+	if r.live && opts.NameService != nil {
+		procs.users.Resolve(opts.NameService)
+	}
 	if r.host == nil {
 		// Actions act on this kernel whatever tree Root reads.
 		r.host = hostcap.Probe(hostcap.Options{NetNS: opts.NetNS})
@@ -200,7 +208,10 @@ func NewRunner(opts Options) (*Runner, error) {
 func (r *Runner) SetProtected(p Protected) (unknown []string) {
 	uids := map[uint32]bool{}
 	for _, u := range p.Users {
-		uid, err := r.procs.lookupUID(u)
+		// Once per configuration, so the name service may be asked
+		// (a fork): a protected LDAP user must not be left out because
+		// none of its processes was named yet.
+		uid, err := r.procs.users.Accounts().LookupNow(context.Background(), u)
 		if err != nil {
 			unknown = append(unknown, strconv.Quote(u))
 			continue

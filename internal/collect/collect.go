@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -153,8 +152,8 @@ func New(opts Options) (*Collector, error) {
 	}
 	if c.live && !opts.NoNameService {
 		nss := opts.NameService
-		if _, err := exec.LookPath("getent"); nss == nil && err == nil {
-			nss = procid.NewResolver()
+		if nss == nil {
+			nss = procid.HostResolver(root)
 		}
 		c.users.Resolve(nss)
 	}

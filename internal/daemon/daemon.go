@@ -35,6 +35,7 @@ import (
 	"github.com/picket-guard/picket/internal/history"
 	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/notify"
+	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/rules"
 	"github.com/picket-guard/picket/internal/secpath"
 	"github.com/picket-guard/picket/internal/server"
@@ -94,8 +95,11 @@ type Daemon struct {
 	// "proc" and why): said once in the log, and again when it changes.
 	collector string
 	runner    *act.Runner
-	disp      *notify.Dispatcher
-	hist      *history.Store
+	// nss names the users passwd does not list, for the collector and the
+	// runner both (procid.HostResolver); nil for another root.
+	nss  *procid.Resolver
+	disp *notify.Dispatcher
+	hist *history.Store
 	// trends is every limit's recent looks, for the forecasts; only the
 	// collection loop touches it.
 	trends  *forecast.Tracker
@@ -205,6 +209,7 @@ func New(opts Options) (*Daemon, error) {
 	if d.hostcap = opts.Features; d.hostcap == nil {
 		d.hostcap = hostcap.Probe(hostcap.Options{})
 	}
+	d.nss = procid.HostResolver(opts.Root)
 	// Recovery first, needing nothing but the journal: a configuration that
 	// no longer loads or a damaged history must not leave a throttle or a
 	// freeze of the last run in force.
@@ -227,7 +232,7 @@ func New(opts Options) (*Daemon, error) {
 		default:
 		}
 	})
-	if d.col, err = collect.New(collect.Options{Root: opts.Root, KernelLog: d.klog.log, Host: d.hostcap}); err != nil {
+	if d.col, err = collect.New(collect.Options{Root: opts.Root, KernelLog: d.klog.log, Host: d.hostcap, NameService: d.nss, NoNameService: d.nss == nil}); err != nil {
 		return fail(err)
 	}
 	if d.hist, err = d.openHistory(); err != nil {
@@ -256,7 +261,7 @@ func New(opts Options) (*Daemon, error) {
 // passed while picket was down. A dry-run daemon recovers with a runner of
 // its own, then acts through a dry one.
 func (d *Daemon) recover() error {
-	opts := act.Options{Root: d.opts.Root, StateDir: d.opts.StateDir, Logger: d.log, NetNS: d.opts.NetNS,
+	opts := act.Options{Root: d.opts.Root, StateDir: d.opts.StateDir, Logger: d.log, NetNS: d.opts.NetNS, NameService: d.nss,
 		RevertOnRecover: true, ProtectedPorts: listenPort(d.opts.Listen), Host: d.hostcap,
 		OnLimit: func(rule string, err error) {
 			d.log.Error("actions stopped by their rate limit: acting needs an administrator now", "rule", rule, "err", err)

@@ -1,6 +1,7 @@
 package procid
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,10 +154,35 @@ func (a *Accounts) Lookup(user string) (uint32, error) {
 			return ac.uid, nil
 		}
 	}
+	// Then a name the name service gave a uid picket has seen (an LDAP
+	// or sssd user whose processes the rows name): no fork here.
+	if a.nss != nil {
+		if uid, ok := a.nss.UID(user); ok {
+			return uid, nil
+		}
+	}
 	if n, err := strconv.ParseUint(user, 10, 32); err == nil {
 		return uint32(n), nil
 	}
 	return 0, fmt.Errorf("unknown user %q", user)
+}
+
+// LookupNow is Lookup, then, for a name passwd and the cache do not have,
+// a question to the name service (a fork of getent, bounded): for loading
+// a configuration, not for a look or an action.
+func (a *Accounts) LookupNow(ctx context.Context, user string) (uint32, error) {
+	uid, err := a.Lookup(user)
+	if err == nil || a.nss == nil {
+		return uid, err
+	}
+	uid, ok, nerr := a.nss.LookupName(ctx, user)
+	if nerr != nil {
+		return 0, fmt.Errorf("unknown user %q (the name service did not answer: %w)", user, nerr)
+	}
+	if !ok {
+		return 0, err
+	}
+	return uid, nil
 }
 
 // InGroups is the uids of every account in one of the named groups, by

@@ -3,8 +3,11 @@ package procid
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -48,6 +51,20 @@ type resolved struct {
 
 // NewResolver returns a resolver with the defaults.
 func NewResolver() *Resolver { return &Resolver{} }
+
+// HostResolver is the resolver for the host's own users: nil for another
+// root (a fixture tree's users are not the name service's) or when getent
+// is not installed. One is shared by the collector, which names the rows'
+// uids, and the action runner, which finds the uid behind a row's name.
+func HostResolver(root string) *Resolver {
+	if abs, err := filepath.Abs(root); err != nil || abs != "/" {
+		return nil
+	}
+	if _, err := exec.LookPath("getent"); err != nil {
+		return nil
+	}
+	return NewResolver()
+}
 
 func (r *Resolver) defaults() {
 	if r.cache == nil {
@@ -95,6 +112,71 @@ func (r *Resolver) Name(uid uint32) (string, bool) {
 		r.enqueue(uid)
 	}
 	return e.name, e.name != ""
+}
+
+// UID is the uid the name service gave name, from the answers already
+// cached for the uids picket has seen. A row says user=alice because its
+// uid was named here, and an action aimed at alice must find that uid
+// again without a fork: acting may be what a full pid table needs.
+func (r *Resolver) UID(name string) (uint32, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var (
+		uid   uint32
+		found bool
+		at    time.Time
+	)
+	for u, e := range r.cache {
+		// Two uids may carry one name over time (an account renumbered):
+		// the newest answer wins.
+		if e.name == name && (!found || e.at.After(at)) {
+			uid, found, at = u, true, e.at
+		}
+	}
+	return uid, found
+}
+
+// LookupName asks the name service for name now, once, within Timeout,
+// and caches the answer. It forks getent, so it is for loading a
+// configuration (protect: users), never for a look or an action. ok is
+// false when the name service has no such user; err when it could not
+// answer.
+func (r *Resolver) LookupName(ctx context.Context, name string) (uid uint32, ok bool, err error) {
+	// getent takes the key as an argument: a name starting with "-" would
+	// be read as an option, and ":" or a newline cannot be in a passwd
+	// name at all.
+	if name == "" || strings.HasPrefix(name, "-") || strings.ContainsAny(name, ":\n") {
+		return 0, false, nil
+	}
+	r.mu.Lock()
+	r.defaults()
+	r.lookups++
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	argv := append(append([]string(nil), r.Command[1:]...), name)
+	cmd := exec.CommandContext(ctx, r.Command[0], argv...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL=C"}
+	out, err := cmd.Output()
+	if err != nil {
+		if ee, isExit := err.(*exec.ExitError); isExit && ee.ExitCode() == 2 && ctx.Err() == nil {
+			return 0, false, nil
+		}
+		return 0, false, fmt.Errorf("%s %s: %w", strings.Join(r.Command, " "), strconv.Quote(name), err)
+	}
+	line, _, _ := bytes.Cut(out, []byte("\n"))
+	fields := bytes.SplitN(line, []byte(":"), 4)
+	if len(fields) < 3 || string(fields[0]) != name {
+		return 0, false, nil
+	}
+	n, perr := strconv.ParseUint(string(fields[2]), 10, 32)
+	if perr != nil {
+		return 0, false, nil
+	}
+	r.mu.Lock()
+	r.store(uint32(n), name)
+	r.mu.Unlock()
+	return uint32(n), true, nil
 }
 
 // Lookups is how many times getent was run.

@@ -96,3 +96,48 @@ func (r *Resolver) idle() bool {
 	defer r.mu.Unlock()
 	return !r.running && len(r.queue) == 0
 }
+
+// TestResolverLookupName: a name is asked of the name service once and
+// its uid cached (UID and Accounts.Lookup find it after, without getent);
+// a name getent would read as an option, or that no passwd line can hold,
+// is never asked.
+func TestResolverLookupName(t *testing.T) {
+	testkit.Need(t, "getent", "libc-bin")
+	const uid, name = 45681, "pkt-nisname"
+	testkit.ExtraUser(t, name, uid)
+	r := NewResolver()
+	if _, ok := r.UID(name); ok {
+		t.Fatal("UID answered before any lookup")
+	}
+	got, ok, err := r.LookupName(t.Context(), name)
+	if err != nil || !ok || got != uid {
+		t.Fatalf("LookupName(%q) = %d %v %v, want %d", name, got, ok, err, uid)
+	}
+	if got, ok := r.UID(name); !ok || got != uid {
+		t.Errorf("UID after the lookup: %d %v", got, ok)
+	}
+	root := t.TempDir()
+	writeEtc(t, root, "passwd", "root:x:0:0::/root:/bin/sh\n")
+	writeEtc(t, root, "group", "root:x:0:\n")
+	u := NewUsers(root)
+	u.Resolve(r)
+	n := r.Lookups()
+	if got, err := u.Accounts().Lookup(name); err != nil || got != uid {
+		t.Errorf("Accounts.Lookup(%q) = %d %v", name, got, err)
+	}
+	if got, err := u.Accounts().LookupNow(t.Context(), name); err != nil || got != uid || r.Lookups() != n {
+		t.Errorf("LookupNow of a cached name: %d %v, %d more lookups", got, err, r.Lookups()-n)
+	}
+	if _, err := u.Accounts().LookupNow(t.Context(), "pkt-nosuchname"); err == nil || !strings.Contains(err.Error(), `unknown user "pkt-nosuchname"`) {
+		t.Errorf("LookupNow of an unknown name: %v", err)
+	}
+	n = r.Lookups()
+	for _, bad := range []string{"-s", "--service=files", "a:b", "a\nb", ""} {
+		if _, ok, err := r.LookupName(t.Context(), bad); ok || err != nil {
+			t.Errorf("LookupName(%q) = %v %v", bad, ok, err)
+		}
+	}
+	if r.Lookups() != n {
+		t.Errorf("%d lookups for names no passwd line can hold", r.Lookups()-n)
+	}
+}

@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sync"
+	"syscall"
 	"testing"
 )
 
-// nssMu keeps two tests of one binary from editing nsswitch.conf at once.
-var nssMu sync.Mutex
+// nssLock keeps two tests from editing nsswitch.conf at once, across the
+// test binaries go test runs side by side (each package is a process): a
+// mutex would let one package restore the file under another's edit.
+const nssLock = "/run/picket-test-nss.lock"
 
 // ExtraUser makes uid a user named name that only the name service knows,
 // not /etc/passwd: as on a NIS or LDAP site, through Debian's
@@ -32,8 +34,15 @@ func ExtraUser(t testing.TB, name string, uid uint32) {
 	if len(found) == 0 {
 		t.Fatal("libnss-extrausers is not installed: apt-get install libnss-extrausers (scripts/test installs it)")
 	}
-	nssMu.Lock()
-	t.Cleanup(nssMu.Unlock)
+	lf, err := os.OpenFile(nssLock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		lf.Close()
+		t.Fatalf("lock %s: %v", nssLock, err)
+	}
+	t.Cleanup(func() { lf.Close() }) // closing the file drops the lock, after the restores below (cleanups run last first)
 	const conf, dir = "/etc/nsswitch.conf", "/var/lib/extrausers"
 	passwd := filepath.Join(dir, "passwd")
 	orig, err := os.ReadFile(conf)

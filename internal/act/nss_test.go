@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/picket-guard/picket/internal/procid"
-	"github.com/picket-guard/picket/internal/testkit/snaptest"
 	"github.com/picket-guard/picket/internal/testkit"
+	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
 // TestKillNameServiceUser: a user only the name service knows (LDAP, sssd;

@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-// TestGenerated compiles bpf/task_file.bpf.c again, as go generate does,
-// and checks that the committed object and loaders are its output: a
-// change to the C source must come with its objects. Needs clang, llvm and
-// libbpf-dev (scripts/test installs them).
+// TestGenerated compiles bpf/task_file.bpf.c and bpf/task.bpf.c again, as
+// go generate does, and checks that the committed objects and loaders are
+// their output: a change to the C source must come with its objects.
+// Needs clang, llvm and libbpf-dev (scripts/test installs them).
 func TestGenerated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the BPF program")
@@ -29,25 +29,35 @@ func TestGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var args []string
+	var runs [][]string
 	for _, l := range strings.Split(string(src), "\n") {
 		if a, ok := strings.CutPrefix(l, "//go:generate go tool bpf2go "); ok {
-			args = splitQuoted(a)
+			runs = append(runs, splitQuoted(a))
 		}
 	}
-	if args == nil {
+	if runs == nil {
 		t.Fatal("gen.go has no go:generate line for bpf2go")
 	}
+	for _, args := range runs {
+		compareGenerated(t, args)
+	}
+}
+
+// compareGenerated runs bpf2go with args into a temporary directory and
+// compares what it writes with the committed files.
+func compareGenerated(t *testing.T, args []string) {
+	t.Helper()
 	out := t.TempDir()
 	cmd := exec.Command("go", append([]string{"tool", "bpf2go", "-output-dir", out, "-go-package", "sockiter"}, args...)...)
 	cmd.Env = append(os.Environ(), "GOFILE=gen.go", "GOPACKAGE=sockiter")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("bpf2go: %v\n%s", err, b)
+		t.Fatalf("bpf2go %v: %v\n%s", args, err, b)
 	}
 	names, err := filepath.Glob(filepath.Join(out, "*"))
 	if err != nil || len(names) == 0 {
 		t.Fatalf("bpf2go wrote nothing to %s (%v)", out, err)
 	}
+	src := args[len(args)-1]
 	for _, n := range names {
 		want, err := os.ReadFile(n)
 		if err != nil {
@@ -59,7 +69,7 @@ func TestGenerated(t *testing.T) {
 			continue
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s is not what bpf/task_file.bpf.c compiles to: run scripts/gen-bpf", filepath.Base(n))
+			t.Errorf("%s is not what %s compiles to: run scripts/gen-bpf", filepath.Base(n), src)
 		}
 	}
 }

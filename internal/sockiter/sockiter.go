@@ -17,7 +17,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"unsafe"
@@ -120,37 +119,34 @@ func (it *Iter) Close() error {
 	return errors.Join(err, it.objs.Close())
 }
 
+// FDs is how many fds one process has open (what the stat of /proc/PID/fd
+// says since 6.2).
+type FDs struct {
+	PID int32
+	N   int32
+}
+
 // List runs the iterator once and appends every socket fd of every process
-// to dst, in the kernel's order (by pid, then fd). A process that exits
-// during the pass is listed up to where the kernel was, or not at all.
-func (it *Iter) List(ctx context.Context, dst []Socket) ([]Socket, error) {
-	r, err := it.link.Open()
+// to dst, in the kernel's order (by pid, then fd), and every process's
+// count of open fds to fds (a process with none is not there). A process
+// that exits during the pass is listed up to where the kernel was, or not
+// at all.
+func (it *Iter) List(ctx context.Context, dst []Socket, fds []FDs) ([]Socket, []FDs, error) {
+	err := readRecords(ctx, it.link, it.buf, recordSize, func(b []byte) {
+		pid := int32(native.Uint32(b[0:]))
+		if n := len(fds); n > 0 && fds[n-1].PID == pid {
+			fds[n-1].N++
+		} else {
+			fds = append(fds, FDs{PID: pid, N: 1})
+		}
+		if ino := native.Uint64(b[8:]); ino != 0 {
+			dst = append(dst, decodeSocket(b))
+		}
+	})
 	if err != nil {
-		return dst, fmt.Errorf("open the task_file iterator: %w", err)
+		return dst, fds, fmt.Errorf("read the task_file iterator: %w", err)
 	}
-	defer r.Close()
-	// The kernel writes whole records into its seq_file buffer and hands
-	// out as much of it as read asks for: a record can straddle two reads.
-	var carry int
-	for {
-		if err := ctx.Err(); err != nil {
-			return dst, err
-		}
-		n, err := r.Read(it.buf[carry:])
-		n += carry
-		full := n - n%recordSize
-		dst = decode(dst, it.buf[:full])
-		carry = copy(it.buf, it.buf[full:n])
-		if errors.Is(err, io.EOF) {
-			if carry != 0 {
-				return dst, fmt.Errorf("read the task_file iterator: %d bytes of a record left over", carry)
-			}
-			return dst, nil
-		}
-		if err != nil {
-			return dst, fmt.Errorf("read the task_file iterator: %w", err)
-		}
-	}
+	return dst, fds, nil
 }
 
 // native is the kernel's (and so the records') byte order.
@@ -162,18 +158,15 @@ var native binary.ByteOrder = func() binary.ByteOrder {
 	return binary.BigEndian
 }()
 
-// decode appends the records of b (a whole number of them) to dst.
-func decode(dst []Socket, b []byte) []Socket {
-	for ; len(b) >= recordSize; b = b[recordSize:] {
-		dst = append(dst, Socket{
-			PID:      int32(native.Uint32(b[0:])),
-			FD:       int32(native.Uint32(b[4:])),
-			Inode:    native.Uint64(b[8:]),
-			Family:   native.Uint16(b[16:]),
-			Type:     native.Uint16(b[18:]),
-			Protocol: native.Uint16(b[20:]),
-			State:    b[22],
-		})
+// decodeSocket decodes one struct sock_rec.
+func decodeSocket(b []byte) Socket {
+	return Socket{
+		PID:      int32(native.Uint32(b[0:])),
+		FD:       int32(native.Uint32(b[4:])),
+		Inode:    native.Uint64(b[8:]),
+		Family:   native.Uint16(b[16:]),
+		Type:     native.Uint16(b[18:]),
+		Protocol: native.Uint16(b[20:]),
+		State:    b[22],
 	}
-	return dst
 }

@@ -3,9 +3,13 @@
  * socket fd, one fixed-size record (struct sock_rec) written to the
  * iterator's seq_file, read by picket with read(2). This replaces one
  * readlink of /proc/PID/fd/N per fd (about 4 µs each) by about 0.1 µs per
- * fd. The program only reads: it has no maps, no loops of its own (the
- * kernel's iterator does the walking, kernel/bpf/task_iter.c) and writes
- * nothing but its records. */
+ * fd. Every other fd gets a record too, with no inode: picket counts a
+ * process's fds from them instead of a stat of /proc/PID/fd. (A count kept
+ * by the program between calls would be wrong: when the seq_file's buffer
+ * fills, bpf_seq_read discards the last call's output and calls again for
+ * the same fd.) The program only reads: it has no maps, no loops of its
+ * own (the kernel's iterator does the walking, kernel/bpf/task_iter.c) and
+ * writes nothing but its records. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -18,7 +22,8 @@
 #define SOCKFS_MAGIC 0x534F434B
 
 /* Keep in step with sockRecord in sockiter.go (24 bytes, little or big
- * endian as the kernel). */
+ * endian as the kernel). An fd that is no socket has ino 0 (no socket
+ * has inode 0: get_next_ino starts at 1). */
 struct sock_rec {
 	__u32 tgid;
 	__u32 fd;
@@ -44,13 +49,14 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 	 * /proc/PID/fd either, which lists the leader's. */
 	if (task->pid != task->tgid)
 		return 0;
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	if (!inode || BPF_CORE_READ(inode, i_sb, s_magic) != SOCKFS_MAGIC)
-		return 0;
-
 	struct sock_rec r = {};
 	r.tgid = task->tgid;
 	r.fd = ctx->fd;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (!inode || BPF_CORE_READ(inode, i_sb, s_magic) != SOCKFS_MAGIC) {
+		bpf_seq_write(seq, &r, sizeof(r));
+		return 0;
+	}
 	r.ino = BPF_CORE_READ(inode, i_ino);
 	struct socket *sock = BPF_CORE_READ(file, private_data);
 	if (sock) {

@@ -1,4 +1,4 @@
-/* The kernel types task_file.bpf.c reads, as `bpftool btf dump file
+/* The kernel types task_file.bpf.c and task.bpf.c read, as `bpftool btf dump file
  * /sys/kernel/btf/vmlinux format c` prints them, cut down to the fields
  * used. preserve_access_index makes every access a CO-RE relocation: the
  * loader (cilium/ebpf) moves each offset to where the running kernel's BTF
@@ -31,9 +31,94 @@ struct bpf_iter_meta {
 	__u64 seq_num;
 };
 
+typedef struct {
+	unsigned int val;
+} kuid_t;
+
+typedef struct {
+	unsigned int val;
+} kgid_t;
+
+/* kuid_t and kgid_t are the ids of the initial user namespace: what
+ * /proc/PID/status prints to a reader in it (from_kuid_munged). */
+struct cred {
+	kuid_t uid;
+	kgid_t gid;
+	kuid_t euid;
+	kgid_t egid;
+};
+
+/* A u64 since 6.2 made the rss counters percpu_counters; count is the
+ * approximate sum, what get_mm_counter reads (percpu_counter_read_positive). */
+struct percpu_counter {
+	__s64 count;
+};
+
+struct mm_struct {
+	unsigned long total_vm;
+	struct percpu_counter rss_stat[4]; /* MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES */
+};
+
+struct signal_struct {
+	int nr_threads;
+};
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+struct nsproxy {
+	struct net *net_ns;
+};
+
+struct kernfs_node {
+	__u64 id; /* the inode number of the cgroup's directory (kernfs_ino) */
+};
+
+struct cgroup_root {
+	int hierarchy_id; /* the first field of a /proc/PID/cgroup line */
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+	struct cgroup_root *root;
+};
+
+struct list_head {
+	struct list_head *next;
+	struct list_head *prev;
+};
+
+/* One of a css_set's cgroups, one per hierarchy (kernel/cgroup/cgroup.c,
+ * link_css_set): its cgrp_link is on the css_set's cgrp_links. */
+struct cgrp_cset_link {
+	struct cgroup *cgrp;
+	struct list_head cgrp_link;
+};
+
+struct css_set {
+	struct list_head cgrp_links;
+};
+
 struct task_struct {
+	unsigned int __state;
+	unsigned int flags;
+	struct mm_struct *mm;
+	int exit_state;
 	int pid;  /* pid_t: the thread's id in the initial pid namespace */
 	int tgid; /* the thread group's: the pid of /proc/PID */
+	struct task_struct *real_parent;
+	void *thread_pid;
+	__u64 start_boottime;
+	const struct cred *real_cred;
+	char comm[16];
+	struct nsproxy *nsproxy;
+	struct signal_struct *signal;
+	struct css_set *cgroups;
 };
 
 struct super_block {
@@ -71,6 +156,12 @@ struct bpf_iter__task_file {
 	struct task_struct *task;
 	__u32 fd;
 	struct file *file;
+};
+
+/* The context of an iter/task program (kernel/bpf/task_iter.c). */
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
 };
 
 #pragma clang attribute pop

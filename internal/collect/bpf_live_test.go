@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,6 +40,69 @@ func exiter() int {
 	io.Copy(io.Discard, os.Stdin)
 	time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 	return 0
+}
+
+// threaderThreads is how many threads a threader parks, besides the Go
+// runtime's own.
+const threaderThreads = 8
+
+// threader parks threaderThreads threads, says "ready" and waits for its
+// stdin to close: a process with a thread count of its own.
+func threader() int {
+	for range threaderThreads {
+		go func() {
+			runtime.LockOSThread()
+			select {}
+		}()
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// The real and effective uids a setresuid helper takes: none of this
+// host's users, so that the users' counts say whose they are.
+const (
+	setresuidReal      = 47101
+	setresuidEffective = 47102
+)
+
+// setresuid changes its real and effective uids apart (as a daemon that
+// keeps its real uid to get its privilege back does), which also makes it
+// non-dumpable (commit_creds), so its /proc/PID is root's: the /proc walk
+// finds the ids in status.
+func setresuid() int {
+	if err := syscall.Setresuid(setresuidReal, setresuidEffective, setresuidEffective); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// startReady starts a helper that says "ready" and runs until its stdin
+// closes, which the test's end does.
+func startReady(t *testing.T, name string, attr *syscall.SysProcAttr) int {
+	t.Helper()
+	c := testkit.HelperCommand(name)
+	c.SysProcAttr = attr
+	in, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); c.Process.Kill(); c.Wait() })
+	if l, err := bufio.NewReader(out).ReadString('\n'); err != nil || l != "ready\n" {
+		t.Fatalf("%s: %q %v", name, l, err)
+	}
+	return c.Process.Pid
 }
 
 // duringExits starts n exiters, waits until each holds its sockets, lets
@@ -80,10 +144,14 @@ func duringExits(t *testing.T, n int, look func()) map[int]bool {
 
 // TestLiveBPFMatchesProc holds one live load (unix pairs, bound and unbound
 // UDP, TCP pairs and a listener, netlink, raw, a holder in another network
-// namespace, processes exiting while the looks run) and takes a look with
-// the BPF iterator and one with the /proc walk: both must attribute the
-// same sockets, of the same kinds, to the same processes. Only a process
-// that exits during the looks may differ.
+// namespace, a process with threads of its own, one whose real and
+// effective uids differ, one in a pid namespace of its own, processes
+// exiting while the looks run) and takes a look with the /proc walk, one
+// with the BPF iterators and one more with /proc: both ways must attribute
+// the same sockets, of the same kinds, to the same processes, and say the
+// same of every process (parent, name, owner, state, start, threads, rss,
+// fds, cgroup) that the two /proc looks agree on. Only a process that
+// exits during the looks may differ.
 func TestLiveBPFMatchesProc(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loading the BPF iterator, creating a network namespace")
@@ -103,6 +171,9 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 	ns := testkit.StartSockets(t, hold.Spec{Comm: "pkt-ref-ns", UnixPairs: 3, UDPBound: 4, UDPUnbound: 2, TCPPairs: 1, AnyAddr: true},
 		&syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
 	holders = append(holders, ns.Process.Pid)
+	threaded := startReady(t, "threader", nil)
+	setuid := startReady(t, "setresuid", nil)
+	pidns := startReady(t, "threader", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID})
 
 	look := func(opts collect.Options) *snapshot.Snapshot {
 		c, err := collect.New(opts)
@@ -117,14 +188,50 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 		return s
 	}
 	// Each look runs while 20 processes holding sockets exit.
-	var bpf, proc *snapshot.Snapshot
-	exiters := duringExits(t, 20, func() { bpf = look(collect.Options{}) })
+	var bpf, proc, proc2 *snapshot.Snapshot
+	exiters := duringExits(t, 20, func() { proc2 = look(collect.Options{ProcOnly: true}) })
+	maps.Copy(exiters, duringExits(t, 20, func() { bpf = look(collect.Options{}) }))
 	maps.Copy(exiters, duringExits(t, 20, func() { proc = look(collect.Options{ProcOnly: true}) }))
 	if bpf.Collector != snapshot.CollectorBPF {
 		t.Fatalf("the iterator did not run: collector %q, %s", bpf.Collector, bpf.CollectorReason)
 	}
-	if proc.Collector != snapshot.CollectorProc || proc.CollectorReason == "" {
-		t.Errorf("proc look says collector %q (%q)", proc.Collector, proc.CollectorReason)
+	if bpf.ProcessCollector != snapshot.CollectorBPF {
+		t.Fatalf("the task iterator did not run: process collector %q, %s", bpf.ProcessCollector, bpf.ProcessCollectorReason)
+	}
+	if proc.Collector != snapshot.CollectorProc || proc.CollectorReason == "" || proc.ProcessCollector != snapshot.CollectorProc {
+		t.Errorf("proc look says collector %q (%q), process collector %q", proc.Collector, proc.CollectorReason, proc.ProcessCollector)
+	}
+	load := map[int]bool{threaded: true, setuid: true, pidns: true}
+	for _, pid := range holders {
+		load[pid] = true
+	}
+	compareProcesses(t, proc2, bpf, proc, exiters, load)
+
+	// The load's own processes are there, and as they are.
+	pb := processes(bpf)
+	if p := pb[threaded]; p.Threads < threaderThreads+1 {
+		t.Errorf("threader %d: %d threads, want more than %d", threaded, p.Threads, threaderThreads)
+	}
+	if p := pb[setuid]; p.UID != setresuidEffective {
+		t.Errorf("setresuid helper %d: uid %d, want its effective %d", setuid, p.UID, setresuidEffective)
+	}
+	for _, s := range []*snapshot.Snapshot{bpf, proc} {
+		// Users are counted by real uid (RLIMIT_NPROC's).
+		found := false
+		for _, u := range s.Processes.Users {
+			if u.UID == setresuidReal && u.Count == 1 {
+				found = true
+			}
+			if u.UID == setresuidEffective {
+				t.Errorf("%s look counts a user by the effective uid %d: %+v", s.ProcessCollector, u.UID, u)
+			}
+		}
+		if !found {
+			t.Errorf("%s look has no user %d of one process (the setresuid helper's real uid)", s.ProcessCollector, setresuidReal)
+		}
+	}
+	if p, ok := pb[pidns]; !ok || p.PPID != os.Getpid() {
+		t.Errorf("process %d in its own pid namespace: %+v (present %v), want the test as its parent", pidns, p, ok)
 	}
 
 	// Every holder of the load, and every process present in both looks
@@ -170,6 +277,81 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 	}
 	t.Logf("%d holders each way; %d exiting processes, %d of them seen holding sockets by the BPF look",
 		len(hb), len(exiters), seen)
+}
+
+// processes indexes s's processes by pid.
+func processes(s *snapshot.Snapshot) map[int]snapshot.Process {
+	m := make(map[int]snapshot.Process, len(s.Processes.List))
+	for _, p := range s.Processes.List {
+		m[p.PID] = p
+	}
+	return m
+}
+
+// compareProcesses checks that the BPF look says of each process what
+// the /proc looks before and after it say, for every field the two /proc
+// looks agree on: the rest changed meanwhile (a busy process's state and
+// rss, a kworker's name, a process another test moves between cgroups);
+// state is compared for the load's processes only, which sleep.
+// A process in all three looks with the same start time is the same
+// process; one missing from the BPF look only must have exited (or be an
+// exiter) by the second /proc look.
+func compareProcesses(t *testing.T, before, bpf, after *snapshot.Snapshot, exiters, load map[int]bool) {
+	t.Helper()
+	pb, p1, p2 := processes(bpf), processes(before), processes(after)
+	compared, fields, churn := 0, 0, 0
+	for pid, a := range p1 {
+		z, ok := p2[pid]
+		if !ok || exiters[pid] || !a.StartTime.Equal(z.StartTime) || pid == os.Getpid() {
+			// The test itself opens and closes fds, runs and sleeps
+			// from one look to the next.
+			continue
+		}
+		b, ok := pb[pid]
+		if !ok {
+			t.Errorf("pid %d (%s) is in both /proc looks but not the BPF one", pid, a.Comm)
+			continue
+		}
+		compared++
+		check := func(name string, x, y, got any) {
+			if x != y {
+				churn++
+				return
+			}
+			fields++
+			if got != x {
+				t.Errorf("pid %d (%s): %s is %v by BPF, %v by /proc", pid, a.Comm, name, got, x)
+			}
+		}
+		check("ppid", a.PPID, z.PPID, b.PPID)
+		if !a.KernelThread || !strings.HasPrefix(a.Comm, "kworker/") {
+			// A kworker's name says what it works for now
+			// (wq_worker_comm): it changes by the millisecond.
+			check("comm", a.Comm, z.Comm, b.Comm)
+		}
+		check("uid", a.UID, z.UID, b.UID)
+		check("user", a.User, z.User, b.User)
+		if load[pid] {
+			// A process of the host's may run at any moment; the
+			// load's sleep.
+			check("state", a.State, z.State, b.State)
+			delete(load, pid)
+		}
+		check("start", a.StartTime.UnixNano(), z.StartTime.UnixNano(), b.StartTime.UnixNano())
+		check("threads", a.Threads, z.Threads, b.Threads)
+		check("rss", a.RSSBytes, z.RSSBytes, b.RSSBytes)
+		check("kernel thread", a.KernelThread, z.KernelThread, b.KernelThread)
+		check("fds", a.FDs, z.FDs, b.FDs)
+		check("cgroup", a.Cgroup, z.Cgroup, b.Cgroup)
+		check("unit", a.Unit, z.Unit, b.Unit)
+	}
+	for pid := range load {
+		t.Errorf("process %d of the load is not in every look", pid)
+	}
+	if compared < 50 {
+		t.Errorf("only %d processes in all three looks", compared)
+	}
+	t.Logf("%d processes compared, %d fields equal both ways, %d changed between the /proc looks", compared, fields, churn)
 }
 
 func isLoad(comm string) bool { return len(comm) > 8 && comm[:8] == "pkt-ref-" }

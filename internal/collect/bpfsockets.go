@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,11 +25,23 @@ import (
 // each its sockets. It is loaded at the first full look of the live host
 // and kept; where it cannot load, the reason is kept and every full look
 // walks fd/ as before.
+//
+// With it comes a task iterator (sockiter.Tasks) that reads every
+// process's stat, status and cgroup fields in one pass too: a full look
+// then opens no file of /proc/PID at all for most processes
+// (fromTask). Where only it cannot load (a kernel before 6.2), sockets
+// still come from the task_file iterator and processes from /proc.
 type bpfSockets struct {
 	iter  *sockiter.Iter
 	tried bool
 	why   string            // why the /proc walk runs instead ("" when iter is loaded)
 	list  []sockiter.Socket // the last pass, by pid then fd
+	fds   []sockiter.FDs    // the last pass's fd counts, by pid
+	// tasks is the task iterator (nil where it did not load: tasksWhy
+	// says why), tasks its last pass, by pid.
+	tasks    *sockiter.Tasks
+	tasksWhy string
+	tlist    []sockiter.Task
 }
 
 // ready loads the iterator once and says whether this look can use it.
@@ -55,6 +68,13 @@ func (b *bpfSockets) ready(c *Collector) bool {
 		return false
 	}
 	b.iter = it
+	if c.opts.ProcOnlyProcesses {
+		b.tasksWhy = "the /proc walk was asked for"
+	} else if t, err := sockiter.LoadTasks(); err != nil {
+		b.tasksWhy = err.Error()
+	} else {
+		b.tasks, b.tasksWhy = t, ""
+	}
 	return true
 }
 
@@ -97,21 +117,56 @@ func (b *bpfSockets) blocked(c *Collector) string {
 // pass runs the iterator once. An error (the pass failed midway) makes
 // this look walk fd/ instead.
 func (b *bpfSockets) pass(ctx context.Context) error {
-	list, err := b.iter.List(ctx, b.list[:0])
+	list, fds, err := b.iter.List(ctx, b.list[:0], b.fds[:0])
 	if err != nil {
 		return err
 	}
 	// The kernel walks tasks in pid order (task_seq_get_next asks
 	// find_ge_pid for the next one) and each table in fd order; sorting
-	// keeps the lookup below right whatever it does.
+	// keeps the lookups below right whatever it does.
 	if !slices.IsSortedFunc(list, bySocketPID) {
 		slices.SortStableFunc(list, bySocketPID)
 	}
-	b.list = list
+	if !slices.IsSortedFunc(fds, byFDsPID) {
+		fds = mergeFDs(fds)
+	}
+	b.list, b.fds = list, fds
+	return nil
+}
+
+// taskPass runs the task iterator once, right after pass: a process
+// started in between has no fds counted (it has a few), one gone in
+// between is not listed (as one gone before the walk reads it). An error
+// makes this look read /proc/PID instead.
+func (b *bpfSockets) taskPass(ctx context.Context) error {
+	tl, err := b.tasks.List(ctx, b.tlist[:0])
+	if err != nil {
+		return err
+	}
+	if !slices.IsSortedFunc(tl, byTaskPID) {
+		slices.SortStableFunc(tl, byTaskPID)
+	}
+	b.tlist = tl
 	return nil
 }
 
 func bySocketPID(a, b sockiter.Socket) int { return int(a.PID) - int(b.PID) }
+func byFDsPID(a, b sockiter.FDs) int       { return int(a.PID) - int(b.PID) }
+func byTaskPID(a, b sockiter.Task) int     { return int(a.PID) - int(b.PID) }
+
+// mergeFDs sorts counts by pid and adds up a pid's counts.
+func mergeFDs(fds []sockiter.FDs) []sockiter.FDs {
+	slices.SortStableFunc(fds, byFDsPID)
+	out := fds[:0]
+	for _, f := range fds {
+		if n := len(out); n > 0 && out[n-1].PID == f.PID {
+			out[n-1].N += f.N
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
 
 // socketsOf returns the last pass's sockets of pid.
 func (b *bpfSockets) socketsOf(pid int) []sockiter.Socket {
@@ -123,15 +178,30 @@ func (b *bpfSockets) socketsOf(pid int) []sockiter.Socket {
 	return b.list[lo:hi]
 }
 
+// fdsOf returns how many fds the last pass saw pid hold.
+func (b *bpfSockets) fdsOf(pid int) int {
+	i, ok := slices.BinarySearchFunc(b.fds, int32(pid), func(f sockiter.FDs, p int32) int { return int(f.PID) - int(p) })
+	if !ok {
+		return 0
+	}
+	return int(b.fds[i].N)
+}
+
 // close unloads the iterator.
 func (b *bpfSockets) close() error {
-	err := b.iter.Close()
-	b.iter, b.tried = nil, false
+	err := errors.Join(b.iter.Close(), b.tasks.Close())
+	b.iter, b.tasks, b.tried = nil, nil, false
 	return err
 }
 
-// note records in snap which way this look attributed sockets.
-func (b *bpfSockets) note(snap *snapshot.Snapshot, used bool, why string) {
+// note records in snap which way this look attributed sockets (used)
+// and read processes (tasksUsed).
+func (b *bpfSockets) note(snap *snapshot.Snapshot, used bool, why string, tasksUsed bool, tasksWhy string) {
+	if tasksUsed {
+		snap.ProcessCollector = snapshot.CollectorBPF
+	} else {
+		snap.ProcessCollector, snap.ProcessCollectorReason = snapshot.CollectorProc, tasksWhy
+	}
 	if used {
 		snap.Collector = snapshot.CollectorBPF
 		return

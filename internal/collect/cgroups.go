@@ -71,7 +71,7 @@ func (cgroupSource) updateDepth(ctx context.Context, c *Collector, snap *snapsho
 	if err != nil {
 		return err
 	}
-	c.cgroupsMounted = true
+	c.cgroupsMounted, c.cgfs = true, fsys
 	layout := &snapshot.CgroupLayout{Mode: string(fsys.Mode())}
 	snap.CgroupLayout = layout
 	if u := fsys.Unified(); u != nil {

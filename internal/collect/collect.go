@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"github.com/picket-guard/picket/internal/cgroup"
 	"github.com/picket-guard/picket/internal/hostcap"
 	"github.com/picket-guard/picket/internal/procid"
 	"github.com/picket-guard/picket/internal/snapshot"
@@ -55,6 +56,10 @@ type Options struct {
 	// ProcOnly attributes sockets by the /proc walk even where the BPF
 	// iterator could (the reference it is tested against).
 	ProcOnly bool
+	// ProcOnlyProcesses reads each process's stat, status and cgroup from
+	// /proc even where the BPF task iterator could (the reference it is
+	// tested against); sockets may still come from the task_file one.
+	ProcOnlyProcesses bool
 	// BPFMinFiles, when set, leaves the iterator unloaded while the host
 	// has fewer open files than this (/proc/sys/fs/file-nr): loading it
 	// costs about as much as walking 10,000 fds (relocating it against
@@ -99,6 +104,7 @@ type Collector struct {
 	// cgroupsMounted is set by the cgroup source when the root has cgroup
 	// hierarchies: the process walk then reads /proc/PID/cgroup too.
 	cgroupsMounted bool
+	cgfs           *cgroup.FS // the hierarchies the cgroup source found
 	// cgWatch is, by hierarchy, the cgroups the last full look found with
 	// a limit or frozen: what a light look re-reads.
 	cgWatch map[string][]string

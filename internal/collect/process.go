@@ -54,7 +54,7 @@ func (w *procWorker) readProc(procfd, pid int, light bool) (procInfo, error) {
 	c := w.s.c
 	// With the BPF iterator's sockets at hand, fd/ is only counted, as a
 	// light look does.
-	countOnly := light || w.s.bpfRun
+	countOnly := light || (w.s.bpfRun && !w.s.bpfMissed(pid))
 	p := procInfo{pid: pid}
 	base := len(strconv.AppendInt(w.path[:0], int64(pid), 10))
 	w.path = append(w.path[:base], "/stat\x00"...)
@@ -183,6 +183,11 @@ func (w *procWorker) readCgroup(procfd, base int, p *procInfo) {
 	}
 	var pick cgroup.Pick
 	cgroup.EachLine(w.buf[:n], pick.Line)
+	w.setCgroup(&pick, p)
+}
+
+// setCgroup sets p's cgroup paths from the lines pick took.
+func (w *procWorker) setCgroup(pick *cgroup.Pick, p *procInfo) {
 	p.cgroup = w.intern(pick.Primary())
 	i := 0
 	pick.EachOther(func(path []byte) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/picket-guard/picket/internal/proctext"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/sockiter"
 )
 
 // procScanner walks /proc once per collection: for each process one read of
@@ -46,6 +48,11 @@ type procScanner struct {
 	// not walked.
 	bpf    bpfSockets
 	bpfRun bool
+	// taskRun is set for a scan whose processes come from the task
+	// iterator's pass (s.bpf.tlist, in the order of pids); cgIDs turns
+	// its cgroup ids into paths.
+	taskRun bool
+	cgIDs   cgroupIndex
 	// cgSeen is each process's cgroup paths as the previous scan read them,
 	// by pid; a light scan reuses them for a process with the same start
 	// time instead of reading /proc/PID/cgroup again (cgSeen is only read
@@ -70,6 +77,7 @@ type procWorker struct {
 	name    []byte // NUL-terminated fd number, reused
 	socks   []sockRef
 	cgPaths map[string]string // interned cgroup paths, kept between scans
+	comms   map[string]string // interned process names (fromTask)
 }
 
 // maxWorkers bounds the walk's parallelism: past a few CPUs the kernel's
@@ -106,6 +114,7 @@ func (s *procScanner) worker(i int) *procWorker {
 			path:    make([]byte, 0, 64),
 			name:    make([]byte, 0, 16),
 			cgPaths: map[string]string{},
+			comms:   map[string]string{},
 		})
 	}
 	return s.workers[i]
@@ -121,8 +130,38 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 	}
 	defer unix.Close(procfd)
 
-	pids, err := s.listPids(procfd)
-	if err != nil {
+	// The iterator's pass comes before the walk, as the walk's fd reads
+	// do: a socket held then is still in the tables read after it.
+	s.bpfRun, s.taskRun = false, false
+	var why, tasksWhy string
+	if !light && c.live {
+		if s.bpf.ready(c) {
+			if err := s.bpf.pass(ctx); err != nil {
+				why = err.Error()
+				tasksWhy = "the task_file pass failed: " + why
+			} else {
+				s.bpfRun = true
+				tasksWhy = s.bpf.tasksWhy
+			}
+			if s.bpfRun && s.bpf.tasks != nil {
+				if err := s.bpf.taskPass(ctx); err != nil {
+					tasksWhy = err.Error()
+				} else {
+					s.taskRun = true
+				}
+			}
+		} else {
+			why, tasksWhy = s.bpf.why, s.bpf.why
+		}
+	}
+
+	var pids []int
+	if s.taskRun {
+		pids = s.taskPids()
+		if c.cgroupsMounted {
+			s.cgIDs.refresh(c)
+		}
+	} else if pids, err = s.listPids(procfd); err != nil {
 		return fmt.Errorf("read %s: %w", c.proc, err)
 	}
 	s.pids = pids
@@ -132,22 +171,6 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 	}
 	s.procs, s.errs = s.procs[:len(pids)], s.errs[:len(pids)]
 	clear(s.errs)
-
-	// The iterator's pass comes before the walk, as the walk's fd reads
-	// do: a socket held then is still in the tables read after it.
-	s.bpfRun = false
-	var why string
-	if !light && c.live {
-		if s.bpf.ready(c) {
-			if err := s.bpf.pass(ctx); err != nil {
-				why = err.Error()
-			} else {
-				s.bpfRun = true
-			}
-		} else {
-			why = s.bpf.why
-		}
-	}
 	hostNS := readNSInode(procfd, []byte("self/ns/net\x00"), s.linkbuf)
 	nw := min(runtime.GOMAXPROCS(0), maxWorkers, (len(pids)+walkChunk-1)/walkChunk)
 	var next atomic.Int64
@@ -176,7 +199,7 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 		return err
 	}
 	if !light && c.live {
-		s.bpf.note(snap, s.bpfRun, why)
+		s.bpf.note(snap, s.bpfRun, why, s.taskRun, tasksWhy)
 	}
 	// Compact in pid order; errors keep that order too.
 	var errs []error
@@ -253,16 +276,28 @@ func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64
 			return
 		}
 		for i := lo; i < min(lo+walkChunk, len(s.pids)); i++ {
-			p, err := w.readProc(procfd, s.pids[i], light)
+			var p procInfo
+			var err error
+			missed := s.bpfMissed(s.pids[i])
+			if s.taskRun && !missed {
+				p, err = w.fromTask(procfd, &s.bpf.tlist[i])
+			} else {
+				p, err = w.readProc(procfd, s.pids[i], light)
+			}
 			p.worker = id
-			if err == nil && s.bpfRun {
+			if err == nil && s.bpfRun && !missed {
 				p.inoLo = len(w.socks)
 				for _, sk := range s.bpf.socketsOf(p.pid) {
 					w.socks = append(w.socks, sockRef{ino: sk.Inode, fd: sk.FD, kind: kindOfSocket(sk)})
 				}
 				p.inoN = len(w.socks) - p.inoLo
 			}
-			if err == nil && p.inoN > 0 {
+			if err == nil && p.inoN > 0 && s.taskRun && !missed {
+				p.netns = uint64(s.bpf.tlist[i].NetNS)
+				if p.netns == 0 { // exiting: no namespaces left
+					p.netns = hostNS
+				}
+			} else if err == nil && p.inoN > 0 {
 				w.path = append(strconv.AppendInt(w.path[:0], int64(p.pid), 10), "/ns/net\x00"...)
 				p.netns = readNSInode(procfd, w.path, w.linkbuf)
 				if p.netns == 0 { // unreadable: assume the host's
@@ -272,6 +307,39 @@ func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64
 			s.procs[i], s.errs[i] = p, err
 		}
 	}
+}
+
+// taskPids is the pids of the task iterator's pass, each once, with
+// s.bpf.tlist cut to one task per pid in the same order. Pid 1 is put
+// first if the pass does not have it (see bpfMissed).
+func (s *procScanner) taskPids() []int {
+	tl := slices.CompactFunc(s.bpf.tlist, func(a, b sockiter.Task) bool { return a.PID == b.PID })
+	if len(tl) == 0 || tl[0].PID != 1 {
+		tl = slices.Insert(tl, 0, sockiter.Task{PID: 1})
+	}
+	s.bpf.tlist = tl
+	pids := s.pids[:0]
+	for i := range tl {
+		pids = append(pids, int(tl[i].PID))
+	}
+	return pids
+}
+
+// bpfMissed says whether this scan reads pid from /proc (stat, status,
+// cgroup, and a readlink of each fd) although the iterators ran: on the
+// 6.18 kernels picket is tested on, neither the task nor the task_file
+// iterator ever shows pid 1, the first task find_ge_pid finds
+// (kernel/bpf/task_iter.c, task_seq_get_next), whatever the program does.
+// Pid 1 is one process, and the one that most matters (systemd's sockets,
+// a container's init).
+func (s *procScanner) bpfMissed(pid int) bool {
+	if !s.bpfRun || pid != 1 {
+		return false
+	}
+	if s.taskRun {
+		return s.bpf.tlist[0].Flags == 0 && s.bpf.tlist[0].StartBoottime == 0
+	}
+	return s.bpf.fdsOf(1) == 0
 }
 
 // listPids reads the numeric entries of /proc with getdents on procfd (the

@@ -42,6 +42,13 @@ type Snapshot struct {
 	// could not. Empty on light looks and fixture trees.
 	Collector       string `json:"collector,omitempty"`
 	CollectorReason string `json:"collector_reason,omitempty"`
+	// ProcessCollector is how the same look read each process's identity
+	// (pid, parent, name, owner, start time, threads, state, rss,
+	// cgroup): CollectorBPF (one pass of a BPF task iterator) or
+	// CollectorProc (its /proc/PID/stat, status and cgroup), with
+	// ProcessCollectorReason saying why /proc was read instead.
+	ProcessCollector       string `json:"process_collector,omitempty"`
+	ProcessCollectorReason string `json:"process_collector_reason,omitempty"`
 	// Selection is set on an API answer narrowed by top or a filter.
 	Selection *Selection `json:"selection,omitempty"`
 }

@@ -139,9 +139,17 @@ func liveCollector(b *testing.B, opts Options) *Collector {
 }
 
 // BenchmarkCollect is one whole snapshot, as `picket snapshot` takes it
-// (sockets attributed by the BPF iterator where it loads; the iterator is
-// loaded before the timing starts, as picket run keeps it).
+// (sockets attributed and processes read by the BPF iterators where they
+// load; they are loaded before the timing starts, as picket run keeps
+// them).
 func BenchmarkCollect(b *testing.B) { benchCollect(b, Full, Options{}) }
+
+// BenchmarkCollectSocketsBPF attributes sockets by the task_file iterator
+// but reads every process's stat, status and cgroup from /proc: the BPF
+// path before the task iterator.
+func BenchmarkCollectSocketsBPF(b *testing.B) {
+	benchCollect(b, Full, Options{ProcOnlyProcesses: true})
+}
 
 // BenchmarkCollectProc is the same with the /proc walk's readlink per fd.
 func BenchmarkCollectProc(b *testing.B) { benchCollect(b, Full, Options{ProcOnly: true}) }
@@ -156,7 +164,7 @@ func benchCollect(b *testing.B, depth Depth, opts Options) {
 	defer c.Close()
 	s, _ := c.Collect(context.Background(), depth)
 	if depth == Full {
-		b.Logf("collector %s %s", s.Collector, s.CollectorReason)
+		b.Logf("collector %s %s, process collector %s %s", s.Collector, s.CollectorReason, s.ProcessCollector, s.ProcessCollectorReason)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

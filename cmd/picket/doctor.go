@@ -258,8 +258,15 @@ func wantColor(mode string, stdout io.Writer) (bool, error) {
 // collectorLine says how the look attributed sockets to processes, for
 // --verbose: the BPF iterator, or the /proc walk and why.
 func collectorLine(s *snapshot.Snapshot) string {
+	line := "sockets attributed by: proc (a readlink of every /proc/PID/fd entry): " + term.Escape(s.CollectorReason)
 	if s.Collector == snapshot.CollectorBPF {
-		return "sockets attributed by: bpf (one pass of a BPF task_file iterator)"
+		line = "sockets attributed by: bpf (one pass of a BPF task_file iterator)"
 	}
-	return "sockets attributed by: proc (a readlink of every /proc/PID/fd entry): " + term.Escape(s.CollectorReason)
+	switch s.ProcessCollector {
+	case snapshot.CollectorBPF:
+		line += "\nprocesses read by: bpf (one pass of a BPF task iterator)"
+	case snapshot.CollectorProc:
+		line += "\nprocesses read by: proc (each /proc/PID/stat, status and cgroup): " + term.Escape(s.ProcessCollectorReason)
+	}
+	return line
 }

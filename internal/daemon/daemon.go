@@ -621,12 +621,17 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 		d.mu.Unlock()
 		return
 	}
-	if full && snap.Collector != "" && snap.Collector+snap.CollectorReason != d.collector {
-		d.collector = snap.Collector + snap.CollectorReason
+	if key := snap.Collector + snap.CollectorReason + "\x00" + snap.ProcessCollector + snap.ProcessCollectorReason; full && snap.Collector != "" && key != d.collector {
+		d.collector = key
 		if snap.Collector == snapshot.CollectorBPF {
 			d.log.Info("sockets are attributed by a BPF task_file iterator")
 		} else {
 			d.log.Warn("sockets are attributed by the /proc walk (one readlink per fd)", "reason", snap.CollectorReason)
+		}
+		if snap.ProcessCollector == snapshot.CollectorBPF {
+			d.log.Info("processes are read by a BPF task iterator")
+		} else if snap.ProcessCollector != "" {
+			d.log.Info("processes are read from /proc/PID/stat, status and cgroup", "reason", snap.ProcessCollectorReason)
 		}
 	}
 	d.mem.update(snap.Processes.Total, snap.Memory.MemTotalBytes)

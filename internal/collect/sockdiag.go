@@ -108,19 +108,50 @@ var diagRequests = map[string]diagRequest{
 // kind either way).
 func (d *sockDiag) dump(req diagRequest, t *nsTables) error {
 	kind := req.kind
+	var total int
+	var states [len(tcpStates)]int
+	err := d.exchange(unix.NLM_F_REQUEST|unix.NLM_F_DUMP, req.body, func(body []byte) error {
+		if len(body) < req.inoOff+4 {
+			return fmt.Errorf("sock_diag message of %d bytes", len(body))
+		}
+		total++
+		if req.stateOff >= 0 {
+			if st := body[req.stateOff]; int(st) < len(states) {
+				states[st]++
+			}
+		}
+		if ino := binary.NativeEndian.Uint32(body[req.inoOff:]); ino != 0 {
+			t.kinds[uint64(ino)] = kind
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	addKind(&t.totals, kind, total)
+	for st, c := range states {
+		t.states[st] += c
+	}
+	return nil
+}
+
+// exchange sends one SOCK_DIAG_BY_FAMILY request and hands each answer's
+// body to fn until the kernel says it is done: NLMSG_DONE ends a dump, and
+// a request without NLM_F_DUMP gets one answer (or an NLMSG_ERROR), after
+// which it returns.
+func (d *sockDiag) exchange(flags uint16, reqBody []byte, fn func(body []byte) error) error {
 	d.seq++
 	msg := d.req[:unix.SizeofNlMsghdr]
-	binary.NativeEndian.PutUint32(msg[0:], uint32(unix.SizeofNlMsghdr+len(req.body)))
+	binary.NativeEndian.PutUint32(msg[0:], uint32(unix.SizeofNlMsghdr+len(reqBody)))
 	binary.NativeEndian.PutUint16(msg[4:], unix.SOCK_DIAG_BY_FAMILY)
-	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint16(msg[6:], flags)
 	binary.NativeEndian.PutUint32(msg[8:], d.seq)
 	binary.NativeEndian.PutUint32(msg[12:], 0)
-	msg = append(msg, req.body...)
+	msg = append(msg, reqBody...)
 	if err := unix.Sendto(d.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
-	var total int
-	var states [len(tcpStates)]int
+	dumping := flags&unix.NLM_F_DUMP != 0
 	for {
 		got, _, err := unix.Recvfrom(d.fd, d.buf, 0)
 		if err == unix.EINTR {
@@ -154,30 +185,24 @@ func (d *sockDiag) dump(req diagRequest, t *nsTables) error {
 						return unix.Errno(-e)
 					}
 				}
-				addKind(&t.totals, kind, total)
-				for st, c := range states {
-					t.states[st] += c
-				}
 				return nil
 			case unix.NLMSG_ERROR:
 				if len(body) >= 4 {
 					if e := int32(binary.NativeEndian.Uint32(body)); e < 0 {
 						return unix.Errno(-e)
 					}
+					// An error code of 0 is an acknowledgement.
+					if !dumping {
+						return nil
+					}
 				}
 				return errors.New("netlink error without a code")
 			}
-			if len(body) < req.inoOff+4 {
-				return fmt.Errorf("sock_diag message of %d bytes", len(body))
+			if err := fn(body); err != nil {
+				return err
 			}
-			total++
-			if req.stateOff >= 0 {
-				if st := body[req.stateOff]; int(st) < len(states) {
-					states[st]++
-				}
-			}
-			if ino := binary.NativeEndian.Uint32(body[req.inoOff:]); ino != 0 {
-				t.kinds[uint64(ino)] = kind
+			if !dumping {
+				return nil
 			}
 		}
 	}

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +17,7 @@ import (
 // minTokenLen refuses tokens short enough to guess over the network.
 const minTokenLen = 16
 
-// tokenFile is re-read on every mutating request, so rotating the token is
+// tokenFile is re-read on every request that sends a token, so rotating the token is
 // writing the file (no restart), and a file that has become unsafe since
 // start-up fails closed.
 type tokenFile struct{ path string }
@@ -75,25 +73,8 @@ func (s *Server) mutating(h func(http.ResponseWriter, *http.Request, Mutator)) h
 			writeError(w, http.StatusForbidden, "mutations are off: picket was started without a token file")
 			return
 		}
-		want, err := s.token.read()
-		if err != nil {
-			s.log.Error("mutating request refused: token file unusable", "err", err)
-			writeError(w, http.StatusServiceUnavailable, "the token file is unusable; see picket's log")
-			return
-		}
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || got == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="picket"`)
-			writeError(w, http.StatusUnauthorized, "missing Authorization: Bearer token")
-			return
-		}
-		// Comparing hashes keeps the comparison constant-time whatever the
-		// lengths (ConstantTimeCompare returns at once on unequal lengths).
-		g, wt := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
-		if subtle.ConstantTimeCompare(g[:], wt[:]) != 1 {
-			s.log.Warn("mutating request with a wrong token", "remote", r.RemoteAddr, "path", r.URL.Path)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="picket", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "wrong token")
+		if d := s.checkBearer(r); d != nil {
+			d.write(w)
 			return
 		}
 		h(w, r, s.opts.Mutator)

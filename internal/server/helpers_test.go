@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/picket-guard/picket/internal/alarm"
 	"github.com/picket-guard/picket/internal/doctor"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/testkit"
 	"github.com/picket-guard/picket/internal/testkit/snaptest"
 )
 
@@ -158,15 +161,44 @@ func newServer(t testing.TB, o Options) *Server {
 	return s
 }
 
-// do sends one request through the handler, as from 127.0.0.1.
+// do sends one request to the handler over a real loopback connection,
+// from this test process (root: private answers are allowed, as for
+// `sudo picket top --from`); see doAs for another user.
 func do(t testing.TB, h http.Handler, method, path string, body io.Reader, hdr ...string) *httptest.ResponseRecorder {
 	t.Helper()
-	r := httptest.NewRequest(method, "http://127.0.0.1:9749"+path, body)
+	return doAs(t, -1, h, method, path, body, hdr...)
+}
+
+// doAs is do from a socket made by uid (-1: this process's own).
+func doAs(t testing.TB, uid int, h http.Handler, method, path string, body io.Reader, hdr ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	tr := &http.Transport{DisableKeepAlives: true}
+	if uid >= 0 {
+		tr.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return testkit.DialAs(ctx, uid, addr)
+		}
+	}
+	defer tr.CloseIdleConnections()
+	r, err := http.NewRequest(method, srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
+	resp, err := (&http.Client{Transport: tr}).Do(r)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
+	maps.Copy(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		t.Fatalf("%s %s: body: %v", method, path, err)
+	}
 	return w
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +73,12 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("series: longer than %d bytes", maxSeriesName))
 		return
 	}
+	if privateSeries(name) {
+		if d := s.authorize(r); d != nil {
+			d.write(w)
+			return
+		}
+	}
 	now := s.opts.Now()
 	since, err := parseWhen(q.Get("since"), now, now.Add(-defaultHistoryWindow))
 	if err != nil {
@@ -125,6 +132,13 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, historyBody{Series: name, Since: since, Until: until, StepSeconds: step.Seconds(), Points: out})
 }
 
+// privateSeries says whether a history series is one process's sockets or
+// descriptors (history's holder/PID@START/COMM/...): what only root can
+// count (/proc/PID/fd), so private as the snapshot is. The other series
+// are host totals and limits, user × command groups and cgroups, which
+// /metrics shows to anyone.
+func privateSeries(name string) bool { return strings.HasPrefix(name, "holder/") }
+
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // historySeries answers GET /api/v1/history/series?prefix=P.
@@ -146,6 +160,9 @@ func (s *Server) historySeries(w http.ResponseWriter, r *http.Request) {
 	}
 	if names == nil {
 		names = []string{}
+	}
+	if s.authorize(r) != nil {
+		names = slices.DeleteFunc(names, privateSeries)
 	}
 	sort.Strings(names)
 	truncated := false

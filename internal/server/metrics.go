@@ -50,10 +50,42 @@ const (
 // scrape time, and the Go runtime's and process's own collectors, in a
 // registry of its own (no global state: two servers in one test binary do
 // not collide).
+//
+// Two registries: the whole set for a scrape authorize lets through, and
+// one without the per-process series (socket holders' sockets and
+// descriptors, their forecasts) for anyone else; see access.go.
 func (s *Server) metricsHandler() (http.Handler, error) {
+	public, err := s.metricsRegistry(false)
+	if err != nil {
+		return nil, err
+	}
+	full, err := s.metricsRegistry(true)
+	if err != nil {
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h := public
+		if r.Header.Get("Authorization") != "" && s.token != nil {
+			// A scraper that sends a token wants to know it is wrong.
+			if d := s.checkBearer(r); d != nil {
+				d.write(w)
+				return
+			}
+			h = full
+		} else if s.authorize(r) == nil {
+			h = full
+		}
+		h.ServeHTTP(w, r)
+	}), nil
+}
+
+func (s *Server) metricsRegistry(private bool) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
+	c := newCollector(s.opts)
+	c.private = private
 	for _, c := range []prometheus.Collector{
-		newCollector(s.opts),
+		c,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -61,15 +93,11 @@ func (s *Server) metricsHandler() (http.Handler, error) {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            promLogger{s},
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		h.ServeHTTP(w, r)
 	}), nil
 }
 
@@ -85,6 +113,9 @@ type collector struct {
 	src                         Source
 	topGroups, groupMin, topHol int
 	version                     string
+	// private adds the per-process series: socket holders and their
+	// forecasts.
+	private bool
 
 	all []*prometheus.Desc
 
@@ -415,6 +446,9 @@ func (c *collector) collectSockets(e emit, s *snapshot.Sockets) {
 		e.gauge(c.tcpStates, float64(n), state)
 	}
 	e.gauge(c.netns, float64(s.Namespaces))
+	if !c.private {
+		return
+	}
 
 	holders := slices.Clone(s.Processes)
 	slices.SortFunc(holders, func(a, b snapshot.Holder) int {
@@ -720,6 +754,9 @@ func (c *collector) collectForecasts(e emit, fs []snapshot.Forecast) {
 	for i, f := range fs {
 		if i >= maxForecastSeries {
 			break
+		}
+		if f.PID != 0 && !c.private {
+			continue
 		}
 		pid := ""
 		if f.PID != 0 {

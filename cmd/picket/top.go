@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,7 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	interval := fs.Duration("interval", time.Second, "time between refreshes; with --once, between the two samples (0: one sample, CHANGE blank)")
 	root := fs.String("root", "/", "read `DIR`/proc and DIR/etc as if DIR were / (a fixture tree); the live system is not touched")
 	from := fs.String("from", "", "read a running picket's API at `URL` (such as http://127.0.0.1:9749) instead of collecting")
+	tokenFile := fs.String("token-file", "", "with --from, send the token in `FILE` (picket run's --token-file): needed by anyone but root on the daemon's host")
 	once := fs.Bool("once", false, "print one plain-text frame and exit")
 	top := fs.Int("top", 0, "at most `N` rows per table (0: as many as fit the screen; 10 in plain text)")
 	width := fs.Int("width", 0, "plain-text frame width in `COLUMNS` (0: the terminal's, or 80)")
@@ -55,6 +57,8 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usage("--width %d: want 0 or more", *width)
 	case *from != "" && rootSet:
 		return usage("--from and --root: choose one (the daemon reads its own root)")
+	case *tokenFile != "" && *from == "":
+		return usage("--token-file: only with --from (collecting here needs no token)")
 	}
 
 	var src tui.Source
@@ -64,6 +68,11 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail("%s", term.Escape(err.Error()))
 		}
 		d.Top = *top
+		if *tokenFile != "" {
+			if d.Token, err = readClientToken(*tokenFile); err != nil {
+				return fail("%s", term.Escape(err.Error()))
+			}
+		}
 		src = d
 	} else {
 		c, err := tui.NewCollecting(*root, *interval)
@@ -121,4 +130,31 @@ func terminal(w any) (*os.File, bool) {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return f, err == nil
+}
+
+// readClientToken reads the token a client sends. Like ssh with a private
+// key, it refuses a file that group or others may read: whoever reads the
+// token may read everything picket sees, and undo its actions.
+func readClientToken(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); !fi.Mode().IsRegular() || perm&0o077 != 0 {
+		return "", fmt.Errorf("--token-file %s: mode %s lets group or others read it, or it is not a regular file; chmod 600 %s", path, fi.Mode(), path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", fmt.Errorf("--token-file %s: %w", path, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsFunc(tok, func(c rune) bool { return c <= ' ' || c > '~' }) {
+		return "", fmt.Errorf("--token-file %s: want one line of printable ASCII without spaces", path)
+	}
+	return tok, nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,4 +319,75 @@ func topTables(screen []string) (groups, holders []string) {
 		}
 	}
 	return groups, holders
+}
+
+// TestTopFromDaemonAsRootAndNobody: against a real daemon on the default
+// loopback listener, `picket top --from` works for root without a token;
+// nobody is refused, told why, and gets in with --token-file.
+func TestTopFromDaemonAsRootAndNobody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs picket top as nobody; CI runs as root")
+	}
+	const token = "top-token-0123456789abcdef"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--state-dir", t.TempDir(), "--token-file", tokenFile)
+	d.waitFor("a first look", 20*time.Second, func() bool {
+		code, _ := d.get("/api/v1/snapshot?top=1")
+		return code == 200
+	})
+
+	// nobody needs a binary and a token file it may read.
+	shared := testkit.SharedDir(t)
+	bin := filepath.Join(shared, "picket")
+	b, err := os.ReadFile(snapshotTestBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nobodyToken := filepath.Join(shared, "token")
+	if err := os.WriteFile(nobodyToken, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(nobodyToken, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+
+	top := func(uid int, extra ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"top", "--once", "--interval", "0", "--from", d.base}, extra...)...)
+		if uid != 0 {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String(), code
+	}
+	if out, errOut, code := top(0); code != 0 || !strings.Contains(out, "HOLDER") && !strings.Contains(out, "USER") {
+		t.Errorf("root: exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	if out, errOut, code := top(65534); code != 1 || out != "" || !strings.Contains(errOut, "401 Unauthorized") || !strings.Contains(errOut, "only root can read") {
+		t.Errorf("nobody: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, errOut, code := top(65534, "--token-file", nobodyToken); code != 0 || out == "" {
+		t.Errorf("nobody with --token-file: exit %d, stderr %q", code, errOut)
+	}
+	// A token file others may read is refused before anything is sent.
+	if err := os.Chmod(nobodyToken, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := top(65534, "--token-file", nobodyToken); code != 1 || !strings.Contains(errOut, "chmod 600") {
+		t.Errorf("nobody with a readable token file: exit %d, stderr %q", code, errOut)
+	}
 }

@@ -88,6 +88,11 @@ type Daemon struct {
 	// (/api/v1/snapshot?top=N): a screenful, not the megabytes of every
 	// process on a busy host. 0 means DefaultDaemonTop.
 	Top int
+	// Token is sent as "Authorization: Bearer Token" when set: the
+	// snapshot and findings are private, and a user other than root (or
+	// a host other than the daemon's) needs the daemon's token to read
+	// them.
+	Token string
 }
 
 // DefaultDaemonTop is more rows than any terminal shows: sorting by
@@ -138,6 +143,9 @@ func (d *Daemon) get(ctx context.Context, path string, v any) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	if d.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+	}
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return err

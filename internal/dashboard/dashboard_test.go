@@ -78,10 +78,16 @@ func TestPageIsSelfContained(t *testing.T) {
 // The script writes text only: no HTML parsing of anything, so no name a
 // process chose can become markup.
 func TestScriptWritesTextOnly(t *testing.T) {
-	js := readAsset(t, "app.js")
+	for _, f := range []string{"app.js", "auth.js"} {
+		scriptWritesTextOnly(t, f)
+	}
+}
+
+func scriptWritesTextOnly(t *testing.T, name string) {
+	js := readAsset(t, name)
 	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "setAttribute('on", "DOMParser", "createContextualFragment"} {
 		if strings.Contains(js, bad) {
-			t.Errorf("app.js uses %s", bad)
+			t.Errorf("%s uses %s", name, bad)
 		}
 	}
 }
@@ -97,6 +103,8 @@ func TestServed(t *testing.T) {
 		{"/", "text/html; charset=utf-8", `<script src="app.js" type="module">`},
 		{"/app.js", "text/javascript; charset=utf-8", "textContent"},
 		{"/app.css", "text/css; charset=utf-8", ".gauge"},
+		{"/auth.js", "text/javascript; charset=utf-8", "sessionStorage"},
+		{"/auth.css", "text/css; charset=utf-8", ".token-form"},
 		{"/favicon.svg", "image/svg+xml", "<svg"},
 		{"/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8", "uPlot"},
 		{"/vendor/uPlot.min.css", "text/css; charset=utf-8", ".uplot"},

@@ -4,6 +4,8 @@
 // name, a user name, a rule's name), so text reaches the page through
 // textContent and DOM properties only: no string is ever parsed as HTML.
 
+import { authFetch } from './auth.js';
+
 // CONFIG is how the page behaves.
 const CONFIG = {
   refreshMs: 5000,
@@ -201,7 +203,7 @@ class APIError extends Error {
 }
 
 async function getJSON(path) {
-  const r = await fetch(path, { cache: 'no-store', headers: { Accept: 'application/json' } });
+  const r = await authFetch(path, { cache: 'no-store', headers: { Accept: 'application/json' } });
   let body = null;
   try {
     body = await r.json();
@@ -1008,7 +1010,8 @@ async function tick() {
       state.snap = snap.value;
     }
   } else {
-    error = snap.reason.status === 503 ? snap.reason.message : 'cannot reach picket: ' + snap.reason.message;
+    // 503: starting; 401 and 403: private to root and the token holder.
+    error = [401, 403, 503].includes(snap.reason.status) ? snap.reason.message : 'cannot reach picket: ' + snap.reason.message;
   }
   renderHeader(state.snap, report.status === 'fulfilled' ? report.value : null, error);
   renderFindings(report.status === 'fulfilled' ? report.value : null, report.status === 'rejected' ? report.reason.message : null);

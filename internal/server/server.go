@@ -23,6 +23,10 @@
 //	POST /api/v1/silence    {"rule": NAME, "duration": "1h"} (token required)
 //	/                     the dashboard, when Options.Assets is set
 //
+// The snapshot, findings, alarms, journal, and the per-process series of
+// /metrics and the history are private: they go to the bearer token or to
+// root's own loopback connections (access.go; docs/api.md).
+//
 // Snapshot, findings and alarms answer 503 with a JSON error until the first
 // collection; the journal is served from the start (it outlives restarts).
 // Snapshot, journal and history serve at most two requests at once; the
@@ -142,10 +146,12 @@ type Options struct {
 	// Listen is host:port (default DefaultListen). A host that is not a
 	// loopback address (127.0.0.0/8, ::1 or "localhost") needs TokenFile.
 	Listen string
-	// TokenFile holds the bearer token of the mutating endpoints (one line,
-	// at least 16 characters). It must be a regular file owned by root or
+	// TokenFile holds the bearer token of the mutating endpoints and of
+	// the private ones for other users than root (one line, at least 16
+	// characters). It must be a regular file owned by root or
 	// by picket's user, and not readable or writable by group or others.
-	// Without it the mutating endpoints answer 403.
+	// Without it the mutating endpoints answer 403, and the private ones
+	// 403 to all but root.
 	TokenFile string
 	Source    Source
 	Mutator   Mutator

@@ -86,3 +86,23 @@ func BenchmarkSocketOwner(b *testing.B) {
 		}
 	}
 }
+
+// FuzzDiagSockID: any answer of at least the size SocketOwner checks for
+// is read without a panic, and an IPv4 one reads back the ports as sent.
+func FuzzDiagSockID(f *testing.F) {
+	msg := make([]byte, 72)
+	msg[0], msg[1] = 2, 1
+	msg[4], msg[5], msg[6], msg[7] = 0xe5, 0x6a, 0x85, 0x63
+	copy(msg[8:], []byte{127, 0, 0, 1})
+	copy(msg[24:], []byte{127, 0, 0, 1})
+	f.Add(msg)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < 72 {
+			return
+		}
+		l, r, ok := diagSockID(b)
+		if ok && b[0] == 2 && (l.Port() != uint16(b[4])<<8|uint16(b[5]) || r.Port() != uint16(b[6])<<8|uint16(b[7])) {
+			t.Errorf("ports %d %d from % x", l.Port(), r.Port(), b[4:8])
+		}
+	})
+}

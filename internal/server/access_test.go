@@ -1,7 +1,9 @@
 package server
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -145,5 +147,42 @@ func TestMutationsNeedTokenEvenFromRoot(t *testing.T) {
 	}
 	if w := do(t, h, "POST", "/api/v1/silence", strings.NewReader(body), "Authorization", "Bearer "+testToken); w.Code != 200 || m.silenced["storm"] != time.Hour {
 		t.Errorf("with the token: %d %s", w.Code, w.Body)
+	}
+}
+
+// BenchmarkAuthorize: a small private answer (/api/v1/alarms) over a
+// kept-alive loopback connection, let in by the socket's owner (one
+// sock_diag request each), by the token (the token file read each time),
+// and a public one (/healthz) beside them for scale.
+func BenchmarkAuthorize(b *testing.B) {
+	h := newServer(b, Options{Source: loadedSource(b), TokenFile: writeToken(b, testToken, 0o600)}).Handler()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c := srv.Client()
+	for _, bc := range []struct{ name, path, auth string }{
+		{"public", "/healthz", ""},
+		{"peer-root", "/api/v1/alarms", ""},
+		{"token", "/api/v1/alarms", "Bearer " + testToken},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req, err := http.NewRequest("GET", srv.URL+bc.path, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if bc.auth != "" {
+				req.Header.Set("Authorization", bc.auth)
+			}
+			for b.Loop() {
+				resp, err := c.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("%s: %d", bc.path, resp.StatusCode)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/picket-guard/picket/internal/collect"
 )
@@ -102,7 +104,44 @@ func (s *Server) checkBearer(r *http.Request) *denial {
 // over loopback TCP. Beyond loopback the address may be anyone's (the
 // kernel drops packets from outside claiming a loopback source,
 // ip_route_input_slow's martian check).
+//
+// A connection's answer is kept for its later requests (a dashboard's
+// kept-alive connection asks every few seconds): the socket and its owner
+// stay the same while the connection lasts.
 func (s *Server) peerUID(r *http.Request) (uint32, bool) {
+	p, _ := r.Context().Value(peerKey{}).(*peerOwner)
+	if p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.known {
+			return p.uid, true
+		}
+	}
+	uid, ok := s.lookupPeer(r)
+	if ok && p != nil {
+		p.uid, p.known = uid, true
+	}
+	return uid, ok
+}
+
+// peerKey is the context key of a connection's peerOwner.
+type peerKey struct{}
+
+// peerOwner is the owner of a connection's client socket once looked up
+// (failures are not kept: the next request asks again).
+type peerOwner struct {
+	mu    sync.Mutex
+	uid   uint32
+	known bool
+}
+
+// connContext gives every accepted connection a peerOwner
+// (http.Server.ConnContext).
+func (s *Server) connContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, peerKey{}, &peerOwner{})
+}
+
+func (s *Server) lookupPeer(r *http.Request) (uint32, bool) {
 	remote, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil || !remote.Addr().Unmap().IsLoopback() {
 		return 0, false

@@ -152,26 +152,36 @@ func TestMutationsNeedTokenEvenFromRoot(t *testing.T) {
 
 // BenchmarkAuthorize: a small private answer (/api/v1/alarms) over a
 // kept-alive loopback connection, let in by the socket's owner (one
-// sock_diag request each), by the token (the token file read each time),
+// sock_diag request per connection, or per request without the
+// connection's cache), by the token (the token file read each time),
 // and a public one (/healthz) beside them for scale.
 func BenchmarkAuthorize(b *testing.B) {
-	h := newServer(b, Options{Source: loadedSource(b), TokenFile: writeToken(b, testToken, 0o600)}).Handler()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	c := srv.Client()
-	for _, bc := range []struct{ name, path, auth string }{
-		{"public", "/healthz", ""},
-		{"peer-root", "/api/v1/alarms", ""},
-		{"token", "/api/v1/alarms", "Bearer " + testToken},
+	s := newServer(b, Options{Source: loadedSource(b), TokenFile: writeToken(b, testToken, 0o600)})
+	cached := httptest.NewUnstartedServer(s.Handler())
+	cached.Config.ConnContext = s.connContext // as ListenAndServe has it
+	cached.Start()
+	defer cached.Close()
+	plain := httptest.NewServer(s.Handler())
+	defer plain.Close()
+	for _, bc := range []struct {
+		name       string
+		srv        *httptest.Server
+		path, auth string
+	}{
+		{"public", cached, "/healthz", ""},
+		{"peer-root", cached, "/api/v1/alarms", ""},
+		{"peer-root-uncached", plain, "/api/v1/alarms", ""},
+		{"token", cached, "/api/v1/alarms", "Bearer " + testToken},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			req, err := http.NewRequest("GET", srv.URL+bc.path, nil)
+			req, err := http.NewRequest("GET", bc.srv.URL+bc.path, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			if bc.auth != "" {
 				req.Header.Set("Authorization", bc.auth)
 			}
+			c := bc.srv.Client()
 			for b.Loop() {
 				resp, err := c.Do(req)
 				if err != nil {

@@ -80,7 +80,7 @@ func pastForecasts(snap *snapshot.Snapshot, stateDir string) []snapshot.Forecast
 		return nil
 	}
 	defer s.Close()
-	tr := forecast.NewTracker(forecast.Options{})
+	tr := forecast.NewTracker(forecast.Options{Series: history.LimitSeries})
 	tr.Seed(snap, func(l forecast.Limit) []forecast.Sample { return s.LimitSamples(l, snap.Time) })
 	return tr.Update(snap)
 }

@@ -191,6 +191,11 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Each forecast names the history series it was fitted from: the
+	// dashboard draws its projection there.
+	if opts.Forecast.Series == nil {
+		opts.Forecast.Series = history.LimitSeries
+	}
 	d := &Daemon{opts: opts, logf: logf, alarms: map[string]alarm.Alarm{}, silenced: map[string]time.Time{},
 		rateLimited: map[server.RateLimitKey]uint64{},
 		actions:     make(chan job, 256), notes: make(chan job, 1024), trends: forecast.NewTracker(opts.Forecast),

@@ -55,6 +55,11 @@ type Options struct {
 	// ResetDrop is the fall between two samples, as a share of the
 	// earlier one, that counts as a reset (default 0.1).
 	ResetDrop float64
+	// Series names the history series a limit's used values are recorded
+	// under (the daemon passes history.LimitSeries), copied to
+	// snapshot.Forecast.Series so the dashboard plots the projection on
+	// the series it was fitted from. Nil leaves Series empty.
+	Series func(Limit) string
 }
 
 // Defaults returns the documented defaults.

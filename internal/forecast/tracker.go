@@ -94,6 +94,10 @@ func (t *Tracker) Update(s *snapshot.Snapshot) []snapshot.Forecast {
 			continue
 		}
 		f := l.Forecast
+		f.At = s.Time
+		if t.opts.Series != nil {
+			f.Series = t.opts.Series(l)
+		}
 		f.Used, f.Max = round(e.Used), e.Limit
 		f.ETASeconds = round(e.Seconds)
 		f.RatePerSecond = e.Rate

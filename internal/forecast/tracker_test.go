@@ -73,3 +73,30 @@ func TestLimits(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A forecast says when it was fitted and on which series, and its line
+// (Max − rate × (At + ETA − t)) starts at the fitted level: the dashboard
+// draws that line and nothing else.
+func TestUpdateNamesTheFit(t *testing.T) {
+	tr := NewTracker(Options{Series: func(l Limit) string { return "series of " + l.Key }})
+	var got []snapshot.Forecast
+	var last time.Time
+	for i := 0; i <= 120; i++ {
+		last = t0.Add(time.Duration(i) * 15 * time.Second)
+		s := &snapshot.Snapshot{Time: last, Processes: snapshot.Processes{Threads: 2000 + 2*i},
+			Kernel: snapshot.Kernel{PidMax: 32768, ThreadsMax: 4000}}
+		got = tr.Update(s)
+	}
+	// pid_max is 63 hours off on half an hour of looks: beyond 12×.
+	if len(got) != 1 {
+		t.Fatalf("forecasts %+v, want threads-max's alone", got)
+	}
+	for _, f := range got {
+		if !f.At.Equal(last) || f.Series != "series of "+f.Limit {
+			t.Errorf("%s: at %v series %q, want %v and %q", f.Limit, f.At, f.Series, last, "series of "+f.Limit)
+		}
+		if start := f.Max - f.RatePerSecond*f.ETASeconds; math.Abs(start-f.Used) > 1 {
+			t.Errorf("%s: the line starts at %.1f, the fitted level is %.0f", f.Limit, start, f.Used)
+		}
+	}
+}

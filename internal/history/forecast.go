@@ -47,6 +47,14 @@ func (s *Store) LimitSamples(l forecast.Limit, now time.Time) []forecast.Sample 
 	return out
 }
 
+// LimitSeries names the series of what is used against a limit, the one
+// LimitSamples reads (empty where none is kept): forecast.Options.Series,
+// so a forecast names the series the dashboard draws its projection on.
+func LimitSeries(l forecast.Limit) string {
+	used, _, _ := limitSeries(l)
+	return used
+}
+
 // limitSeries names the series behind a limit: what is used, the limit
 // where it is kept, and what the limit is multiplied by (tcp_max_orphans
 // bites at a quarter).

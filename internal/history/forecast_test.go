@@ -25,12 +25,17 @@ func TestLimitSamplesSeedATracker(t *testing.T) {
 	c.now = now
 	cur := h.snapshot(now)
 	cur.Processes.Total, cur.Processes.Threads, cur.Kernel.PidMax = 500, 2000+40*looks, 32768
-	tr := forecast.NewTracker(forecast.Options{})
+	tr := forecast.NewTracker(forecast.Options{Series: LimitSeries})
 	tr.Seed(cur, func(l forecast.Limit) []forecast.Sample { return s.LimitSamples(l, now) })
 	var got float64
 	for _, f := range tr.Update(cur) {
 		if f.Limit == forecast.PidMax {
 			got = f.ETASeconds
+			// The series the forecast names is the store's, with the looks
+			// it was fitted from.
+			if pts, err := s.Query(f.Series, now.Add(-time.Hour), now, 0); err != nil || len(pts) < looks/2 {
+				t.Errorf("series %q: %d points, %v", f.Series, len(pts), err)
+			}
 		}
 	}
 	want := float64(32768-(2000+40*looks)) / (40.0 / 15)

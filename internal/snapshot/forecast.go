@@ -1,5 +1,7 @@
 package snapshot
 
+import "time"
+
 // Forecast is when one limit will be reached at its current trend, as
 // picket run fitted it over its recent looks (internal/forecast;
 // docs/forecast.md says how, and when it says nothing). A snapshot lists
@@ -19,10 +21,16 @@ type Forecast struct {
 	User     string `json:"user,omitempty"`
 	UID      string `json:"uid,omitempty"`
 	Resource string `json:"resource,omitempty"`
-	// Used is the fitted level now, Max the limit in force.
+	// At is the look the fit was made at (a light look between two full
+	// ones carries the last full look's forecasts): Used is the fitted
+	// level then, and ETASeconds counts from it.
+	At time.Time `json:"at"`
+	// Used is the fitted level at At, Max the limit in force.
 	Used float64 `json:"used"`
 	Max  float64 `json:"max"`
-	// ETASeconds is the time until Used reaches Max at RatePerSecond.
+	// ETASeconds is the time from At until the fitted line reaches Max:
+	// the line is Max − RatePerSecond × (At + ETASeconds − t). Used is
+	// rounded for reading; the line is what the dashboard draws.
 	ETASeconds    float64 `json:"eta_seconds"`
 	RatePerSecond float64 `json:"rate_per_second"`
 	// WindowSeconds is the span of looks the rate was fitted on, Samples
@@ -33,4 +41,8 @@ type Forecast struct {
 	// Reset: the series fell sharply (a restart) and only what came after
 	// was fitted.
 	Reset bool `json:"reset,omitempty"`
+	// Series is the history series (/api/v1/history) of what is used,
+	// the one the fit read: the dashboard draws the projection on it.
+	// Empty where picket keeps no history of it.
+	Series string `json:"series,omitempty"`
 }

@@ -19,6 +19,7 @@ const CONFIG = {
   kernelPerKind: 3,
   plotGroups: 6, // groups drawn on the processes plot: the heaviest now
   plotHolders: 6,
+  plotForecasts: 6, // limits drawn on the exhaustion plot: the soonest
   // Windows of the plots; step keeps each plot near 360 points.
   // secs is the window's width: the x axis spans it, ending now, however
   // few samples there are.
@@ -759,6 +760,10 @@ const PLOTS = [
     fmt: fmtBytes,
   },
   { id: 'psi', title: 'Pressure stall (PSI avg10, %)', series: SERIES.psi },
+  // Every limit with a trend, each as a share of its limit, so a pid
+  // count and a cgroup's bytes share one plot: their projections meet
+  // the limit at 100 %. Hidden while no limit has a trend.
+  { id: 'forecasts', title: 'Limits heading for exhaustion (% of the limit)', kind: 'forecasts', fmt: (v) => fmtNum(Math.round(v * 10) / 10) + '%' },
 ];
 
 function cssVar(name, fallback) {
@@ -812,11 +817,18 @@ async function listSeries(prefix) {
   return new Set(r.series || []);
 }
 
-async function query(name) {
+async function query(name, optional) {
   const w = state.window;
   const q = `api/v1/history?series=${encodeURIComponent(name)}&since=${w.since}&step=${w.step}`;
-  const r = await getJSON(q);
-  return r.points || [];
+  try {
+    const r = await getJSON(q);
+    return r.points || [];
+  } catch (e) {
+    // A forecast's series the store does not keep (yet) is no line, not
+    // a history that is missing.
+    if (optional && e instanceof APIError && e.status === 404 && !/^no history/.test(e.message)) return [];
+    throw e;
+  }
 }
 
 // wanted is what a plot draws now: [{name, label}], from the snapshot (the
@@ -843,6 +855,15 @@ function wanted(def, snap, known) {
       .map((h) => ({ name: SERIES.holder(h, starts.has(h.pid) ? starts.get(h.pid) : null), label: `${visible(h.comm)} [${h.pid}]` }))
       .filter((s) => known.has(s.name))
       .slice(0, CONFIG.plotHolders);
+  }
+  if (def.kind === 'forecasts') {
+    // The soonest first, as the snapshot lists them; a series two limits
+    // share (pid_max and threads-max both count tasks) is drawn once per
+    // limit, each against its own.
+    return (snap.forecasts || [])
+      .filter((f) => f.series && f.max > 0)
+      .slice(0, CONFIG.plotForecasts)
+      .map((f) => ({ name: f.series, label: limitName(f), scale: 100 / f.max, forecasts: [f], optional: true }));
   }
   return def.series.filter(([name]) => known.has(name)).map(([name, label]) => ({ name, label }));
 }
@@ -882,7 +903,7 @@ async function refreshPlots() {
 async function drawPlot(p, snap, known) {
   const def = p.def;
   const want = wanted(def, snap, known);
-  const lines = await Promise.all(want.map((s) => query(s.name)));
+  const lines = await Promise.all(want.map((s) => query(s.name, s.optional)));
   let limitPts = null;
   let limitLabel = null;
   if (def.limit) {
@@ -902,13 +923,27 @@ async function drawPlot(p, snap, known) {
   if (limitPts && !limitPts[0].constant) for (const pt of limitPts) xsSet.add(Date.parse(pt.time) / 1000);
   const xs = [...xsSet].sort((a, b) => a - b);
   const idx = new Map(xs.map((x, i) => [x, i]));
-  const column = (pts) => {
+  const column = (pts, k = scale) => {
     const ys = new Array(xs.length).fill(null);
-    for (const pt of pts) ys[idx.get(Date.parse(pt.time) / 1000)] = pt.value * scale;
+    for (const pt of pts) ys[idx.get(Date.parse(pt.time) / 1000)] = pt.value * k;
     return ys;
   };
-  const data = [xs, ...lines.map(column)];
-  const series = want.map((s, i) => ({ ...s, color: PALETTE[i % PALETTE.length], last: lastValue(lines[i]) * scale }));
+  const data = [xs, ...lines.map((pts, i) => column(pts, want[i].scale ?? scale))];
+  const series = want.map((s, i) => ({ ...s, color: PALETTE[i % PALETTE.length], last: lastValue(lines[i]) * (s.scale ?? scale) }));
+  // The projections of the series drawn: each forecast of a series with
+  // samples in the window, scaled as its series is.
+  p.proj = [];
+  series.forEach((s, i) => {
+    if (lines[i].length === 0) return;
+    for (const f of s.forecasts || forecastsOf(snap, s.name)) {
+      const pr = projection(f, s.scale ?? scale, s.color);
+      if (pr) p.proj.push(pr);
+    }
+  });
+  if (def.kind === 'forecasts') {
+    // No limit with a trend: no plot at all, rather than an empty one.
+    p.wrap.hidden = want.length === 0;
+  }
   if (limitPts) {
     const ys = limitPts[0].constant ? xs.map(() => limitPts[0].constant * scale) : column(limitPts);
     data.push(ys);
@@ -917,7 +952,7 @@ async function drawPlot(p, snap, known) {
   }
   renderLegend(p, series, def.fmt || fmtNum);
   const hasData = xs.length > 0 && series.some((s) => !s.limit);
-  p.empty.hidden = hasData;
+  p.empty.hidden = hasData || p.wrap.hidden;
   p.chart.hidden = !hasData;
   if (!hasData) {
     setText(p.empty, want.length === 0 && !def.limit ? 'nothing recorded yet' : 'no samples in this window');
@@ -928,6 +963,7 @@ async function drawPlot(p, snap, known) {
     }
     delete p.wrap.dataset.xMin;
     delete p.wrap.dataset.xMax;
+    delete p.wrap.dataset.projections;
     return;
   }
   const key = series.map((s) => s.name).join('\u0000');
@@ -939,6 +975,9 @@ async function drawPlot(p, snap, known) {
   if (p.u) p.u.destroy();
   p.key = key;
   p.u = new uPlot(plotOptions(p, series, def.fmt), data, p.chart);
+  // The chart itself, for whoever inspects the page (its tests ask it
+  // where a value is drawn: valToPos).
+  p.wrap.uplot = p.u;
 }
 
 function lastValue(pts) {
@@ -946,10 +985,15 @@ function lastValue(pts) {
   return NaN;
 }
 
-// xWindow is the x scale's range: [now - window, now] in Unix seconds.
-function xWindow() {
+// xWindow is the x scale's range in Unix seconds: the window ending now,
+// widened to where the plot's projections meet their limits, by at most
+// one window more (docs/forecast.md, "On the dashboard").
+function xWindow(p) {
   const now = Date.now() / 1000;
-  return [now - state.window.secs, now];
+  const secs = state.window.secs;
+  let ahead = 0;
+  for (const pr of p.proj || []) ahead = Math.max(ahead, pr.x1 - now);
+  return [now - secs, now + Math.min(secs, ahead)];
 }
 
 function plotOptions(p, series, fmt) {
@@ -964,13 +1008,23 @@ function plotOptions(p, series, fmt) {
     // The x axis is the chosen window ending now, never the samples' own
     // span: uPlot pads one sample (or two seconds apart) into years, and
     // a plot of the first minutes after start read "Mar 2027 … Jun 2029".
-    scales: { x: { time: true, range: xWindow }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] } },
+    // The y axis reaches the limits the projections meet.
+    scales: {
+      x: { time: true, range: () => xWindow(p) },
+      y: {
+        range: (u, min, max) => {
+          const top = Math.max(max || 0, ...(p.proj || []).map((pr) => pr.limit));
+          return [0, top > 0 ? top * 1.08 : 1];
+        },
+      },
+    },
     // The drawn window, for whoever reads the page (and its tests).
     hooks: {
       draw: [
         (u) => {
           p.wrap.dataset.xMin = String(u.scales.x.min);
           p.wrap.dataset.xMax = String(u.scales.x.max);
+          drawProjections(u, p);
         },
       ],
     },
@@ -980,6 +1034,153 @@ function plotOptions(p, series, fmt) {
     ],
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: s.limit ? 1.5 : 2, dash: s.limit ? [6, 4] : undefined, points: { show: false }, spanGaps: false }))],
   };
+}
+
+// ---- projections to the limit ----------------------------------------
+//
+// A forecast is the line picket run fitted (internal/forecast): it reaches
+// max at at + eta_seconds, rising rate_per_second. The page draws that line
+// and nothing it computed itself: no fit in the browser, so the plot, the
+// finding, /metrics and picket top say the same thing.
+
+// forecastsOf is the snapshot's forecasts fitted on the series name.
+function forecastsOf(snap, name) {
+  return (snap.forecasts || []).filter((f) => f.series === name);
+}
+
+// projection is a forecast as the plot draws it, in the plot's units
+// (scale): from the fitted level at the look it was fitted at to the limit
+// at the ETA. Null when there is no trend to draw.
+function projection(f, scale, color) {
+  const at = Date.parse(f.at) / 1000;
+  const eta = f.eta_seconds;
+  const rate = f.rate_per_second;
+  if (!isFinite(at) || !(eta >= 0) || !(rate > 0) || !(f.max > 0)) return null;
+  // Used is rounded for reading; the line is the limit less the rise
+  // still to come, so it meets the limit exactly at the ETA.
+  const y0 = (f.max - rate * eta) * scale;
+  return { f, at, x1: at + eta, y0, limit: f.max * scale, rate: rate * scale, color, label: `${limitName(f)} full in ${fmtETA(eta)}` };
+}
+
+// limitName says which limit a forecast is about; names a process, user
+// or container chose are escaped as everywhere on the page.
+function limitName(f) {
+  switch (f.limit) {
+    case 'RLIMIT_NOFILE':
+      return `${visible(f.comm)} [${f.pid}] RLIMIT_NOFILE`;
+    case 'RLIMIT_NPROC':
+      return `${visible(f.user || f.uid)} RLIMIT_NPROC`;
+    case 'pids.max':
+    case 'memory.max':
+      return `${visible(f.cgroup)} ${f.limit}`;
+    case 'beancounter':
+      return `beancounter ${visible(f.uid)} ${visible(f.resource)}`;
+    case 'tcp_max_orphans':
+      // tcp_too_many_orphans(): resets begin at a quarter of the sysctl.
+      return 'tcp_max_orphans/4';
+  }
+  return visible(f.limit);
+}
+
+// fmtETA writes an ETA as picket's other outputs do (forecast.FormatETA):
+// "~45s", "~12m", "~2h10m", "~3d4h".
+function fmtETA(seconds) {
+  if (!(seconds >= 0)) return '?';
+  if (seconds < 120) return `~${Math.round(seconds)}s`;
+  if (seconds < 3600) return `~${Math.round(seconds / 60)}m`;
+  if (seconds < 48 * 3600) {
+    const m = Math.round(seconds / 60);
+    return `~${Math.floor(m / 60)}h${pad2(m % 60)}m`;
+  }
+  const h = Math.round(seconds / 3600);
+  return `~${Math.floor(h / 24)}d${h % 24}h`;
+}
+
+function fmtSpan(seconds) {
+  if (seconds < 120) return `${Math.round(seconds)}s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)}m`;
+  const m = Math.round(seconds / 60);
+  return m % 60 === 0 ? `${m / 60}h` : `${Math.floor(m / 60)}h${pad2(m % 60)}m`;
+}
+
+// drawProjections draws, after the series, each projection as a dashed
+// line from the fitted level to where it meets its limit (or the right
+// edge), the limit as a horizontal line, and the ETA as a label at the
+// meeting point. Labels are elements over the canvas, text only.
+function drawProjections(u, p) {
+  for (const old of u.over.querySelectorAll('.eta')) old.remove();
+  const list = p.proj || [];
+  if (list.length === 0) {
+    delete p.wrap.dataset.projections;
+    return;
+  }
+  const { ctx, bbox } = u;
+  const ratio = bbox.width / Math.max(1, u.over.clientWidth);
+  const xmax = u.scales.x.max;
+  const drawn = [];
+  const labels = [];
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+  ctx.clip();
+  list.forEach((pr) => {
+    const x1 = Math.min(pr.x1, xmax);
+    const y1 = pr.y0 + pr.rate * (x1 - pr.at);
+    const px = [u.valToPos(pr.at, 'x', true), u.valToPos(pr.y0, 'y', true), u.valToPos(x1, 'x', true), u.valToPos(y1, 'y', true)];
+    const ly = u.valToPos(pr.limit, 'y', true);
+    ctx.lineWidth = ratio;
+    ctx.strokeStyle = LIMIT_COLOR;
+    ctx.setLineDash([2 * ratio, 3 * ratio]);
+    ctx.beginPath();
+    ctx.moveTo(bbox.left, ly);
+    ctx.lineTo(bbox.left + bbox.width, ly);
+    ctx.stroke();
+    ctx.lineWidth = 2 * ratio;
+    ctx.strokeStyle = pr.color;
+    ctx.setLineDash([6 * ratio, 4 * ratio]);
+    ctx.beginPath();
+    ctx.moveTo(px[0], px[1]);
+    ctx.lineTo(px[2], px[3]);
+    ctx.stroke();
+    const f = pr.f;
+    const ax = u.valToPos(x1, 'x');
+    const ay = u.valToPos(y1, 'y');
+    const label = el('div', { className: 'eta', title: `${pr.label} at ${fmtNum(f.rate_per_second * 60)}/min (fit over the last ${fmtSpan(f.window_seconds)}, R² ${f.quality})`, data: { series: f.series, limit: f.limit, x: String(ax), y: String(ay) } }, pr.label);
+    u.over.append(label);
+    labels.push(label);
+    drawn.push({ series: f.series, limit: f.limit, label: pr.label, color: pr.color, at: pr.at, eta: f.eta_seconds, x0: pr.at, y0: pr.y0, x1, y1, meets: x1 === pr.x1, limitY: pr.limit, px, limitPx: ly });
+  });
+  ctx.restore();
+  placeLabels(labels, u.over.clientWidth, u.over.clientHeight);
+  p.wrap.dataset.projections = JSON.stringify(drawn);
+}
+
+// placeLabels puts each label just above and left of its point (below it
+// where the top is too near), inside the plot, and moves a label down past
+// those placed before it (the soonest ETA keeps its place).
+function placeLabels(labels, width, height) {
+  const placed = [];
+  for (const l of labels) {
+    const w = Math.min(l.offsetWidth, width);
+    const h = l.offsetHeight;
+    const x = Number(l.dataset.x);
+    const y = Number(l.dataset.y);
+    const box = { left: Math.max(0, x - w), top: y - h - 3 < 0 ? y + 3 : y - h - 3, w, h };
+    for (let moved = true, n = 0; moved && n < labels.length; n++) {
+      moved = false;
+      for (const o of placed) {
+        if (box.left < o.left + o.w && o.left < box.left + box.w && box.top < o.top + o.h && o.top < box.top + box.h) {
+          box.top = o.top + o.h + 1;
+          moved = true;
+        }
+      }
+    }
+    box.top = Math.max(0, Math.min(box.top, height - h));
+    l.style.left = box.left + 'px';
+    l.style.top = box.top + 'px';
+    l.style.maxWidth = width + 'px';
+    placed.push(box);
+  }
 }
 
 // renderLegend is the plot's key with each series' latest value: always

@@ -4,9 +4,13 @@
 //
 //   DASH_MODE       live (this host, with a storm the test started),
 //                   fixture (the imapd-storm snapshot with made-up history)
-//                   or window (the plots' x axes, see DASH_WINDOWS)
+//                   window (the plots' x axes, see DASH_WINDOWS) or
+//                   forecast (projections to the limit, see DASH_FORECASTS)
 //   DASH_WINDOWS    window: JSON [{url, samples}], servers whose history
 //                   holds that many samples ending now
+//   DASH_FORECASTS  forecast: JSON [{plot, series, limit, label, at, eta,
+//                   max}], the projections to find (max in the plot's units)
+//   DASH_FLAT       forecast: JSON list of plots that must draw none
 //   DASH_URL        the dashboard
 //   DASH_OUT        directory for screenshots (dashboard-MODE.png and
 //                   dashboard-MODE-phone.png)
@@ -219,6 +223,130 @@ async function windowChecks(ctx) {
   }
 }
 
+// forecastChecks: each projection of DASH_FORECASTS is drawn on its plot
+// along the fit, meeting its limit at the ETA's x as uPlot places it
+// (valToPos, asked in the page), or running to the right edge when the ETA
+// is beyond one more window; its label is the text wanted at that point;
+// the plots of DASH_FLAT draw none and end now.
+async function forecastChecks(page) {
+  const wants = JSON.parse(env('DASH_FORECASTS', '[]'));
+  const flat = JSON.parse(env('DASH_FLAT', '[]'));
+  check(wants.length > 0, `projections to look for (${wants.length})`);
+  const plots = [...new Set(wants.map((w) => w.plot))];
+  for (const [label, secs] of [['1h', 3600], ['6h', 6 * 3600]]) {
+    await page.click(`#windows button[data-window="${label}"]`);
+    await waitFor(
+      page,
+      `${label}: projections drawn on ${plots.join(', ')}`,
+      ([plots, n, secs]) => {
+        let k = 0;
+        for (const id of plots) {
+          const f = document.querySelector(`[data-plot="${id}"]`);
+          if (!f || !f.dataset.projections || !f.uplot) return false;
+          // Drawn for this window: at least its width.
+          if (Number(f.dataset.xMax) - Number(f.dataset.xMin) < secs - 1) return false;
+          k += JSON.parse(f.dataset.projections).length;
+        }
+        return k === n;
+      },
+      [plots, wants.length, secs],
+      20000,
+    );
+    const now = Date.now() / 1000;
+    for (const w of wants) {
+      const got = await page.evaluate(
+        ({ w }) => {
+          const fig = document.querySelector(`[data-plot="${w.plot}"]`);
+          const u = fig.uplot;
+          const pr = JSON.parse(fig.dataset.projections).find((p) => p.series === w.series && p.limit === w.limit);
+          if (!pr) return { missing: true };
+          const end = Math.min(w.at + w.eta, u.scales.x.max);
+          // Where uPlot puts the meeting point and the limit, in canvas
+          // pixels, asked of the chart itself.
+          const want = { x: u.valToPos(end, 'x', true), limitY: u.valToPos(w.max, 'y', true), x0: u.valToPos(w.at, 'x', true) };
+          // The dashed line's pixels: sample along it, look for its color
+          // within 2 px of each point.
+          const ctx = u.ctx;
+          const [r, g, b] = pr.color.match(/[0-9a-f]{2}/gi).map((h) => parseInt(h, 16));
+          let hits = 0;
+          const tries = 12;
+          for (let i = 1; i <= tries; i++) {
+            const t = 0.1 + (0.8 * i) / tries;
+            const x = pr.px[0] + (pr.px[2] - pr.px[0]) * t;
+            const y = pr.px[1] + (pr.px[3] - pr.px[1]) * t;
+            const d = ctx.getImageData(Math.round(x) - 2, Math.round(y) - 2, 5, 5).data;
+            for (let j = 0; j < d.length; j += 4) {
+              if (Math.abs(d[j] - r) < 40 && Math.abs(d[j + 1] - g) < 40 && Math.abs(d[j + 2] - b) < 40 && d[j + 3] > 128) {
+                hits++;
+                break;
+              }
+            }
+          }
+          const labels = [...fig.querySelectorAll('.u-over .eta')].filter((e) => e.dataset.series === w.series && e.dataset.limit === w.limit);
+          const el = labels[0];
+          return {
+            pr,
+            want,
+            xMax: u.scales.x.max,
+            hits,
+            tries,
+            labels: labels.length,
+            text: el ? el.textContent : null,
+            children: el ? el.children.length : -1,
+            labelX: el ? Number(el.dataset.x) : NaN,
+            labelWantX: u.valToPos(end, 'x'),
+            // The label's box, in the plot's CSS pixels: right-aligned
+            // to its point unless the plot is too narrow for it.
+            labelRight: el ? el.offsetLeft + el.offsetWidth : NaN,
+            labelLeft: el ? el.offsetLeft : NaN,
+            overWidth: u.over.clientWidth,
+          };
+        },
+        { w },
+      );
+      const what = `${label}: ${w.limit} on ${w.plot}`;
+      if (got.missing) {
+        check(false, `${what}: no projection`);
+        continue;
+      }
+      const meets = w.at + w.eta <= got.xMax + 0.5;
+      check(got.pr.meets === meets, `${what}: ${meets ? 'meets the limit on the plot' : 'runs to the right edge (ETA beyond the window)'}`);
+      check(Math.abs(got.pr.px[2] - got.want.x) < 0.5, `${what}: ends at x ${got.pr.px[2].toFixed(1)} px, valToPos(${meets ? 'at + ETA' : 'the right edge'}) is ${got.want.x.toFixed(1)} px`);
+      check(Math.abs(got.pr.px[0] - got.want.x0) < 0.5, `${what}: starts at the look the fit was made at (${got.pr.px[0].toFixed(1)} px, want ${got.want.x0.toFixed(1)})`);
+      if (meets) check(Math.abs(got.pr.px[3] - got.want.limitY) < 0.5, `${what}: meets the limit at y ${got.pr.px[3].toFixed(1)} px, valToPos(limit) is ${got.want.limitY.toFixed(1)} px`);
+      else check(got.pr.px[3] > got.want.limitY, `${what}: still below the limit at the edge (${got.pr.px[3].toFixed(1)} px, limit at ${got.want.limitY.toFixed(1)} px)`);
+      check(Math.abs(got.pr.limitPx - got.want.limitY) < 0.5, `${what}: the limit drawn at y ${got.pr.limitPx.toFixed(1)} px (valToPos ${got.want.limitY.toFixed(1)})`);
+      check(got.hits >= got.tries - 3, `${what}: the dashed line is on the canvas (${got.hits} of ${got.tries} points along it in its color)`);
+      check(got.labels === 1 && got.text === w.label && got.children === 0, `${what}: labelled ${JSON.stringify(got.text)} as text (want ${JSON.stringify(w.label)})`);
+      check(Math.abs(got.labelX - got.labelWantX) < 0.5, `${what}: the label at the end point (${got.labelX.toFixed(1)} px, want ${got.labelWantX.toFixed(1)})`);
+      check(got.labelLeft === 0 || Math.abs(got.labelRight - got.labelWantX) < 1.5, `${what}: the label ends at its point (${got.labelRight} px)`);
+      check(got.labelLeft >= 0 && got.labelRight <= got.overWidth + 0.5, `${what}: the label is inside the plot (${got.labelLeft}..${got.labelRight} of ${got.overWidth} px)`);
+    }
+    // The axis: widened to the farthest meeting point, at most one
+    // window more.
+    for (const id of plots) {
+      const ends = wants.filter((w) => w.plot === id).map((w) => w.at + w.eta);
+      const want = Math.min(Math.max(...ends), now + secs);
+      const xMax = await page.evaluate((id) => Number(document.querySelector(`[data-plot="${id}"]`).dataset.xMax), id);
+      check(Math.abs(xMax - want) < 15, `${label}: ${id}'s axis ends at ${new Date(xMax * 1000).toISOString()} (want ${new Date(want * 1000).toISOString()})`);
+    }
+    for (const id of flat) {
+      const got = await page.evaluate(
+        (id) => {
+          const f = document.querySelector(`[data-plot="${id}"]`);
+          return { drawn: !!f.querySelector('canvas'), proj: f.dataset.projections || '', labels: f.querySelectorAll('.eta').length, xMax: Number(f.dataset.xMax) };
+        },
+        id,
+      );
+      check(got.drawn && got.proj === '' && got.labels === 0, `${label}: flat ${id} is plotted with no projection and no label (${got.proj || 'none'}, ${got.labels} labels)`);
+      check(Math.abs(got.xMax - Date.now() / 1000) < 15, `${label}: flat ${id} ends now`);
+    }
+    await page.locator('#plots').screenshot({ path: join(out, `dashboard-forecast-${label}.png`) });
+    console.log(`     screenshot ${join(out, `dashboard-forecast-${label}.png`)}`);
+  }
+  await page.click('#windows button[data-window="1h"]');
+}
+
 const profile = mkdtempSync(join(tmpdir(), 'picket-chromium-'));
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: env('CHROMIUM', '/usr/bin/chromium'),
@@ -259,6 +387,7 @@ try {
   check(snapshotURLs.length > 0 && snapshotURLs.every((u) => /[?&]top=\d+/.test(u)), `the snapshot is asked for with ?top= (${snapshotURLs[0]})`);
   if (mode === 'live') await liveChecks(page);
   else if (mode === 'window') await windowChecks(ctx);
+  else if (mode === 'forecast') await forecastChecks(page);
   else await fixtureChecks(page);
   if (rule) {
     await waitFor(page, `hostile rule name ${JSON.stringify(rule)} renders as text in the journal`, (r) => [...document.querySelectorAll('#journal td')].some((td) => td.textContent.startsWith(r) && td.children.length === 0), rule);

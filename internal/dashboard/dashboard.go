@@ -1,6 +1,7 @@
 // Package dashboard is picket's web page: findings, the kernel's
 // limits as gauges, the heaviest process groups and socket holders, plots of
-// the history with the limit on the same plot, and the action journal. It is
+// the history with the limit on the same plot (and, for a limit with a
+// trend, the fitted line on to it with its ETA), and the action journal. It is
 // static files embedded in the binary; everything on the page comes from
 // the server's JSON API (internal/server), which serves these files at /.
 //

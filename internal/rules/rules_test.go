@@ -109,8 +109,16 @@ var testReg = Registry{
 		}
 		return nil, false
 	},
+	Protect:     func() any { return &protectSpec{} },
 	OutputKinds: []string{"log", "mail"},
 	ActionKinds: []string{"archive", "kill"},
+}
+
+// protectSpec stands in for act.Protected.
+type protectSpec struct {
+	Exes  []string `yaml:"exes"`
+	Units []string `yaml:"units"`
+	Users []string `yaml:"users"`
 }
 
 func groups(gs ...snapshot.Group) *Input {

@@ -102,10 +102,15 @@ type Daemon struct {
 	hist *history.Store
 	// trends is every limit's recent looks, for the forecasts; only the
 	// collection loop touches it.
-	trends  *forecast.Tracker
-	seeded  bool // trends were given history's past
-	rnd     *rand.Rand
-	hostcap *hostcap.Set
+	trends *forecast.Tracker
+	seeded bool // trends were given history's past
+	// locked is set when picket's memory is locked (protect): each full
+	// look then ends by returning the heap pages it no longer needs
+	// (settleLocked); fullLooks counts them, the first being the warm-up.
+	locked    bool
+	fullLooks int
+	rnd       *rand.Rand
+	hostcap   *hostcap.Set
 
 	mu        sync.RWMutex
 	cfg       *rules.Config
@@ -460,7 +465,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	release := func() {}
 	if !d.opts.NoProtect && d.opts.Root == "/" {
-		release = protect(d.log, *d.opts.OOMScoreAdj, true)
+		release, d.locked = protect(d.log, *d.opts.OOMScoreAdj, true)
 	}
 	// A soft heap limit: the GC works harder before picket grows past its
 	// budget (≤ 30 MiB RSS on a small host), instead of waiting for GOGC's
@@ -690,6 +695,10 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 	}
 	d.mu.Unlock()
 	d.dispatch(snap, events)
+	if full && d.locked {
+		d.fullLooks++
+		settleLocked(d.log, d.fullLooks == 1)
+	}
 }
 
 // dispatch records alarms and queues outputs (one batch per rule and

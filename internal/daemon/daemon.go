@@ -104,9 +104,9 @@ type Daemon struct {
 	// collection loop touches it.
 	trends *forecast.Tracker
 	seeded bool // trends were given history's past
-	// locked is set when picket's memory is locked (protect): each full
-	// look then ends by returning the heap pages it no longer needs
-	// (settleLocked); fullLooks counts them, the first being the warm-up.
+	// Each full look ends by returning the heap pages it no longer needs
+	// (settle); fullLooks counts them, the first being the warm-up whose
+	// pages of the binary are dropped when locked (protect) is set.
 	locked    bool
 	fullLooks int
 	rnd       *rand.Rand
@@ -449,9 +449,9 @@ func (d *Daemon) Reload() error {
 // timeout), the spool and journal are flushed.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	// The BPF iterator is loaded before the memory is locked, and the
-	// garbage of loading it (the kernel's BTF, decoded) given back: a
-	// locked page stays resident, free or not. What the load found is
-	// the bpf_iter feature of /healthz and /metrics.
+	// garbage of loading it (the kernel's BTF, decoded: ~6 MiB) given
+	// back at once, not when the runtime gets to it. What the load found
+	// is the bpf_iter feature of /healthz and /metrics.
 	if method, why := d.col.Prepare(); method != "" {
 		detail := "task_file iterator loaded"
 		if method != snapshot.CollectorBPF {
@@ -695,9 +695,9 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 	}
 	d.mu.Unlock()
 	d.dispatch(snap, events)
-	if full && d.locked {
+	if full {
 		d.fullLooks++
-		settleLocked(d.log, d.fullLooks == 1)
+		settle(d.log, d.locked, d.fullLooks == 1)
 	}
 }
 

@@ -85,56 +85,47 @@ func lockMemory(log *slog.Logger) bool {
 	return true
 }
 
-// settleLocked gives the heap pages a full look used and no longer needs
-// back to the system, and drops the binary's pages of the first look
-// when warmup is set. A locked page stays resident whether the heap
-// still uses it or not: madvise(MADV_DONTNEED), with which the Go
-// scavenger returns free memory, fails on a locked mapping
-// (can_madv_lru_vma in mm/madvise.c), so without this the daemon's RSS
-// is the high-water mark of its busiest look, for good. So the
-// anonymous mappings (the Go heap, its metadata, goroutine stacks) are
-// unlocked, the heap is collected and returned (debug.FreeOSMemory), and
-// the lock is taken again, MCL_ONFAULT: what stayed is locked at once,
-// what was returned is locked when it is touched again. For those few
-// milliseconds (a collection of a heap of a few MiB) only anonymous
-// memory is unlocked, which only swap could take; the binary's code,
-// what a thrashing box evicts first, stays locked throughout except at
-// warm-up, when the pages of one-time code are dropped the way start-up's
-// are (dropText).
+// settle gives the heap pages a full look used and no longer needs back
+// to the system (debug.FreeOSMemory), and, after the first full look
+// (warmup) of a locked daemon, drops the binary's pages of one-time code.
 //
-// Nothing is unlocked when picket could not lock itself (mlockall
-// refused) or the maps cannot be read: it then keeps what it has.
-func settleLocked(log *slog.Logger, warmup bool) {
-	maps := readMaps()
-	if maps == nil {
+// The Go runtime returns free heap memory by itself, but only down to
+// about its heap goal, and a full look of a few thousand processes sets
+// that goal for the minute until the next one: without this, the
+// daemon's RSS between looks is its busiest look's. A locked heap is no
+// obstacle: madvise(MADV_DONTNEED) fails on a locked mapping
+// (madvise_dontneed_free_valid_vma, mm/madvise.c), and the runtime then
+// returns memory by mapping fresh pages over it (sysUnusedOS,
+// runtime/mem_linux.go), which MCL_FUTURE|MCL_ONFAULT locks again as they
+// are touched. The price is one forced collection per full look, a few
+// milliseconds of CPU (docs/benchmarks.md).
+//
+// The first full look runs code no later one does (the trends seeded from
+// history, the first doctor run); the pages it faulted in are dropped as
+// start-up's are (dropText). Text cannot be dropped while locked, so its
+// mappings, and only those, are unlocked for the madvise and locked again
+// at once; when that fails the daemon keeps what it has.
+func settle(log *slog.Logger, locked, warmup bool) {
+	debug.FreeOSMemory()
+	if !locked || !warmup {
 		return
 	}
 	var text []mapping
-	n := 0
-	for _, m := range maps {
-		if m.anon && m.writable || warmup && m.binary && !m.writable {
-			if _, _, e := unix.Syscall(unix.SYS_MUNLOCK, uintptr(m.start), uintptr(m.end-m.start), 0); e != 0 {
-				continue
-			}
-			n++
-			if m.binary {
-				text = append(text, m)
-			}
+	for _, m := range binaryMappings() {
+		if _, _, e := unix.Syscall(unix.SYS_MUNLOCK, uintptr(m.start), uintptr(m.end-m.start), 0); e == 0 {
+			text = append(text, m)
 		}
 	}
-	if n == 0 {
+	if len(text) == 0 {
 		return
 	}
-	if warmup {
-		dropText(log, text)
-	}
-	debug.FreeOSMemory()
+	dropText(log, text)
 	err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT)
 	if err == unix.EINVAL {
 		err = unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE)
 	}
 	if err != nil {
-		log.Warn("cannot lock memory again after returning free heap pages", "err", err)
+		log.Warn("cannot lock memory again after dropping the first look's pages of the binary", "err", err)
 	}
 }
 
@@ -143,7 +134,6 @@ type mapping struct {
 	start, end uint64
 	writable   bool
 	binary     bool // a mapping of picket's own executable
-	anon       bool // no file behind it: the Go heap, its metadata, stacks
 }
 
 // readMaps parses /proc/self/maps; nil if it cannot be read.
@@ -172,16 +162,7 @@ func readMaps() []mapping {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		m := mapping{start: start, end: end, writable: strings.ContainsRune(f[1], 'w')}
-		switch {
-		case len(f) == 5:
-			// Only private anonymous memory: the Go runtime maps
-			// nothing shared, and [stack], [vdso]... carry a name.
-			m.anon = strings.HasSuffix(f[1], "p")
-		case f[5] == exe:
-			m.binary = true
-		}
-		out = append(out, m)
+		out = append(out, mapping{start: start, end: end, writable: strings.ContainsRune(f[1], 'w'), binary: len(f) >= 6 && f[5] == exe})
 	}
 	return out
 }

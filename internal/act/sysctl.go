@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -37,8 +36,23 @@ func (s *SysctlSpec) Validate() error {
 }
 
 // sysctlKey is one component of a sysctl name; interface names may hold
-// dots, so the slash form (net/ipv4/conf/eth0.100/rp_filter) is accepted too.
-var sysctlKey = regexp.MustCompile(`^[A-Za-z0-9_@:+.-]+$`)
+// dots, so the slash form (net/ipv4/conf/eth0.100/rp_filter) is accepted
+// too: [A-Za-z0-9_@:+.-]+, checked by a loop rather than a regexp compiled
+// when any picket command starts.
+func sysctlKey(p string) bool {
+	if p == "" {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case strings.IndexByte("_@:+.-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // sysctlPath turns net.ipv4.tcp_max_orphans into net/ipv4/tcp_max_orphans,
 // refusing anything that could step outside /proc/sys.
@@ -49,7 +63,7 @@ func sysctlPath(key string) (string, error) {
 	}
 	parts := strings.Split(key, sep)
 	for _, p := range parts {
-		if p == "" || p == "." || p == ".." || !sysctlKey.MatchString(p) {
+		if p == "" || p == "." || p == ".." || !sysctlKey(p) {
 			return "", fmt.Errorf("key %q is not a sysctl name", key)
 		}
 	}

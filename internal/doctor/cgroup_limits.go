@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -460,9 +459,24 @@ func rowSentence(r CgroupRow) string {
 	return s
 }
 
-// safeCgroupPath: a path that can be pasted into a shell as it is. Others
-// (cgroups are named by whoever makes them) are not echoed into a fix.
-var safeCgroupPath = regexp.MustCompile(`^/[A-Za-z0-9._@:/-]*$`)
+// safeCgroupPath: a path that can be pasted into a shell as it is
+// (/[A-Za-z0-9._@:/-]*). Others (cgroups are named by whoever makes them)
+// are not echoed into a fix. A loop, not a regexp compiled at start-up:
+// every picket command links this package.
+func safeCgroupPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case strings.IndexByte("._@:/-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // cgroupFix is the change that ends the row's trouble, in systemd's terms
 // where the cgroup is a unit's. Only names that pass IsUnitName-like
@@ -470,7 +484,7 @@ var safeCgroupPath = regexp.MustCompile(`^/[A-Za-z0-9._@:/-]*$`)
 func cgroupFix(r CgroupRow) []string {
 	var fix []string
 	unit := ""
-	if r.Unit != "" && strings.HasSuffix(r.Path, "/"+r.Unit) && safeCgroupPath.MatchString("/"+r.Unit) && !strings.HasPrefix(r.Unit, "-") {
+	if r.Unit != "" && strings.HasSuffix(r.Path, "/"+r.Unit) && safeCgroupPath("/"+r.Unit) && !strings.HasPrefix(r.Unit, "-") {
 		unit = r.Unit
 	}
 	var props []string
@@ -506,7 +520,7 @@ func cgroupFix(r CgroupRow) []string {
 			fix = append(fix, fmt.Sprintf("systemctl set-property %s %s   # persistent (a drop-in); --runtime until reboot", unit, strings.Join(props, " ")),
 				fmt.Sprintf("# or stop the growth for a while first: picket's limit action, {limit: {unit: %s, pids_max: current, for: 10m}}", unit))
 		}
-	case safeCgroupPath.MatchString(r.Path) && r.Path != "/":
+	case safeCgroupPath(r.Path) && r.Path != "/":
 		fix = append(fix, fmt.Sprintf("picket snapshot --json | jq '.processes.list[] | select(.cgroup == \"%s\") | {pid, comm, user}'   # who runs there", r.Path))
 		if len(props) > 0 {
 			fix = append(fix, "# raise the limit where the cgroup is made (its service or runtime), or write pids.max / memory.max of "+r.Path)

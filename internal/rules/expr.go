@@ -62,7 +62,7 @@ func exprEnv(t *table, vars map[string]bool) map[string]any {
 	}
 	env["prev"] = prev
 	env["rising"] = map[string]int{}
-	env["kernel"] = map[string]any(tables["kernel"].fields)
+	env["kernel"] = map[string]any(tables()["kernel"].fields)
 	return env
 }
 

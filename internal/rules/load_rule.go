@@ -53,7 +53,7 @@ func (l *loader) loadRule(d *decoder, rr rawRule) {
 		d.errorf(mapValue(rn, "drift"), "%s: drift %s must be shorter than every %s", what, r.Drift, r.Every)
 	}
 	r.Table = rr.Table.Value
-	t, ok := tables[r.Table]
+	t, ok := tables()[r.Table]
 	if !ok {
 		n := &rr.Table
 		if n.Kind == 0 {

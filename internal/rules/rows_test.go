@@ -22,11 +22,11 @@ func TestRowsWithoutValues(t *testing.T) {
 			{Seq: 20, Kind: "oom-kill", Time: now.Add(-time.Minute), Fields: snapshot.KernelFields{Order: &order, UID: &uid}},
 		}},
 	}}}
-	kinds := tables["kernel_log"].rows(&Input{Snapshot: s})
+	kinds := tables()["kernel_log"].rows(&Input{Snapshot: s})
 	if len(kinds) != 2 || kinds[0]["age"] != -1.0 || kinds[1]["age"] != 60.0 {
 		t.Errorf("kernel_log rows %v: a kind never seen is age -1", kinds)
 	}
-	msgs := tables["kernel_messages"].rows(&Input{Snapshot: s})
+	msgs := tables()["kernel_messages"].rows(&Input{Snapshot: s})
 	if len(msgs) != 2 {
 		t.Fatalf("kernel_messages rows %v", msgs)
 	}
@@ -38,17 +38,17 @@ func TestRowsWithoutValues(t *testing.T) {
 	}
 	ps := &snapshot.Snapshot{Time: now}
 	ps.Processes.List = []snapshot.Process{{PID: 10, Comm: "idle", FDs: 0}, {PID: 11, Comm: "hidden", FDs: -1}}
-	rows := tables["processes"].rows(&Input{Snapshot: ps})
+	rows := tables()["processes"].rows(&Input{Snapshot: ps})
 	if len(rows) != 2 || rows[0]["fds"] != 0 || rows[1]["fds"] != nil {
 		t.Errorf("processes rows %v: 0 fds is known, -1 is not", rows)
 	}
 	gs := &snapshot.Snapshot{Time: now}
 	gs.Processes.Groups = []snapshot.Group{{User: "a", Comm: "x", Count: 3}}
-	if rows := tables["process_groups"].rows(&Input{Snapshot: gs}); len(rows) != 1 || rows[0]["share"] != 0.0 {
+	if rows := tables()["process_groups"].rows(&Input{Snapshot: gs}); len(rows) != 1 || rows[0]["share"] != 0.0 {
 		t.Errorf("process_groups of a snapshot without a total: %v", rows)
 	}
 	gs.Processes.Total = 12
-	if rows := tables["process_groups"].rows(&Input{Snapshot: gs}); rows[0]["share"] != 0.25 {
+	if rows := tables()["process_groups"].rows(&Input{Snapshot: gs}); rows[0]["share"] != 0.25 {
 		t.Errorf("3 of 12: share %v", rows[0]["share"])
 	}
 }

@@ -535,8 +535,8 @@ func TestTableNeeds(t *testing.T) {
 	src.WriteString("rules:\n")
 	for _, name := range TableNames() {
 		field := ""
-		for _, f := range sortedKeys(tables[name].fields) {
-			if _, ok := tables[name].fields[f].(int); ok {
+		for _, f := range sortedKeys(tables()[name].fields) {
+			if _, ok := tables()[name].fields[f].(int); ok {
 				field = f
 				break
 			}
@@ -606,7 +606,7 @@ rules:
 	if len(rows) != 1 || rows[0]["path"] != "/system.slice/apache2.service" || rows[0]["unit"] != "apache2.service" {
 		t.Errorf("fired %v", rows)
 	}
-	all := tables["cgroups"].rows(look(0))
+	all := tables()["cgroups"].rows(look(0))
 	if len(all) != 2 || all[1]["pids_max"] != -1 || all[1]["limited"] != false {
 		t.Errorf("rows %v: the root is left out, unlimited is -1", all)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/picket-guard/picket/internal/snapshot"
 )
@@ -50,9 +51,16 @@ type Finding struct {
 	Summary  string
 }
 
-var tables = map[string]*table{}
-
-func register(t *table) { tables[t.name] = t }
+// tables are the tables rules can read, by name. They are built on first
+// use, not at start-up: every picket command links this package, and most
+// (version, snapshot, doctor) never evaluate a rule.
+var tables = sync.OnceValue(func() map[string]*table {
+	m := map[string]*table{}
+	for _, t := range builtinTables() {
+		m[t.name] = t
+	}
+	return m
+})
 
 // NeedsSockets reports whether the rule's table is built from the socket
 // tables and every process's fds: a light collection does not have them.
@@ -67,10 +75,10 @@ func (r *Rule) NeedsFindings() bool { return r.tbl != nil && r.tbl.findings }
 func (r *Rule) NeedsKernelLog() bool { return r.tbl != nil && r.tbl.kernelLog }
 
 // TableNames lists the tables, sorted.
-func TableNames() []string { return sortedKeys(tables) }
+func TableNames() []string { return sortedKeys(tables()) }
 
-func init() {
-	register(&table{
+func builtinTables() []*table {
+	return []*table{{
 		name: "process_groups",
 		doc:  "processes grouped by user × command (PIKT's ps -eo user,comm | sort | uniq -c)",
 		fields: Row{"user": "", "uid": 0, "comm": "", "count": 0, "threads": 0, "rss": 0,
@@ -86,8 +94,7 @@ func init() {
 			}
 			return out
 		},
-	})
-	register(&table{
+	}, {
 		name: "processes",
 		doc:  "every process",
 		fields: Row{"pid": 0, "ppid": 0, "user": "", "uid": 0, "comm": "", "state": "", "threads": 0,
@@ -109,8 +116,7 @@ func init() {
 			}
 			return out
 		},
-	})
-	register(&table{
+	}, {
 		name:    "socket_holders",
 		doc:     "processes holding sockets, with counts by type",
 		sockets: true,
@@ -129,15 +135,13 @@ func init() {
 			}
 			return out
 		},
-	})
-	register(&table{
+	}, {
 		name:   "kernel",
 		doc:    "one row of kernel counters and limits (sockstat, tcp_mem, file-nr, pid_max, conntrack, memory, PSI)",
 		fields: kernelFields(),
 		key:    nil,
 		rows:   func(in *Input) []Row { return []Row{kernelRow(in.Snapshot)} },
-	})
-	register(&table{
+	}, {
 		name:      "kernel_log",
 		doc:       "what the kernel said in /dev/kmsg: one row per kind of message picket knows (oom-kill, fork-rejected, conntrack-full, tcp-orphans...), seen or not",
 		kernelLog: true,
@@ -145,8 +149,7 @@ func init() {
 			"pid": 0, "comm": "", "uid": 0, "cgroup": "", "oom_cgroup": "", "port": 0, "readable": true},
 		key:  []string{"kind"},
 		rows: kernelLogRows,
-	})
-	register(&table{
+	}, {
 		name:      "kernel_messages",
 		doc:       "the kernel's recent messages of a known kind (the last few of each), one row per message",
 		kernelLog: true,
@@ -167,8 +170,7 @@ func init() {
 			}
 			return out
 		},
-	})
-	register(&table{
+	}, {
 		name:   "beancounters",
 		doc:    "OpenVZ /proc/user_beancounters rows",
 		fields: Row{"uid": "", "resource": "", "held": 0, "maxheld": 0, "barrier": 0, "limit": 0, "failcnt": 0, "usage": 0.0, "eta_seconds": 0},
@@ -187,8 +189,7 @@ func init() {
 			}
 			return out
 		},
-	})
-	register(&table{
+	}, {
 		name: "units",
 		doc:  "processes grouped by systemd unit, beside user × command",
 		fields: Row{"unit": "", "processes": 0, "threads": 0, "fds": 0, "sockets": 0, "rss": 0,
@@ -220,8 +221,7 @@ func init() {
 			}
 			return out
 		},
-	})
-	register(&table{
+	}, {
 		name: "cgroups",
 		doc:  "one row per cgroup but the root (pick those with a limit with `where: limited`); unlimited values are -1",
 		fields: Row{"path": "", "unit": "", "container": "", "limited": false, "processes": 0, "threads": 0,
@@ -242,8 +242,7 @@ func init() {
 			}
 			return out
 		},
-	})
-	register(&table{
+	}, {
 		name:     "findings",
 		doc:      "picket doctor's findings (id, severity, title)",
 		findings: true,
@@ -256,7 +255,7 @@ func init() {
 			}
 			return out
 		},
-	})
+	}}
 }
 
 // cgroupRow is one row of the cgroups table.

@@ -68,7 +68,7 @@ func sampleData(t *table, extra, vars map[string]bool) map[string]any {
 	data["vars"] = vm
 	data["host"] = map[string]any{"name": "", "labels": []string{}}
 	data["rule"], data["case"], data["level"], data["inline"] = "", "", "", ""
-	data["kernel"] = map[string]any(tables["kernel"].fields)
+	data["kernel"] = map[string]any(tables()["kernel"].fields)
 	if t != nil {
 		prev := map[string]any{}
 		for k, v := range t.fields {

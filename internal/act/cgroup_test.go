@@ -82,3 +82,42 @@ func TestCgroupTargetsRefused(t *testing.T) {
 		t.Errorf("pids.max changed: %q", b)
 	}
 }
+
+// A limit's edges: pids_max up to the kernel's PID_MAX_LIMIT (4,194,304),
+// memory_high from 1M, for up to maxFor; a cgroup exactly at the value is
+// left alone; the revert says what it restored.
+func TestLimitEdges(t *testing.T) {
+	spec := func(pids, mem string, d time.Duration) *LimitSpec {
+		return &LimitSpec{CgroupTarget: CgroupTarget{Unit: "apache2.service"}, PidsMax: pids, MemoryHigh: mem, For: d}
+	}
+	for _, c := range []struct {
+		s  *LimitSpec
+		ok bool
+	}{
+		{spec("4194304", "", time.Minute), true},
+		{spec("4194305", "", time.Minute), false},
+		{spec("", "1M", time.Minute), true},
+		{spec("", "1048575", time.Minute), false},
+		{spec("1", "", maxFor), true},
+		{spec("1", "", maxFor+time.Second), false},
+	} {
+		if err := c.s.Validate(); (err == nil) != c.ok {
+			t.Errorf("pids_max %q memory_high %q for %v: %v, want valid %v", c.s.PidsMax, c.s.MemoryHigh, c.s.For, err, c.ok)
+		}
+	}
+
+	root := testkit.CopyTree(t, "../../testdata/fixtures/cgroup-v2")
+	r := newRunner(t, Options{Root: root})
+	same := r.Do(t.Context(), Request{Spec: spec("512", "", time.Minute)}) // pids.max is 512
+	if !strings.Contains(same.Result, "left alone") || same.ID != "" {
+		t.Errorf("lowering to the value it has: %+v", same)
+	}
+	res := r.Do(t.Context(), Request{Spec: spec("100", "", time.Minute)})
+	if res.Error != "" {
+		t.Fatalf("limit: %+v", res)
+	}
+	undo, err := r.Undo(t.Context(), res.ID)
+	if err != nil || undo.Result != "undone: restored pids.max of /system.slice/apache2.service from 100 to 512" {
+		t.Errorf("undo: %v, %q", err, undo.Result)
+	}
+}

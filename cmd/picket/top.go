@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/picket-guard/picket/internal/secpath"
 	"github.com/picket-guard/picket/internal/term"
 	"github.com/picket-guard/picket/internal/tui"
 )
@@ -132,29 +132,13 @@ func terminal(w any) (*os.File, bool) {
 	return f, err == nil
 }
 
-// readClientToken reads the token a client sends. Like ssh with a private
-// key, it refuses a file that group or others may read: whoever reads the
-// token may read everything picket sees, and undo its actions.
+// readClientToken reads the token a client sends, checked as the daemon
+// checks its own (secpath.Token): like ssh with a private key, a file that
+// group or others may read is refused.
 func readClientToken(path string) (string, error) {
-	f, err := os.Open(path)
+	tok, err := secpath.Token(path, 0)
 	if err != nil {
 		return "", fmt.Errorf("--token-file: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
-	}
-	if perm := fi.Mode().Perm(); !fi.Mode().IsRegular() || perm&0o077 != 0 {
-		return "", fmt.Errorf("--token-file %s: mode %s lets group or others read it, or it is not a regular file; chmod 600 %s", path, fi.Mode(), path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
-	if err != nil {
-		return "", fmt.Errorf("--token-file %s: %w", path, err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" || strings.ContainsFunc(tok, func(c rune) bool { return c <= ' ' || c > '~' }) {
-		return "", fmt.Errorf("--token-file %s: want one line of printable ASCII without spaces", path)
 	}
 	return tok, nil
 }

@@ -7,9 +7,11 @@ package secpath
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,4 +103,44 @@ func ancestors(f *os.File, path string) error {
 			return nil
 		}
 	}
+}
+
+// Token reads a bearer token from path, checked as ssh checks a private
+// key and sshd's StrictModes an authorized_keys file: a regular file,
+// owned by root or picket's user, with no permission for group or others
+// (one who reads it reads everything picket sees and can undo its
+// actions; one who writes it chooses the token). The token is one line of
+// printable ASCII without spaces, at least minLen characters. The daemon
+// checks its own token file with it, and picket top the one it sends.
+func Token(path string, minLen int) (string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return "", fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", fmt.Errorf("%s: not a regular file", path)
+	}
+	if perm := st.Mode & 0o777; perm&0o077 != 0 {
+		return "", fmt.Errorf("%s: mode %04o lets group or others read or write it; chmod 600 %s", path, perm, path)
+	}
+	if !ownerOK(st.Uid) {
+		return "", fmt.Errorf("%s: owned by uid %d, want root or uid %d (picket's user)", path, st.Uid, os.Geteuid())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < minLen {
+		return "", fmt.Errorf("%s: the token is shorter than %d characters (try: head -c 32 /dev/urandom | base64 > %s)", path, minLen, path)
+	}
+	if tok == "" || strings.ContainsFunc(tok, func(c rune) bool { return c <= ' ' || c > '~' }) {
+		return "", fmt.Errorf("%s: the token must be one line of printable ASCII without spaces", path)
+	}
+	return tok, nil
 }

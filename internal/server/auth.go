@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/picket-guard/picket/internal/secpath"
 )
 
 // minTokenLen refuses tokens short enough to guess over the network.
@@ -22,41 +21,11 @@ const minTokenLen = 16
 // start-up fails closed.
 type tokenFile struct{ path string }
 
-// read returns the token after checking the file the way sshd's StrictModes
-// checks authorized_keys: a regular file, owned by root or by picket's own
-// user, with no permission for group or others (one who can read it can
-// kill processes through picket; one who can write it can choose the token).
+// read returns the token after checking the file (secpath.Token).
 func (t *tokenFile) read() (string, error) {
-	f, err := os.Open(t.path)
+	tok, err := secpath.Token(t.path, minTokenLen)
 	if err != nil {
 		return "", fmt.Errorf("token file: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("token file %s: not a regular file", t.path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("token file %s: mode %04o lets group or others read or write it; chmod 600 %s", t.path, perm, t.path)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-		return "", fmt.Errorf("token file %s: owned by uid %d, want root or uid %d (picket's user)", t.path, st.Uid, os.Geteuid())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
-	if err != nil {
-		return "", fmt.Errorf("token file %s: %w", t.path, err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < minTokenLen {
-		return "", fmt.Errorf("token file %s: the token is shorter than %d characters (try: head -c 32 /dev/urandom | base64 > %s)", t.path, minTokenLen, t.path)
-	}
-	for i := 0; i < len(tok); i++ {
-		if c := tok[i]; c <= ' ' || c > '~' {
-			return "", fmt.Errorf("token file %s: the token must be one line of printable ASCII without spaces", t.path)
-		}
 	}
 	return tok, nil
 }

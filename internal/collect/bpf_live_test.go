@@ -201,6 +201,19 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 	if proc.Collector != snapshot.CollectorProc || proc.CollectorReason == "" || proc.ProcessCollector != snapshot.CollectorProc {
 		t.Errorf("proc look says collector %q (%q), process collector %q", proc.Collector, proc.CollectorReason, proc.ProcessCollector)
 	}
+	// The BPF look reads the kernel log alongside the passes, the /proc
+	// look in turn: both read the same buffer.
+	if kb, kp := bpf.KernelLog, proc.KernelLog; kb == nil || kp == nil || kb.Source != kp.Source || kb.Mode != kp.Mode ||
+		kb.Available != kp.Available || kb.BootID != kp.BootID || kb.NextSeq == 0 && kp.NextSeq != 0 {
+		t.Errorf("kernel log: bpf look %+v, proc look %+v", kb, kp)
+	}
+	// The sock_diag dumps' netlink sockets, open while the BPF pass
+	// lists this process's fds, are not this process's.
+	for _, h := range bpf.Sockets.Processes {
+		if h.PID == os.Getpid() && h.Netlink != 0 {
+			t.Errorf("the BPF look has this process hold %d netlink sockets", h.Netlink)
+		}
+	}
 	load := map[int]bool{threaded: true, setuid: true, pidns: true}
 	for _, pid := range holders {
 		load[pid] = true

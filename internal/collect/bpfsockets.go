@@ -168,6 +168,20 @@ func mergeFDs(fds []sockiter.FDs) []sockiter.FDs {
 	return out
 }
 
+// dropSockets removes from the last pass the sockets of pid that drop
+// says are not to be counted.
+func (b *bpfSockets) dropSockets(pid int32, drop func(sockiter.Socket) bool) {
+	lo, _ := slices.BinarySearchFunc(b.list, pid, func(s sockiter.Socket, p int32) int { return int(s.PID) - int(p) })
+	hi := lo
+	for hi < len(b.list) && b.list[hi].PID == pid {
+		hi++
+	}
+	kept := slices.DeleteFunc(b.list[lo:hi], drop)
+	if n := hi - lo - len(kept); n > 0 {
+		b.list = slices.Delete(b.list, lo+len(kept), hi)
+	}
+}
+
 // socketsOf returns the last pass's sockets of pid.
 func (b *bpfSockets) socketsOf(pid int) []sockiter.Socket {
 	lo, _ := slices.BinarySearchFunc(b.list, int32(pid), func(s sockiter.Socket, p int32) int { return int(s.PID) - int(p) })

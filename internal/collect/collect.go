@@ -232,9 +232,25 @@ func (c *Collector) Collect(ctx context.Context, depth Depth) (*snapshot.Snapsho
 		snap.AddError(src, err)
 	}
 	light := depth == Light && c.live
+	// A full look of the live host with the BPF iterators reads the kernel
+	// log while everything else is read: of what is left once the
+	// iterators replace the fd walk, the read of /dev/kmsg is a tenth, and
+	// waits on nothing the other sources read. The /proc walk keeps every
+	// CPU busy already, so there it is read in turn.
+	useBPF := !light && c.live && c.scanner.bpf.ready(c)
+	var klog *kernelLogRead
+	if useBPF {
+		klog = startKernelLog(ctx, c)
+		defer klog.wait()
+	}
 	for _, s := range c.sources {
 		if err := ctx.Err(); err != nil {
 			return snap, err
+		}
+		if klog != nil {
+			if _, ok := s.(kernelLogSource); ok {
+				continue
+			}
 		}
 		var err error
 		if ds, ok := s.(depthSource); ok && light {
@@ -249,7 +265,15 @@ func (c *Collector) Collect(ctx context.Context, depth Depth) (*snapshot.Snapsho
 	// The process scan goes last among the cheap sources and right before the
 	// socket tables: a socket held at fd-scan time is then still in the
 	// tables when they are read.
-	if err := c.scanner.scan(ctx, snap, light); err != nil {
+	err := c.scanner.scan(ctx, snap, light, useBPF)
+	if klog != nil {
+		// In the errors, the kernel log keeps its place: the last source.
+		if kerr := klog.wait(); kerr != nil && !errors.Is(kerr, ErrNoData) {
+			fail(snapshot.SourceKernelLog, kerr)
+		}
+		snap.KernelLog = klog.snap.KernelLog
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return snap, ctx.Err()
 		}

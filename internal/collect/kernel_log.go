@@ -49,3 +49,27 @@ func (kernelLogSource) update(ctx context.Context, c *Collector, snap *snapshot.
 	snap.KernelLog = l
 	return nil
 }
+
+// kernelLogRead is the kernel log source run on its own goroutine, into a
+// snapshot of its own (it sets only KernelLog) so that nothing is shared
+// with the look's until wait.
+type kernelLogRead struct {
+	snap snapshot.Snapshot
+	err  error
+	done chan struct{}
+}
+
+func startKernelLog(ctx context.Context, c *Collector) *kernelLogRead {
+	k := &kernelLogRead{done: make(chan struct{})}
+	go func() {
+		defer close(k.done)
+		k.err = kernelLogSource{}.update(ctx, c, &k.snap)
+	}()
+	return k
+}
+
+// wait returns the source's error once it is done.
+func (k *kernelLogRead) wait() error {
+	<-k.done
+	return k.err
+}

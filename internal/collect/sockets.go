@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/picket-guard/picket/internal/proctext"
@@ -93,10 +94,20 @@ func (r *tableReader) readNS(dir string) (*nsTables, error) {
 // own namespace's. hint is how many sockets the namespace is expected to
 // have (its holders' socket fds), to size the inode maps once.
 func (r *tableReader) readNSDiag(dir string, dump bool, hint int) (*nsTables, error) {
+	var d *pendingDump
+	if dump {
+		d = r.startDump(hint)
+	}
+	return r.readNSDumped(dir, d, hint)
+}
+
+// readNSDumped is readNS with the tables d dumped (d nil: none) taken from
+// it; it waits for d, and d must be of the namespace of dir.
+func (r *tableReader) readNSDumped(dir string, d *pendingDump, hint int) (*nsTables, error) {
 	var t *nsTables
 	var dumped map[string]bool
-	if dump {
-		t, dumped = r.dumpNS(hint)
+	if d != nil {
+		t, dumped = d.wait()
 	} else {
 		t = &nsTables{kinds: make(map[uint64]sockKind, max(hint+hint/4, 1024))}
 	}
@@ -119,37 +130,75 @@ func (r *tableReader) readNSDiag(dir string, dump bool, hint int) (*nsTables, er
 // with its own netlink socket, which the kernel serves on two CPUs at once.
 var diagGroups = [][]string{{"tcp", "tcp6"}, {"udp", "udp6", "unix"}}
 
-// dumpNS dumps picket's own namespace's tables that have a sock_diag twin
-// and says which were dumped; a dump that fails (or a socket that cannot be
-// opened) leaves its file to be read as text, which says the same. The
-// netlink sockets are closed on return, before any text table is read, so
-// that picket's own sockets are not counted in /proc/net/netlink.
-func (r *tableReader) dumpNS(hint int) (*nsTables, map[string]bool) {
-	parts := make([]*nsTables, len(diagGroups))
-	done := make([][]bool, len(diagGroups))
+// pendingDump is a dump of picket's own namespace's tables under way:
+// startDump has opened its netlink sockets and started a goroutine per
+// diagGroups entry; wait joins them.
+type pendingDump struct {
+	r     *tableReader
+	wg    sync.WaitGroup
+	fds   []int // the netlink sockets, -1 for one that did not open
+	parts []*nsTables
+	done  [][]bool
+	t     *nsTables
+	fin   map[string]bool
+	over  bool
+}
+
+// startDump opens the netlink sockets now, so that their fds are known
+// (fds) to whoever lists picket's own fds meanwhile, and starts the
+// dumps. hint sizes the inode maps.
+func (r *tableReader) startDump(hint int) *pendingDump {
+	d := &pendingDump{
+		r:     r,
+		fds:   make([]int, len(diagGroups)),
+		parts: make([]*nsTables, len(diagGroups)),
+		done:  make([][]bool, len(diagGroups)),
+	}
 	if len(r.diagBufs) < len(diagGroups) {
 		r.diagBufs = make([][]byte, len(diagGroups))
 	}
-	var wg sync.WaitGroup
 	for i, files := range diagGroups {
-		parts[i] = &nsTables{kinds: make(map[uint64]sockKind, max(hint, 1024))}
-		done[i] = make([]bool, len(files))
-		wg.Go(func() {
-			d, err := openSockDiag(r.diagBufs[i])
-			if err != nil {
-				return
-			}
-			r.diagBufs[i] = d.buf
-			defer d.close()
+		d.parts[i] = &nsTables{kinds: make(map[uint64]sockKind, max(hint, 1024))}
+		d.done[i] = make([]bool, len(files))
+		d.fds[i] = -1
+		sd, err := openSockDiag(r.diagBufs[i])
+		if err != nil {
+			continue
+		}
+		r.diagBufs[i] = sd.buf
+		d.fds[i] = sd.fd
+		d.wg.Go(func() {
+			defer sd.close()
 			for j, f := range files {
-				done[i][j] = d.dump(diagRequests[f], parts[i]) == nil
+				d.done[i][j] = sd.dump(diagRequests[f], d.parts[i]) == nil
 			}
 		})
 	}
-	wg.Wait()
+	return d
+}
+
+// dumpFD says whether fd is one of d's netlink sockets.
+func (d *pendingDump) dumpFD(fd int) bool {
+	return fd >= 0 && slices.Contains(d.fds, fd)
+}
+
+// wait joins the dumps (their netlink sockets are closed on return, before
+// any text table is read, so that picket's own sockets are not counted in
+// /proc/net/netlink) and says which tables were dumped; a dump that failed
+// (or a socket that could not be opened) leaves its file to be read as
+// text, which says the same. Called again, it returns the same.
+func (d *pendingDump) wait() (*nsTables, map[string]bool) {
+	if d == nil {
+		return nil, nil
+	}
+	if d.over {
+		return d.t, d.fin
+	}
+	d.wg.Wait()
+	d.over = true
 	// Merge the smaller part into the bigger.
-	t := parts[0]
-	for _, p := range parts[1:] {
+	t := d.parts[0]
+	for _, p := range d.parts[1:] {
 		if len(p.kinds) > len(t.kinds) {
 			t, p = p, t
 		}
@@ -164,9 +213,10 @@ func (r *tableReader) dumpNS(hint int) (*nsTables, map[string]bool) {
 	dumped := make(map[string]bool, len(diagRequests))
 	for i, files := range diagGroups {
 		for j, f := range files {
-			dumped[f] = done[i][j]
+			dumped[f] = d.done[i][j]
 		}
 	}
+	d.t, d.fin = t, dumped
 	return t, dumped
 }
 

@@ -58,6 +58,11 @@ type procScanner struct {
 	// time instead of reading /proc/PID/cgroup again (cgSeen is only read
 	// during a scan, and rebuilt after it into cgNext, then swapped).
 	cgSeen, cgNext map[int]cgSeen
+	// passErr and taskErr are the last overlapPasses' errors; hostSocks
+	// is how many sockets the last full look found held in picket's own
+	// namespace, which sizes the next dumps' maps.
+	passErr, taskErr error
+	hostSocks        int
 }
 
 // cgSeen is one process's cgroup paths from an earlier scan.
@@ -122,7 +127,11 @@ func (s *procScanner) worker(i int) *procWorker {
 
 // scan reads every process into snap. A light scan (live only) skips the
 // fd walk and the socket tables: fd counts come from one stat of fd/.
-func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light bool) error {
+//
+// useBPF (a full look of the live host whose iterators loaded) makes the
+// iterators' passes run, together with the dumps of the socket tables
+// (overlapPasses).
+func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, useBPF bool) error {
 	c := s.c
 	procfd, err := unix.Open(c.proc, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -130,13 +139,19 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 	}
 	defer unix.Close(procfd)
 
-	// The iterator's pass comes before the walk, as the walk's fd reads
+	hostNS := readNSInode(procfd, []byte("self/ns/net\x00"), s.linkbuf)
+	// The iterators' passes come before the walk, as the walk's fd reads
 	// do: a socket held then is still in the tables read after it.
 	s.bpfRun, s.taskRun = false, false
 	var why, tasksWhy string
+	var dump *pendingDump
 	if !light && c.live {
-		if s.bpf.ready(c) {
-			if err := s.bpf.pass(ctx); err != nil {
+		if useBPF {
+			dump = s.overlapPasses(ctx, hostNS)
+			// Whatever happens below, the dumps' goroutines end before
+			// scan returns (wait is a no-op once the tables have it).
+			defer dump.wait()
+			if err := s.passErr; err != nil {
 				why = err.Error()
 				tasksWhy = "the task_file pass failed: " + why
 			} else {
@@ -144,7 +159,7 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 				tasksWhy = s.bpf.tasksWhy
 			}
 			if s.bpfRun && s.bpf.tasks != nil {
-				if err := s.bpf.taskPass(ctx); err != nil {
+				if err := s.taskErr; err != nil {
 					tasksWhy = err.Error()
 				} else {
 					s.taskRun = true
@@ -171,7 +186,6 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 	}
 	s.procs, s.errs = s.procs[:len(pids)], s.errs[:len(pids)]
 	clear(s.errs)
-	hostNS := readNSInode(procfd, []byte("self/ns/net\x00"), s.linkbuf)
 	nw := min(runtime.GOMAXPROCS(0), maxWorkers, (len(pids)+walkChunk-1)/walkChunk)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -248,8 +262,13 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 	for ns, dir := range nsDir {
 		// picket's own namespace is dumped through sock_diag when live
 		// (see sockdiag.go); elsewhere the text tables are read.
-		dump := c.live && ns == hostNS && hostNS != 0
-		t, err := s.tables.readNSDiag(dir, dump, nsSocks[ns])
+		var t *nsTables
+		var err error
+		if d := dump; d != nil && ns == hostNS {
+			t, err = s.tables.readNSDumped(dir, d, nsSocks[ns])
+		} else {
+			t, err = s.tables.readNSDiag(dir, c.live && ns == hostNS && hostNS != 0, nsSocks[ns])
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -262,9 +281,51 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light b
 		}
 	}
 	sockets.Namespaces = len(tables)
+	s.hostSocks = nsSocks[hostNS]
 
 	s.fill(snap, tables)
 	return errors.Join(errs...)
+}
+
+// overlapPasses runs the task_file pass, the task pass and, when hostNS
+// is known, the sock_diag dumps of picket's own namespace at once, and
+// returns the dumps (nil: none started) for the tables to wait for. None
+// needs another's result, and each is a walk of the kernel's own lists
+// (tasks and their fd tables, the socket hashes) that the kernel serves on
+// every CPU at once: one after the other they are most of a full look.
+// The passes' errors are left in s.passErr and s.taskErr.
+func (s *procScanner) overlapPasses(ctx context.Context, hostNS uint64) *pendingDump {
+	var dump *pendingDump
+	if hostNS != 0 {
+		// Sized after the last look's count: this one's is known only
+		// after the passes.
+		dump = s.tables.startDump(s.hostSocks)
+	}
+	s.taskErr = nil
+	var wg sync.WaitGroup
+	if s.bpf.tasks != nil {
+		wg.Go(func() { s.taskErr = s.bpf.taskPass(ctx) })
+	}
+	s.passErr = s.bpf.pass(ctx)
+	wg.Wait()
+	if s.passErr == nil {
+		s.dropDumpSockets(dump)
+	}
+	return dump
+}
+
+// dropDumpSockets removes the dumps' own netlink sockets from the pass,
+// which may have listed picket's fds while they were open: they are not
+// picket's sockets as the /proc walk sees them (it runs once they are
+// closed), and a look that counted them would see picket hold sockets
+// that no other look finds.
+func (s *procScanner) dropDumpSockets(dump *pendingDump) {
+	if dump == nil {
+		return
+	}
+	s.bpf.dropSockets(int32(os.Getpid()), func(sk sockiter.Socket) bool {
+		return sk.Family == unix.AF_NETLINK && dump.dumpFD(int(sk.FD))
+	})
 }
 
 // run reads chunks of pids until none are left or ctx is done.

@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -507,5 +509,49 @@ rules:
 	}
 	if want := "case1@6:9 named@7:9 case3@9:9"; strings.Join(got, " ") != want {
 		t.Errorf("cases %q, want %s", got, want)
+	}
+}
+
+// TestProtectKey: protect: decodes through the registry's spec; an empty
+// one is an empty list, not an error; a second file giving it is refused
+// at its key (line and column of "protect:"), not merged; the spec's
+// mistakes are one error line each at the value.
+func TestProtectKey(t *testing.T) {
+	cfg, err := loadString(t, "protect: {exes: [/usr/sbin/mysqld], users: [postgres]}\n")
+	if p, ok := cfg.Protect.(*protectSpec); err != nil || !ok || p.Exes[0] != "/usr/sbin/mysqld" || p.Users[0] != "postgres" {
+		t.Fatalf("protect: %+v %v", cfg.Protect, err)
+	}
+	for _, src := range []string{"protect:\n", "protect: {}\n"} {
+		cfg, err := loadString(t, src)
+		if _, ok := cfg.Protect.(*protectSpec); err != nil || !ok {
+			t.Errorf("%q: %+v %v", src, cfg.Protect, err)
+		}
+	}
+	_, err = loadString(t, "protect:\n  exes: [mysqld, postgres]\n  users: [\"\"]\n")
+	lines := strings.Split(fmt.Sprint(err), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], `:2:3: protect: exes: "mysqld" is not absolute`) ||
+		!strings.HasSuffix(lines[1], `:2:3: protect: exes: "postgres" is not absolute`) || !strings.HasSuffix(lines[2], ":2:3: protect: users: an empty name") {
+		t.Errorf("joined mistakes: %v", err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "more.yaml"), []byte("protect: {users: [mail]}\n"), 0o644)
+	main := filepath.Join(dir, "picket.yaml")
+	os.WriteFile(main, []byte("include: [more.yaml]\nrules: []\nprotect:\n  users: [postgres]\n"), 0o644)
+	if _, err := Load(main, testReg); err == nil || !strings.Contains(err.Error(), main+":3:1: protect: given twice (first at "+filepath.Join(dir, "more.yaml")+":1:1") {
+		t.Errorf("twice: %v", err)
+	}
+	reg := testReg
+	reg.Protect = nil
+	if _, err := LoadBytes("x.yaml", []byte("protect: {}\n"), reg); err == nil || !strings.Contains(err.Error(), "x.yaml:1:1: protect: not available here") {
+		t.Errorf("without a registry spec: %v", err)
+	}
+}
+
+// TestWholeFloatInIntField: a float that is a whole number (after: 2.0)
+// is that number; only a fraction is refused.
+func TestWholeFloatInIntField(t *testing.T) {
+	cfg, err := loadString(t, "rules:\n  - name: a\n    table: process_groups\n    after: 2.0\n")
+	if err != nil || cfg.Rules[0].After != 2 {
+		t.Fatalf("after: 2.0: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -119,6 +120,22 @@ type protectSpec struct {
 	Exes  []string `yaml:"exes"`
 	Units []string `yaml:"units"`
 	Users []string `yaml:"users"`
+}
+
+// Validate refuses relative paths and empty names, each its own mistake.
+func (p *protectSpec) Validate() error {
+	var errs []error
+	for _, e := range p.Exes {
+		if !filepath.IsAbs(e) {
+			errs = append(errs, fmt.Errorf("exes: %q is not absolute", e))
+		}
+	}
+	for _, u := range p.Users {
+		if u == "" {
+			errs = append(errs, errors.New("users: an empty name"))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func groups(gs ...snapshot.Group) *Input {

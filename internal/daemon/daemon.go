@@ -421,16 +421,18 @@ func (d *Daemon) Reload() error {
 	if err == nil {
 		err = d.install(cfg, name)
 	}
+	// logrotate's postrotate sends the SIGHUP whether or not the
+	// configuration now loads: the logs are reopened either way (else
+	// picket writes on into the rotated file, which logrotate compresses
+	// or deletes), and before the outcome is logged, so that line lands
+	// in the new file.
+	d.reopenLogs()
 	if err != nil {
 		d.log.Error("reload refused: the running configuration stays", "config", d.opts.ConfigPath, "err", err.Error())
 		d.mu.Lock()
 		d.health.ConfigError = err.Error()
 		d.mu.Unlock()
 		return err
-	}
-	d.logf.Reopen()
-	if err := d.disp.Reopen(); err != nil {
-		d.log.Warn("reopening log outputs", "err", err)
 	}
 	d.mu.Lock()
 	d.health.ConfigError = ""
@@ -442,6 +444,19 @@ func (d *Daemon) Reload() error {
 		d.log.Error("action kind refused on this host", "kind", r.Kind, "rules", strings.Join(r.Rules, ","), "reason", r.Reason)
 	}
 	return nil
+}
+
+// reopenLogs reopens picket.log and the log outputs' files by name. A file
+// that cannot be reopened is logged: picket.log keeps the file it had open
+// (so the warning reaches it), a log output opens its file again at its
+// next alarm.
+func (d *Daemon) reopenLogs() {
+	if err := d.logf.Reopen(); err != nil {
+		d.log.Warn("reopening picket.log: writing on to the file it had open", "err", err)
+	}
+	if err := d.disp.Reopen(); err != nil {
+		d.log.Warn("reopening log outputs", "err", err)
+	}
 }
 
 // Run watches until ctx is done. Each SIGHUP the caller turns into a value

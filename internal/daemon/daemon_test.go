@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/picket-guard/picket/internal/act"
@@ -124,4 +125,102 @@ func TestRunClosesOnError(t *testing.T) {
 		t.Fatalf("Run = %v, want the refusal to listen without a token", err)
 	}
 	released(t, state)
+}
+
+// TestReloadReopensLogs: SIGHUP (Reload) after logrotate moved the files
+// away. picket.log is reopened by name whether or not the new
+// configuration loads, so the outcome lands in the new file; a log output
+// whose directory became a file, and a picket.log replaced by a symlink,
+// are warned about, naming the file, and the symlink is not followed.
+func TestReloadReopensLogs(t *testing.T) {
+	state := t.TempDir()
+	outDir := filepath.Join(t.TempDir(), "alerts")
+	out := filepath.Join(outDir, "alerts.log")
+	src := `
+outputs:
+  alerts: {log: {path: ` + out + `}}
+rules:
+  - name: storm
+    table: process_groups
+    if: count >= 100000
+    then: [alerts]
+`
+	var cur atomic.Value
+	cur.Store(src)
+	load := func(string) (*rules.Config, string, error) { return loader(cur.Load().(string))("") }
+	var logs strings.Builder
+	w := &syncWriter{w: &logs}
+	d, err := New(Options{LoadConfig: load, StateDir: state, Stderr: w, Listen: "off", NoProtect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.closeState()
+	plog := filepath.Join(state, "picket.log")
+	read := func(path string) string {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	// The output's directory is a file: the reload stands, the output's
+	// failure is logged with its path, in the new picket.log too.
+	if err := os.WriteFile(outDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(plog, plog+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.String(); !strings.Contains(s, "reopening log outputs") || !strings.Contains(s, out) {
+		t.Errorf("no warning naming %s:\n%s", out, s)
+	}
+	if s := read(plog); !strings.Contains(s, "reopening log outputs") || !strings.Contains(s, "configuration reloaded") {
+		t.Errorf("the new picket.log holds:\n%s", s)
+	}
+	if s := read(plog + ".1"); strings.Contains(s, "configuration reloaded") {
+		t.Errorf("the reload was logged to the rotated picket.log:\n%s", s)
+	}
+
+	// A configuration that does not load: picket.log is reopened anyway.
+	cur.Store("rules: [")
+	if err := os.Rename(plog, plog+".2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err == nil {
+		t.Fatal("Reload accepted a configuration that does not parse")
+	}
+	if s := read(plog); !strings.Contains(s, "reload refused") {
+		t.Errorf("the refusal is not in the new picket.log:\n%s", s)
+	}
+
+	// picket.log replaced by a symlink: not followed, warned about, and
+	// picket writes on to the file it had open.
+	cur.Store(src)
+	victim := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(victim, []byte("root:x:0:\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(plog, plog+".3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, plog); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.String(); !strings.Contains(s, "reopening picket.log") || !strings.Contains(s, plog) {
+		t.Errorf("no warning naming %s:\n%s", plog, s)
+	}
+	if s := read(victim); s != "root:x:0:\n" {
+		t.Errorf("picket.log's symlink was followed; its target holds %q", s)
+	}
+	if s := read(plog + ".3"); !strings.Contains(s, "reopening picket.log") {
+		t.Errorf("the warning did not reach the file picket.log had open:\n%s", s)
+	}
 }

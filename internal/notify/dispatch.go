@@ -241,19 +241,21 @@ func closeAll(ns map[string]Notifier) {
 // logrotate: the daemon calls it on SIGHUP.
 func (d *Dispatcher) Reopen() error {
 	d.mu.Lock()
-	var rs []Reopener
+	var ns []Notifier
 	for _, m := range []map[string]Notifier{d.config, d.inline, d.cache} {
 		for _, n := range m {
-			if r, ok := n.(Reopener); ok {
-				rs = append(rs, r)
+			if _, ok := n.(Reopener); ok {
+				ns = append(ns, n)
 			}
 		}
 	}
 	d.mu.Unlock()
+	// One file that cannot be reopened (its directory gone) does not keep
+	// the others on their rotated files; each failure names its output.
 	var errs []error
-	for _, r := range rs {
-		if err := r.Reopen(); err != nil {
-			errs = append(errs, err)
+	for _, n := range ns {
+		if err := n.(Reopener).Reopen(); err != nil {
+			errs = append(errs, fmt.Errorf("output %s: %w", n.Name(), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -400,3 +400,58 @@ func TestDispatcherReopen(t *testing.T) {
 		t.Fatalf("after Reopen the log holds:\n%s", b)
 	}
 }
+
+// TestDispatcherReopenReportsWhatFailed: logrotate's SIGHUP finds one log
+// output's directory replaced by a file (as root no permission stops the
+// reopen; a path whose parent is not a directory does). Reopen says which
+// output and which file, and the other log output is reopened all the same.
+func TestDispatcherReopenReportsWhatFailed(t *testing.T) {
+	clock := &fakeClock{now: testNow}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "picket.log")
+	gone := filepath.Join(dir, "gone", "alerts.log")
+	env := Env{Now: clock.Now}
+	ng, err := New("diag", &LogSpec{Path: good}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := New("alerts", &LogSpec{Path: gone}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTestDispatcher(t, dir, clock, map[string]Notifier{"diag": ng, "alerts": nb})
+	ctx := context.Background()
+	for _, n := range []Notifier{ng, nb} {
+		if err := d.Send(ctx, n, stormBatch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(gone); err != nil {
+		t.Fatalf("the log output was not written before the rotation, so the test proves nothing: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Dir(gone)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Dir(gone), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(good, good+".1"); err != nil {
+		t.Fatal(err)
+	}
+	err = d.Reopen()
+	if err == nil {
+		t.Fatal("Reopen = nil, but the alerts output's directory is a file")
+	}
+	if !strings.Contains(err.Error(), "output alerts") || !strings.Contains(err.Error(), gone) {
+		t.Errorf("Reopen = %v, want it to name the output alerts and %s", err, gone)
+	}
+	if strings.Contains(err.Error(), "diag") {
+		t.Errorf("Reopen = %v, names the output that reopened", err)
+	}
+	if err := d.Send(ctx, ng, ruleBatch("after")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(good); strings.Count(string(b), "\n") != 1 || !strings.Contains(string(b), "rule=after") {
+		t.Fatalf("the other log output was not reopened; its new file holds:\n%s", b)
+	}
+}

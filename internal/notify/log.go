@@ -95,7 +95,9 @@ func (l *logNotifier) Notify(ctx context.Context, b alarm.Batch) error {
 
 func (l *logNotifier) open() error {
 	if err := os.MkdirAll(filepath.Dir(l.s.Path), 0o750); err != nil {
-		return fmt.Errorf("log directory: %w", err)
+		// Named by the file: an administrator reading "mkdir /var/log/x:
+		// not a directory" must know which output could not write.
+		return fmt.Errorf("open %s: log directory: %w", l.s.Path, err)
 	}
 	// O_NOFOLLOW: a symlink planted where the log goes must not make
 	// picket (root) append to a file of someone else's choosing.

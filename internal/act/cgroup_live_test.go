@@ -2,6 +2,7 @@ package act
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -276,6 +277,88 @@ func TestLiveLimitEnds(t *testing.T) {
 	}
 	if got := cgRead(t, dir, "pids.max"); got != "500" {
 		t.Errorf("pids.max after Recover %s, want 500", got)
+	}
+}
+
+// TestLiveLimitMemoryHighRounded: the kernel keeps memory.high in whole
+// pages (memory_high_write parses it with page_counter_memparse,
+// mm/memcontrol.c), so 1G+1 reads back 1G. The journal's intent must hold
+// what the kernel shows: the revert restores the old value only while the
+// file holds what picket set, and compared with the value written it would
+// take the kernel's rounding for someone else's change and leave the limit
+// in force. The revert here is a restarted picket's, from the journal alone.
+func TestLiveLimitMemoryHighRounded(t *testing.T) {
+	t.Run("v2", func(t *testing.T) {
+		dir, path := testCgroup(t, "v2:memory")
+		cgWrite(t, dir, "memory.high", "2147483648")
+		limitRounded(t, "", filepath.Join(dir, "memory.high"), path)
+	})
+	// A hybrid host (these machines) has its memory controller in v1,
+	// which has no memory.high, so limit refuses it there. v1's
+	// memory.soft_limit_in_bytes is parsed by the same
+	// page_counter_memparse (mem_cgroup_write, mm/memcontrol-v1.c) and
+	// shown in whole pages too: bound over the memory.high of a v2 fixture
+	// tree, it is a kernel file that rounds as memory.high does, in a
+	// layout limit acts on.
+	t.Run("v1-soft-limit-under-v2-fixture", func(t *testing.T) {
+		dir, _ := testCgroup(t, "memory")
+		soft := filepath.Join(dir, "memory.soft_limit_in_bytes")
+		if _, err := os.Stat(soft); err != nil {
+			t.Skipf("the memory hierarchy is v2 on this host (no %s): the v2 subtest is the real one", soft)
+		}
+		cgWrite(t, dir, "memory.soft_limit_in_bytes", "2147483648")
+		root := testkit.CopyTree(t, "../../testdata/fixtures/cgroup-v2")
+		high := filepath.Join(root, "sys/fs/cgroup/system.slice/apache2.service/memory.high")
+		if err := syscall.Mount(soft, high, "", syscall.MS_BIND, ""); err != nil {
+			t.Fatalf("bind %s over %s: %v", soft, high, err)
+		}
+		t.Cleanup(func() { syscall.Unmount(high, syscall.MNT_DETACH) }) // before the tree and the cgroup are removed
+		limitRounded(t, root, high, "/system.slice/apache2.service")
+	})
+}
+
+// limitRounded lowers the memory.high at file (2G) to 1G+1 in the cgroup
+// path, as seen from root, and checks the kernel's 1G is journaled and
+// reverted from the journal by the next picket.
+func limitRounded(t *testing.T, root, file, path string) {
+	t.Helper()
+	const old, asked, shown = "2147483648", "1073741825", "1073741824"
+	if got := cgRead(t, filepath.Dir(file), filepath.Base(file)); got != old {
+		t.Fatalf("%s is %s before the limit, want %s", file, got, old)
+	}
+	state := t.TempDir()
+	crashed := newRunner(t, Options{Root: root, StateDir: state})
+	res := crashed.Do(t.Context(), Request{Spec: &LimitSpec{CgroupTarget: CgroupTarget{Cgroup: path}, MemoryHigh: asked, For: time.Hour}})
+	if got := cgRead(t, filepath.Dir(file), filepath.Base(file)); res.Error != "" || got != shown {
+		t.Fatalf("limit: %+v; the kernel shows %s, want %s (whole pages)", res, got, shown)
+	}
+	if want := "from " + old + " to " + shown + " until"; !strings.Contains(res.Result, want) {
+		t.Errorf("result %q, want it to say %q: what the kernel shows", res.Result, want)
+	}
+	b, err := os.ReadFile(filepath.Join(state, JournalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *Undo
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		var e Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("journal line %q: %v", line, err)
+		}
+		if e.ID == res.ID && e.Phase == PhaseIntent {
+			last = e.Undo
+		}
+	}
+	if last == nil || last.Key != "memory.high" || last.Old != old || last.New != shown {
+		t.Fatalf("the journal's last intent for %s holds %+v, want memory.high from %s to %s (not the %s asked)\n%s", res.ID, last, old, shown, asked, b)
+	}
+	crashed.disarm(res.ID) // as if killed -9: no timer, no Close
+	next := newRunner(t, Options{Root: root, StateDir: state, RevertOnRecover: true})
+	if err := next.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := cgRead(t, filepath.Dir(file), filepath.Base(file)); got != old {
+		t.Errorf("%s after the next picket's Recover is %s, want %s restored", file, got, old)
 	}
 }
 

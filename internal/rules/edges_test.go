@@ -395,8 +395,8 @@ func TestVarNames(t *testing.T) {
 }
 
 // TestDecodeEdges: an item with an empty spec is the kind's defaults, as a
-// null one is; a number or boolean of the wrong form is told once, at the
-// value's own line and column (yaml.v3 gives the line only, and the decode
+// null one is; a number or boolean of the wrong form, and a label that is
+// not a single value, is told once, at the value's own line and column (yaml.v3 gives the line only, and the decode
 // of the whole document would place it at 1:1).
 func TestDecodeEdges(t *testing.T) {
 	for _, src := range []string{`then: [{log: ""}]`, `then: [{log: }]`, `then: [{log: {}}]`} {
@@ -413,6 +413,11 @@ func TestDecodeEdges(t *testing.T) {
 		{"    after: many\n", `:4:12: config.rules[0].after: "many" is not a whole number`},
 		{"    after: 1.5\n", `:4:12: config.rules[0].after: "1.5" is not a whole number`},
 		{"    dry_run: maybe\n", `:4:14: config.rules[0].dry_run: "maybe" is not true or false`},
+		// A mapping's values are walked: a label whose value is a list
+		// or a mapping is told at the value, not at the document's start.
+		{"    labels: {team: [a, b]}\n", `:4:20: config.rules[0].labels.team: want a single value, got a list`},
+		{"    labels:\n      team: mail\n      owner:\n        name: x\n", `:7:9: config.rules[0].labels.owner: want a single value, got a mapping`},
+		{"    labels: {team: mail, after: 3, level: 1.5}\n    after: x\n", `:5:12: config.rules[0].after: "x" is not a whole number`},
 	} {
 		_, err := loadString(t, "rules:\n  - name: a\n    table: process_groups\n"+c.src)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "line ") || strings.Count(err.Error(), "\n") != 0 {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -372,6 +373,98 @@ func compareProcesses(t *testing.T, before, bpf, after *snapshot.Snapshot, exite
 }
 
 func isLoad(comm string) bool { return len(comm) > 8 && comm[:8] == "pkt-ref-" }
+
+// TestLiveBPFZombieInV1Cgroup: a process that has exited but is not reaped
+// yet, left in a v1 cgroup, is shown in the root cgroup by both looks, as
+// /proc/PID/cgroup shows it (proc_cgroup_show prints "/" on v1 hierarchies
+// for a task with PF_EXITING); alive, in its own cgroup by both.
+func TestLiveBPFZombieInV1Cgroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loading the BPF iterator, creating a cgroup")
+	}
+	if why := sockiter.Why(); why != "" {
+		t.Skip(why)
+	}
+	const hier = "/sys/fs/cgroup/pids"
+	if _, err := os.Stat(hier + "/cgroup.procs"); err != nil {
+		t.Skipf("no v1 pids hierarchy at %s (a pure v2 host): %v", hier, err)
+	}
+	name := fmt.Sprintf("picket-test-zombie-%d", os.Getpid())
+	dir := hier + "/" + name
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command("sleep", "60")
+	if err := c.Start(); err != nil {
+		os.Remove(dir)
+		t.Fatal(err)
+	}
+	reaped := false
+	t.Cleanup(func() {
+		if !reaped {
+			c.Process.Kill()
+			c.Wait()
+		}
+		os.Remove(dir)
+	})
+	pid := c.Process.Pid
+	if err := os.WriteFile(dir+"/cgroup.procs", []byte(strconv.Itoa(pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	look := func(opts collect.Options) snapshot.Process {
+		t.Helper()
+		col, err := collect.New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer col.Close()
+		s, err := col.Collect(context.Background(), collect.Full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !opts.ProcOnly && s.ProcessCollector != snapshot.CollectorBPF {
+			t.Fatalf("the task iterator did not run: %s", s.ProcessCollectorReason)
+		}
+		p, ok := processes(s)[pid]
+		if !ok {
+			t.Fatalf("process %d not in the %s look", pid, s.ProcessCollector)
+		}
+		return p
+	}
+	for _, o := range []collect.Options{{}, {ProcOnly: true}} {
+		if p := look(o); p.Cgroup != "/"+name {
+			t.Errorf("alive, ProcOnly %v: cgroup %q, want /%s", o.ProcOnly, p.Cgroup, name)
+		}
+	}
+	if err := c.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Not reaped: wait (without waiting on it) until it is a zombie.
+	for i := 0; ; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err == nil {
+			if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+				break
+			}
+		}
+		if i == 200 {
+			t.Fatalf("process %d is no zombie after 2 s: %q %v", pid, b, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []collect.Options{{}, {ProcOnly: true}} {
+		p := look(o)
+		if p.State != "Z" || p.Cgroup != "/" {
+			t.Errorf("zombie, ProcOnly %v: state %q, cgroup %q, want Z and / (its /proc/PID/cgroup:\n%s)", o.ProcOnly, p.State, p.Cgroup, want)
+		}
+	}
+	c.Wait()
+	reaped = true
+}
 
 // TestLiveBPFFallback: where the iterator may not run, a full look walks
 // /proc and says why; a light look and a fixture tree say nothing.

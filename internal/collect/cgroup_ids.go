@@ -180,6 +180,14 @@ func (x *cgroupIndex) pick(t *sockiter.Task, pk *cgroup.Pick) bool {
 		if hi == nil {
 			return false
 		}
+		if h != 0 && t.Exiting() {
+			// proc_cgroup_show (kernel/cgroup/cgroup.c) prints "/" for a
+			// task with PF_EXITING on every v1 hierarchy (its cgroup there
+			// may be going away), and the real path on the unified one
+			// (hierarchy 0). A zombie left in a v1 cgroup is shown so.
+			pk.Line(uint64(h), hi.controllers, []byte("/"))
+			continue
+		}
 		found := false
 		for i := range t.NCgroups {
 			if t.Hierarchy[i] != h {

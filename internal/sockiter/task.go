@@ -61,12 +61,17 @@ func (t *Task) Comm() []byte {
 
 // PF_* flags (include/linux/sched.h).
 const (
+	pfExiting  = 0x00000004
 	pfWQWorker = 0x00000020
 	pfKthread  = 0x00200000
 )
 
 // KernelThread says whether the task is a kernel thread (PF_KTHREAD).
 func (t *Task) KernelThread() bool { return t.Flags&pfKthread != 0 }
+
+// Exiting says whether the task has begun to exit (PF_EXITING, set by
+// exit_signals in do_exit): a zombie, or a process on its way to being one.
+func (t *Task) Exiting() bool { return t.Flags&pfExiting != 0 }
 
 // CommComplete says whether Comm is all of what /proc/PID/stat prints
 // (proc_task_name, fs/proc/array.c): a kernel thread's full name may be

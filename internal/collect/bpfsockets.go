@@ -62,7 +62,10 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	if b.why != "" {
 		return false
 	}
-	it, err := sockiter.Load()
+	// Both programs are relocated against one decoding of the kernel's
+	// types, dropped when ready returns.
+	k := sockiter.NewKernel()
+	it, err := sockiter.Load(k)
 	if err != nil {
 		b.why = err.Error()
 		return false
@@ -70,7 +73,7 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	b.iter = it
 	if c.opts.ProcOnlyProcesses {
 		b.tasksWhy = "the /proc walk was asked for"
-	} else if t, err := sockiter.LoadTasks(); err != nil {
+	} else if t, err := sockiter.LoadTasks(k); err != nil {
 		b.tasksWhy = err.Error()
 	} else {
 		b.tasks, b.tasksWhy = t, ""

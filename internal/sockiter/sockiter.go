@@ -22,6 +22,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -80,14 +81,37 @@ func sameInitPidNS() bool {
 	return l == "pid:[4026531836]"
 }
 
-// Load loads and attaches the iterator. The error says what failed: no
-// BTF, no privilege (EPERM), a verifier refusal, an old kernel.
-func Load() (*Iter, error) {
+// Kernel is the running kernel's types, which both programs are relocated
+// against. Decoding /sys/kernel/btf/vmlinux (~100,000 types, ~6 MB) is
+// most of what a load costs in user space; loads that share a Kernel
+// decode it once. Drop it once the programs are loaded: the decoded types
+// are several MiB of heap that nothing needs after.
+type Kernel struct {
+	cache *btf.Cache
+}
+
+// NewKernel returns a Kernel that decodes the kernel's BTF at first use.
+func NewKernel() *Kernel {
+	return &Kernel{cache: btf.NewCache()}
+}
+
+// options returns the load options of one collection (nil: its own cache).
+func (k *Kernel) options() *ebpf.CollectionOptions {
+	if k == nil {
+		return nil
+	}
+	return &ebpf.CollectionOptions{Cache: k.cache}
+}
+
+// Load loads and attaches the iterator, relocated against k (nil: the
+// kernel's BTF decoded for this load alone). The error says what failed:
+// no BTF, no privilege (EPERM), a verifier refusal, an old kernel.
+func Load(k *Kernel) (*Iter, error) {
 	if why := Why(); why != "" {
 		return nil, errors.New(why)
 	}
 	it := &Iter{}
-	if err := loadTaskFileObjects(&it.objs, nil); err != nil {
+	if err := loadTaskFileObjects(&it.objs, k.options()); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("load the task_file iterator: verifier: %v", ve.Cause)

@@ -137,12 +137,12 @@ type Tasks struct {
 // needs, and a kernel of 6.2 or later (whose mm_struct counts rss in
 // percpu_counters): on an older one the relocation fails and the error
 // says so.
-func LoadTasks() (*Tasks, error) {
+func LoadTasks(k *Kernel) (*Tasks, error) {
 	if why := Why(); why != "" {
 		return nil, errors.New(why)
 	}
 	t := &Tasks{}
-	if err := loadTaskObjects(&t.objs, nil); err != nil {
+	if err := loadTaskObjects(&t.objs, k.options()); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("load the task iterator: verifier: %v", ve.Cause)

@@ -69,7 +69,7 @@ var catalog = map[Name]about{
 		"the v1 hierarchies are used where mounted"},
 	BTF: {"5.4", "the BPF collector can be compiled once and run on this kernel",
 		"the BPF collector stays off: sockets are attributed by the /proc walk"},
-	BPFIter: {"5.8", "sockets are attributed by one BPF task_file iterator pass",
+	BPFIter: {"5.11", "sockets are attributed by one BPF task_file iterator pass",
 		"sockets are attributed by the /proc walk (one readlink per fd)"},
 	Kmsg: {"3.5", "kernel log lines (Out of socket memory, fork rejected by pids controller) are read from /dev/kmsg",
 		"kernel log lines are not read: doctor works from the counters alone"},

@@ -1,5 +1,6 @@
 // Package sockiter lists every socket fd of every process in one pass of a
-// BPF task_file iterator (Linux 5.8): the kernel walks each process's file
+// BPF task_file iterator (Linux 5.8; the program asks bpf_sock_from_file,
+// 5.11): the kernel walks each process's file
 // table and writes one record per socket, read back with read(2). It is
 // what the /proc walk does with one readlink of /proc/PID/fd/N per fd (ss
 // -p and lsof pay the same), about 40 times cheaper per fd.

@@ -14,13 +14,6 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
-/* include/uapi/linux/magic.h: the superblock of sockfs. A file on sockfs is
- * exactly what /proc/PID/fd shows as "socket:[INODE]" (sockfs_dname); its
- * private_data is the struct socket (sock_alloc_file). An O_PATH fd of a
- * socket file on disk has an S_IFSOCK inode too but is no socket, so the
- * mode is not what is tested. */
-#define SOCKFS_MAGIC 0x534F434B
-
 /* Keep in step with sockRecord in sockiter.go (24 bytes, little or big
  * endian as the kernel). An fd that is no socket has ino 0 (no socket
  * has inode 0: get_next_ino starts at 1). */
@@ -52,21 +45,26 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 	struct sock_rec r = {};
 	r.tgid = task->tgid;
 	r.fd = ctx->fd;
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	if (!inode || BPF_CORE_READ(inode, i_sb, s_magic) != SOCKFS_MAGIC) {
+	/* bpf_sock_from_file (5.11) is sock_from_file: the file's struct
+	 * socket when its f_op is socket_file_ops, that is when the file is
+	 * one of sockfs's, exactly what /proc/PID/fd shows as
+	 * "socket:[INODE]" (sockfs_dname). An O_PATH fd of a socket file on
+	 * disk is no socket and gets NULL. The loads below are direct: ctx's
+	 * pointers and what the helper returns are typed (BTF), so each is one
+	 * instruction guarded by the kernel's exception table, where
+	 * BPF_CORE_READ would call bpf_probe_read_kernel for every field. */
+	struct socket *sock = bpf_sock_from_file(file);
+	if (!sock) {
 		bpf_seq_write(seq, &r, sizeof(r));
 		return 0;
 	}
-	r.ino = BPF_CORE_READ(inode, i_ino);
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	if (sock) {
-		r.type = BPF_CORE_READ(sock, type);
-		struct sock *sk = BPF_CORE_READ(sock, sk);
-		if (sk) {
-			r.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-			r.state = BPF_CORE_READ(sk, __sk_common.skc_state);
-			r.protocol = BPF_CORE_READ(sk, sk_protocol);
-		}
+	r.ino = file->f_inode->i_ino;
+	r.type = sock->type;
+	struct sock *sk = sock->sk;
+	if (sk) {
+		r.family = sk->__sk_common.skc_family;
+		r.state = sk->__sk_common.skc_state;
+		r.protocol = sk->sk_protocol;
 	}
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;

@@ -11,5 +11,5 @@ import (
 // process of TestRunForecastsALeak and the sawtooth of
 // TestRunNoForecastOnChurn.
 func TestMain(m *testing.M) {
-	testkit.Main(m, map[string]func() int{"udp-leak": udpLeak, "udp-sawtooth": udpSawtooth})
+	testkit.Main(m, map[string]func() int{"udp-leak": udpLeak, "udp-sawtooth": udpSawtooth}, removeTestBinary)
 }

@@ -37,6 +37,7 @@ func snapshotTestBinary(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", snapBin, ".")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
 			snapBinErr = err
 			snapBin = string(out)
 		}
@@ -45,6 +46,14 @@ func snapshotTestBinary(t *testing.T) string {
 		t.Fatalf("build picket: %v\n%s", snapBinErr, snapBin)
 	}
 	return snapBin
+}
+
+// removeTestBinary removes what snapshotTestBinary built, once every test
+// has run.
+func removeTestBinary() {
+	if snapBinErr == nil && snapBin != "" {
+		os.RemoveAll(filepath.Dir(snapBin))
+	}
 }
 
 func runCLI(t *testing.T, args ...string) (string, string, int) {

@@ -26,13 +26,19 @@ const (
 // Main is a package's TestMain: it runs the tests, or, when this binary
 // was started as a helper (HelperEnv, HelperCommand, StartSockets), that
 // helper, and exits with its status. helpers are the package's own, by
-// name; "sockets" (the socket holder) is built in.
+// name; "sockets" (the socket holder) is built in. after runs once the
+// tests are done, before the exit: what they shared (a binary built once
+// for all of them) is removed there.
 //
 //	func TestMain(m *testing.M) { testkit.Main(m, nil) }
-func Main(m *testing.M, helpers map[string]func() int) {
+func Main(m *testing.M, helpers map[string]func() int, after ...func()) {
 	name, ok := os.LookupEnv(helperEnv)
 	if !ok {
-		os.Exit(m.Run())
+		code := m.Run()
+		for _, f := range after {
+			f()
+		}
+		os.Exit(code)
 	}
 	// What the helper starts is not a helper.
 	os.Unsetenv(helperEnv)

@@ -79,7 +79,7 @@ would do. Exit 0: no alarm; 1: alarms; 2: bad flags or configuration;
 		}
 	}
 	nss := procid.HostResolver(*root) // the collector's and the runner's, as in the daemon
-	col, err := collect.New(collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles, NameService: nss, NoNameService: nss == nil})
+	col, err := collect.New(collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles, BPFPinDir: bpfPins(*root), NameService: nss, NoNameService: nss == nil})
 	if err != nil {
 		fmt.Fprintf(stderr, "picket check: %s\n", term.Escape(err.Error()))
 		return 3

@@ -160,7 +160,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // (the first into in.Prev). A partial snapshot is still worth diagnosing:
 // the checks whose files failed say unknown, the rest still speak.
 func collectTwo(ctx context.Context, root string, interval time.Duration, in *doctor.Input, fail func(string, ...any) int) (*snapshot.Snapshot, bool) {
-	c, err := collect.New(collect.Options{Root: root, BPFMinFiles: collect.OneShotMinFiles})
+	c, err := collect.New(collect.Options{Root: root, BPFMinFiles: collect.OneShotMinFiles, BPFPinDir: bpfPins(root)})
 	if err != nil {
 		fail("%s", term.Escape(err.Error()))
 		return nil, false
@@ -261,6 +261,9 @@ func collectorLine(s *snapshot.Snapshot) string {
 	line := "sockets attributed by: proc (a readlink of every /proc/PID/fd entry): " + term.Escape(s.CollectorReason)
 	if s.Collector == snapshot.CollectorBPF {
 		line = "sockets attributed by: bpf (one pass of a BPF task_file iterator)"
+		if s.BPFPrograms != "" {
+			line += "\nBPF programs: " + term.Escape(s.BPFPrograms)
+		}
 	}
 	switch s.ProcessCollector {
 	case snapshot.CollectorBPF:

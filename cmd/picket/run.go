@@ -38,7 +38,8 @@ cleanly.`, stdout, stderr)
 	}
 	d, err := daemon.New(daemon.Options{ConfigPath: *cfg, LoadConfig: loadConfig, Root: *root, StateDir: *stateDir,
 		Listen: *listen, TokenFile: *token, Host: *host, Interval: *interval, OOMScoreAdj: oom, DryRun: *dryRun,
-		SpoolMaxItems: *spoolItems, SpoolMaxBytes: *spoolBytes, Forecast: forecast.Options{MinSpan: *minSpan}, Stderr: stderr, Version: version})
+		SpoolMaxItems: *spoolItems, SpoolMaxBytes: *spoolBytes, Forecast: forecast.Options{MinSpan: *minSpan}, Stderr: stderr, Version: version,
+		BPFPinDir: bpfPins(*root)})
 	if err != nil {
 		fmt.Fprintf(stderr, "picket run: %s\n", term.Escape(err.Error()))
 		return 1

@@ -12,6 +12,7 @@ import (
 	"github.com/picket-guard/picket/internal/forecast"
 	"github.com/picket-guard/picket/internal/history"
 	"github.com/picket-guard/picket/internal/snapshot"
+	"github.com/picket-guard/picket/internal/sockiter"
 	"github.com/picket-guard/picket/internal/term"
 )
 
@@ -25,7 +26,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if st, stop := parseFlags(fs, args); stop {
 		return st
 	}
-	opts := collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles}
+	opts := collect.Options{Root: *root, BPFMinFiles: collect.OneShotMinFiles, BPFPinDir: bpfPins(*root)}
 	switch *method {
 	case "auto":
 	case "bpf":
@@ -65,6 +66,16 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	return 0
+}
+
+// bpfPins is where the commands pin the BPF iterators for the live host
+// (sockiter.DefaultPins: /sys/fs/bpf/picket where /sys/fs/bpf is a BPF
+// filesystem), and nowhere for a fixture tree, which runs no program.
+func bpfPins(root string) string {
+	if filepath.Clean(root) != "/" {
+		return ""
+	}
+	return sockiter.DefaultPins()
 }
 
 // pastForecasts fits the snapshot's limits over the history picket run

@@ -42,6 +42,9 @@ type bpfSockets struct {
 	tasks    *sockiter.Tasks
 	tasksWhy string
 	tlist    []sockiter.Task
+	// how says how the programs were had (loaded, pinned, opened from
+	// their pins): the snapshot's bpf_programs.
+	how string
 }
 
 // ready loads the iterator once and says whether this look can use it.
@@ -49,7 +52,7 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	if b.tried {
 		return b.iter != nil
 	}
-	if min := c.opts.BPFMinFiles; min > 0 {
+	if min := c.opts.BPFMinFiles; min > 0 && !sockiter.Pinned(c.opts.BPFPinDir) {
 		// Asked again at every look until the iterator loads: a host can
 		// grow busy.
 		if n, ok := openFiles(c.proc); ok && n < min {
@@ -63,9 +66,10 @@ func (b *bpfSockets) ready(c *Collector) bool {
 		return false
 	}
 	// Both programs are relocated against one decoding of the kernel's
-	// types, dropped when ready returns.
-	k := sockiter.NewKernel()
-	it, err := sockiter.Load(k)
+	// types (made only if a program is not opened from its pin), dropped
+	// when ready returns.
+	o := sockiter.Options{Kernel: sockiter.NewKernel(), PinDir: c.opts.BPFPinDir}
+	it, err := sockiter.Load(o)
 	if err != nil {
 		b.why = err.Error()
 		return false
@@ -73,12 +77,32 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	b.iter = it
 	if c.opts.ProcOnlyProcesses {
 		b.tasksWhy = "the /proc walk was asked for"
-	} else if t, err := sockiter.LoadTasks(k); err != nil {
+	} else if t, err := sockiter.LoadTasks(o); err != nil {
 		b.tasksWhy = err.Error()
 	} else {
 		b.tasks, b.tasksWhy = t, ""
 	}
+	b.how = programsHow(it, b.tasks)
 	return true
+}
+
+// programsHow says how the iterators were had, once for both when they
+// were had the same way.
+func programsHow(it *sockiter.Iter, t *sockiter.Tasks) string {
+	where := func(how, pin string) string {
+		if pin != "" {
+			return how + " (" + filepath.Dir(pin) + ")"
+		}
+		return how
+	}
+	f := where(it.How(), it.Pin())
+	if t == nil {
+		return "task_file " + f
+	}
+	if k := where(t.How(), t.Pin()); k != f {
+		return "task_file " + f + "; task " + k
+	}
+	return f
 }
 
 // openFiles is the number of file handles allocated on the host: the
@@ -220,7 +244,7 @@ func (b *bpfSockets) note(snap *snapshot.Snapshot, used bool, why string, tasksU
 		snap.ProcessCollector, snap.ProcessCollectorReason = snapshot.CollectorProc, tasksWhy
 	}
 	if used {
-		snap.Collector = snapshot.CollectorBPF
+		snap.Collector, snap.BPFPrograms = snapshot.CollectorBPF, b.how
 		return
 	}
 	snap.Collector, snap.CollectorReason = snapshot.CollectorProc, why

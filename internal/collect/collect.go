@@ -65,7 +65,14 @@ type Options struct {
 	// costs about as much as walking 10,000 fds (relocating it against
 	// the kernel's BTF), which a one-shot command pays on every run and
 	// picket run once. OneShotMinFiles is what the one-shot commands use.
+	// Where BPFPinDir holds this build's pinned iterators, opening them
+	// costs next to nothing and BPFMinFiles does not apply.
 	BPFMinFiles int
+	// BPFPinDir is a directory on a BPF filesystem where the iterators
+	// are pinned once loaded and opened from by later looks and processes
+	// (sockiter.Options.PinDir; "" for none). The commands use
+	// sockiter.DefaultPins() for the live host.
+	BPFPinDir string
 	// NameService names the uids /etc/passwd does not list (NIS, LDAP,
 	// sssd), off the look, through getent: nil means a resolver of its own
 	// for the live root where getent is installed, none for a fixture

@@ -81,6 +81,10 @@ type Options struct {
 	// Forecast tunes the time-to-exhaustion fit (zero: its defaults,
 	// docs/forecast.md).
 	Forecast forecast.Options
+	// BPFPinDir is where the BPF iterators are pinned and found again
+	// (collect.Options.BPFPinDir; "" for nowhere): a restart, and the
+	// one-shot commands, then open them instead of loading them.
+	BPFPinDir string
 }
 
 // Daemon is one running picket.
@@ -242,7 +246,7 @@ func New(opts Options) (*Daemon, error) {
 		default:
 		}
 	})
-	if d.col, err = collect.New(collect.Options{Root: opts.Root, KernelLog: d.klog.log, Host: d.hostcap, NameService: d.nss, NoNameService: d.nss == nil}); err != nil {
+	if d.col, err = collect.New(collect.Options{Root: opts.Root, BPFPinDir: opts.BPFPinDir, KernelLog: d.klog.log, Host: d.hostcap, NameService: d.nss, NoNameService: d.nss == nil}); err != nil {
 		return fail(err)
 	}
 	if d.hist, err = d.openHistory(); err != nil {

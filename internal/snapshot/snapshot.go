@@ -49,6 +49,11 @@ type Snapshot struct {
 	// ProcessCollectorReason saying why /proc was read instead.
 	ProcessCollector       string `json:"process_collector,omitempty"`
 	ProcessCollectorReason string `json:"process_collector_reason,omitempty"`
+	// BPFPrograms says, where the BPF iterators ran, how this process had
+	// them: "loaded", "loaded and pinned (DIR)", or "opened from its pin
+	// (DIR)" (loaded by an earlier process, one bpf(2) call), and why a
+	// program loaded was not pinned.
+	BPFPrograms string `json:"bpf_programs,omitempty"`
 	// Selection is set on an API answer narrowed by top or a filter.
 	Selection *Selection `json:"selection,omitempty"`
 }

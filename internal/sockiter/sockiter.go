@@ -16,7 +16,6 @@ package sockiter
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -24,8 +23,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 )
 
 // Socket is one socket fd as the iterator saw it.
@@ -49,9 +46,8 @@ const recordSize = 24
 // Iter is a loaded and attached iterator. Each List runs it once. Close
 // releases the program; an Iter is not safe for concurrent use.
 type Iter struct {
-	objs taskFileObjects
-	link *link.Iter
-	buf  []byte
+	a   *attached
+	buf []byte
 }
 
 // Why says why the iterator cannot run on this host before trying to load
@@ -104,44 +100,36 @@ func (k *Kernel) options() *ebpf.CollectionOptions {
 	return &ebpf.CollectionOptions{Cache: k.cache}
 }
 
-// Load loads and attaches the iterator, relocated against k (nil: the
-// kernel's BTF decoded for this load alone). The error says what failed:
+// Load loads and attaches the iterator as o says (relocated against
+// o.Kernel, found in or pinned to o.PinDir). The error says what failed:
 // no BTF, no privilege (EPERM), a verifier refusal, an old kernel.
-func Load(k *Kernel) (*Iter, error) {
-	if why := Why(); why != "" {
-		return nil, errors.New(why)
-	}
-	it := &Iter{}
-	if err := loadTaskFileObjects(&it.objs, k.options()); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load the task_file iterator: verifier: %v", ve.Cause)
+func Load(o Options) (*Iter, error) {
+	a, err := attach(o, "task_file", "task_sockets", _TaskFileBytes, func(opts *ebpf.CollectionOptions) (*ebpf.Program, interface{ Close() error }, error) {
+		var objs taskFileObjects
+		if err := loadTaskFileObjects(&objs, opts); err != nil {
+			return nil, nil, err
 		}
-		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("load the task_file iterator (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): %w", err)
-		}
-		return nil, fmt.Errorf("load the task_file iterator: %w", err)
-	}
-	l, err := link.AttachIter(link.IterOptions{Program: it.objs.TaskSockets})
+		return objs.TaskSockets, &objs, nil
+	})
 	if err != nil {
-		it.objs.Close()
-		return nil, fmt.Errorf("attach the task_file iterator: %w", err)
+		return nil, err
 	}
-	it.link = l
-	it.buf = make([]byte, 256<<10)
-	return it, nil
+	return &Iter{a: a, buf: make([]byte, 256<<10)}, nil
 }
 
-// Close detaches and unloads the iterator.
+// How says how the iterator was had: HowLoaded (and why it was not
+// pinned, where pinning was asked for), HowPinned or HowReused.
+func (it *Iter) How() string { return it.a.how }
+
+// Pin is the path of the iterator's pin ("" for none).
+func (it *Iter) Pin() string { return it.a.pin }
+
+// Close detaches the iterator, and unloads it unless it is pinned.
 func (it *Iter) Close() error {
 	if it == nil {
 		return nil
 	}
-	var err error
-	if it.link != nil {
-		err = it.link.Close()
-	}
-	return errors.Join(err, it.objs.Close())
+	return it.a.close()
 }
 
 // FDs is how many fds one process has open (what the stat of /proc/PID/fd
@@ -157,7 +145,7 @@ type FDs struct {
 // that exits during the pass is listed up to where the kernel was, or not
 // at all.
 func (it *Iter) List(ctx context.Context, dst []Socket, fds []FDs) ([]Socket, []FDs, error) {
-	err := readRecords(ctx, it.link, it.buf, recordSize, func(b []byte) {
+	err := readRecords(ctx, it.a.link, it.buf, recordSize, func(b []byte) {
 		pid := int32(native.Uint32(b[0:]))
 		if n := len(fds); n > 0 && fds[n-1].PID == pid {
 			fds[n-1].N++

@@ -13,7 +13,7 @@ func TestListSeesOwnSockets(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("loading a BPF iterator needs root (CAP_BPF and CAP_PERFMON)")
 	}
-	it, err := Load(nil)
+	it, err := Load(Options{})
 	if err != nil {
 		t.Skipf("this host cannot run the iterator: %v", err)
 	}

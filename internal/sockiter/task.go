@@ -9,7 +9,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 )
 
 // MaxCgroups is how many hierarchies a Task's cgroups are read from
@@ -128,57 +127,47 @@ func (t *Task) Cgroups() bool { return t.NCgroups < MaxCgroups }
 // Tasks is a loaded and attached task iterator. Each List runs it once.
 // Close releases the program; Tasks is not safe for concurrent use.
 type Tasks struct {
-	objs taskObjects
-	link *link.Iter
-	buf  []byte
+	a   *attached
+	buf []byte
 }
 
-// LoadTasks loads and attaches the task iterator. It needs what Load
-// needs, and a kernel of 6.2 or later (whose mm_struct counts rss in
+// LoadTasks loads and attaches the task iterator as o says. It needs what
+// Load needs, and a kernel of 6.2 or later (whose mm_struct counts rss in
 // percpu_counters): on an older one the relocation fails and the error
 // says so.
-func LoadTasks(k *Kernel) (*Tasks, error) {
-	if why := Why(); why != "" {
-		return nil, errors.New(why)
-	}
-	t := &Tasks{}
-	if err := loadTaskObjects(&t.objs, k.options()); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load the task iterator: verifier: %v", ve.Cause)
+func LoadTasks(o Options) (*Tasks, error) {
+	a, err := attach(o, "task", "task_info", _TaskBytes, func(opts *ebpf.CollectionOptions) (*ebpf.Program, interface{ Close() error }, error) {
+		var objs taskObjects
+		if err := loadTaskObjects(&objs, opts); err != nil {
+			return nil, nil, err
 		}
-		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("load the task iterator (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): %w", err)
-		}
-		return nil, fmt.Errorf("load the task iterator: %w", err)
-	}
-	l, err := link.AttachIter(link.IterOptions{Program: t.objs.TaskInfo})
+		return objs.TaskInfo, &objs, nil
+	})
 	if err != nil {
-		t.objs.Close()
-		return nil, fmt.Errorf("attach the task iterator: %w", err)
+		return nil, err
 	}
-	t.link = l
-	t.buf = make([]byte, 256*taskRecordSize)
-	return t, nil
+	return &Tasks{a: a, buf: make([]byte, 256*taskRecordSize)}, nil
 }
 
-// Close detaches and unloads the iterator.
+// How says how the iterator was had (see Iter.How).
+func (t *Tasks) How() string { return t.a.how }
+
+// Pin is the path of the iterator's pin ("" for none).
+func (t *Tasks) Pin() string { return t.a.pin }
+
+// Close detaches the iterator, and unloads it unless it is pinned.
 func (t *Tasks) Close() error {
 	if t == nil {
 		return nil
 	}
-	var err error
-	if t.link != nil {
-		err = t.link.Close()
-	}
-	return errors.Join(err, t.objs.Close())
+	return t.a.close()
 }
 
 // List runs the iterator once and appends every process to dst, in the
 // kernel's order (by pid). A process that exits during the pass is listed
 // or not.
 func (t *Tasks) List(ctx context.Context, dst []Task) ([]Task, error) {
-	err := readRecords(ctx, t.link, t.buf, taskRecordSize, func(b []byte) {
+	err := readRecords(ctx, t.a.link, t.buf, taskRecordSize, func(b []byte) {
 		dst = append(dst, decodeTask(b))
 	})
 	if err != nil {

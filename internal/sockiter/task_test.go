@@ -62,7 +62,7 @@ func TestTasksMatchSelf(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("loading a BPF iterator needs root (CAP_BPF and CAP_PERFMON)")
 	}
-	it, err := LoadTasks(nil)
+	it, err := LoadTasks(Options{})
 	if err != nil {
 		t.Skipf("this host cannot run the task iterator: %v", err)
 	}

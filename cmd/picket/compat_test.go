@@ -8,11 +8,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/snapshot"
 	"github.com/picket-guard/picket/internal/testkit"
 )
 
@@ -197,5 +202,73 @@ func TestCapabilitiesDropped(t *testing.T) {
 		if n := strings.Count(log, want); n != 1 {
 			t.Errorf("the log says %q %d times, want once:\n%s", want, n, log)
 		}
+	}
+}
+
+// TestServiceUnitCapabilities: with exactly the capabilities the shipped
+// systemd unit gives it (its CapabilityBoundingSet), picket as root still
+// reads the kernel's log and loads both BPF iterators. (The unit's other
+// settings are systemd's to apply: the ones that would take /dev/kmsg or
+// bpf(2) away are checked in its text.)
+func TestServiceUnitCapabilities(t *testing.T) {
+	unit, err := os.ReadFile("../../packaging/picket.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The capabilities this test may hand on: a machine's own bounding
+	// set may lack some (these VMs withhold CAP_SYS_RESOURCE).
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bnd uint64
+	if m := regexp.MustCompile(`(?m)^CapBnd:\s*([0-9a-f]+)$`).FindSubmatch(status); m != nil {
+		bnd, _ = strconv.ParseUint(string(m[1]), 16, 64)
+	}
+	numbers := map[string]int{"CAP_KILL": unix.CAP_KILL, "CAP_NET_ADMIN": unix.CAP_NET_ADMIN, "CAP_SYS_PTRACE": unix.CAP_SYS_PTRACE,
+		"CAP_DAC_READ_SEARCH": unix.CAP_DAC_READ_SEARCH, "CAP_SYS_RESOURCE": unix.CAP_SYS_RESOURCE, "CAP_IPC_LOCK": unix.CAP_IPC_LOCK,
+		"CAP_CHOWN": unix.CAP_CHOWN, "CAP_FOWNER": unix.CAP_FOWNER, "CAP_SYSLOG": unix.CAP_SYSLOG, "CAP_BPF": unix.CAP_BPF,
+		"CAP_PERFMON": unix.CAP_PERFMON}
+	var caps []string
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapabilityBoundingSet="); ok {
+			for _, c := range strings.Fields(v) {
+				n, ok := numbers[c]
+				if !ok {
+					t.Fatalf("the unit names %s, which this test does not know", c)
+				}
+				if bnd&(1<<n) == 0 {
+					t.Logf("this machine withholds %s: the test runs picket without it", c)
+					continue
+				}
+				caps = append(caps, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+			}
+		}
+		for _, bad := range []string{"PrivateDevices=yes", "ProtectKernelLogs=yes"} {
+			if strings.TrimSpace(l) == bad {
+				t.Errorf("the unit says %s: /dev/kmsg would not be there", bad)
+			}
+		}
+		if v, ok := strings.CutPrefix(l, "SystemCallFilter="); ok && !slices.Contains(strings.Fields(v), "bpf") {
+			t.Errorf("the unit's SystemCallFilter=%s refuses bpf(2): no BPF iterator could load", v)
+		}
+	}
+	if len(caps) == 0 {
+		t.Fatal("the unit has no CapabilityBoundingSet=")
+	}
+	set := "-all," + strings.Join(caps, ",")
+	out, err := dropCaps(t, set, "snapshot", "--json", "--collector", "bpf").Output()
+	if err != nil {
+		t.Fatalf("picket snapshot with the unit's capabilities (%s): %v", set, err)
+	}
+	var s snapshot.Snapshot
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Collector != snapshot.CollectorBPF || s.ProcessCollector != snapshot.CollectorBPF {
+		t.Errorf("with %s: collector %q (%s), process collector %q (%s)", set, s.Collector, s.CollectorReason, s.ProcessCollector, s.ProcessCollectorReason)
+	}
+	if s.KernelLog == nil || !s.KernelLog.Available {
+		t.Errorf("with %s: the kernel log is not read: %+v", set, s.KernelLog)
 	}
 }

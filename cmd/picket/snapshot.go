@@ -19,7 +19,7 @@ import (
 func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("snapshot", "Print every process and socket against the kernel's limits, in one pass over /proc.\nExit 0, or 1 when a source could not be read (the rest is still printed).", stdout, stderr)
 	root := fs.String("root", "/", "read `DIR`/proc and DIR/sys as if DIR were / (a fixture tree); the live system is not touched")
-	asJSON := fs.Bool("json", false, "print the whole snapshot as one JSON object (complete, not truncated)")
+	asJSON := fs.Bool("json", false, "print the whole snapshot as one JSON object (complete, not truncated): indented on a terminal, on one line otherwise (pipe it to jq to read it)")
 	top := fs.Int("top", 10, "rows per table in the human summary")
 	method := fs.String("collector", "auto", "how sockets are attributed to processes: `auto` (the BPF iterator on a busy host where it loads, else the /proc walk), bpf (the iterator wherever it loads) or proc (the /proc walk)")
 	stateDir := fs.String("state-dir", "", "read picket run's history in `DIR` (default /var/lib/picket as root, else the XDG state dir; only for this host unless given) for the forecasts: the snapshot's \"forecasts\", each limit's time to exhaustion at its trend")
@@ -52,7 +52,14 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
+		// At 3,000 processes the snapshot is ~0.8 MB: encoding/json's
+		// indentation (a second pass over it, byte by byte) takes ten
+		// times as long as the encoding itself and grows a buffer of
+		// five. A program reading it needs none; a person at a terminal
+		// gets it indented.
+		if _, tty := terminal(stdout); tty {
+			enc.SetIndent("", "  ")
+		}
 		if err := enc.Encode(snap); err != nil {
 			fmt.Fprintf(stderr, "picket snapshot: %v\n", err)
 			return 1

@@ -281,6 +281,7 @@ func run(args []string) int {
 	pArgs := fs.String("picket-args", "", "more arguments for picket snapshot --json (space-separated, e.g. \"--collector bpf\")")
 	bArgs := fs.String("baseline-args", "", "more arguments for the baseline's snapshot --json (e.g. \"--collector proc\")")
 	twN := fs.Int("time-wait", 0, "keep at least this many loopback TCP sockets in TIME_WAIT through the rounds (topped up before each: they last 60 s)")
+	bpffs := fs.Bool("bpffs", false, "mount a BPF filesystem on /sys/fs/bpf for the run where none is (as systemd does at boot), so that picket pins its iterators at the first run and opens them from their pins after; the pins and the mount go at the end")
 	holdCmd := fs.String("then", "", "after timing, with the load still up, run this program (no shell) with the remaining arguments, e.g. go test -bench")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -324,6 +325,14 @@ func run(args []string) int {
 	fmt.Printf("load: %d sleepers (%d user × comm groups), %d holders × %d sockets = %d sockets; up in %.1f s\n",
 		len(l.sleepers), len(l.groups), *holders, spec.Want().Sum(), wantSockets, time.Since(t0).Seconds())
 
+	if *bpffs {
+		undo, err := mountBPFFS()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchsnapshot: -bpffs:", err)
+			return 1
+		}
+		defer undo()
+	}
 	ok := verify(ctx, *picket, l)
 	var tw *timeWait
 	if *twN > 0 {
@@ -471,6 +480,34 @@ func closeInherited() {
 	}
 }
 
+// mountBPFFS mounts a BPF filesystem on /sys/fs/bpf unless one is there,
+// and returns what removes picket's pins from it (and the mount, if it
+// made it).
+func mountBPFFS() (func(), error) {
+	const dir = "/sys/fs/bpf"
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil, err
+	}
+	mounted := false
+	if uint32(st.Type) != unix.BPF_FS_MAGIC {
+		if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+			return nil, fmt.Errorf("mount a BPF filesystem on %s: %w", dir, err)
+		}
+		mounted = true
+		fmt.Printf("bpffs: mounted on %s for this run\n", dir)
+	}
+	_, had := os.Lstat(dir + "/picket")
+	return func() {
+		if had != nil {
+			os.RemoveAll(dir + "/picket")
+		}
+		if mounted {
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	}, nil
+}
+
 // verify runs picket once and checks it against the load: the sleeper
 // groups and every holder's per-type counts exactly, the totals against
 // ss's count (roughly: ss does not list unbound sockets, and the two read at
@@ -486,6 +523,7 @@ func verify(ctx context.Context, picket string, l *load) bool {
 		fmt.Println("verify: decode:", err)
 		return false
 	}
+	fmt.Printf("verify: collector %s, process collector %s, bpf programs %q\n", s.Collector, s.ProcessCollector, s.BPFPrograms)
 	ok := true
 	for _, g := range l.groups {
 		got := 0

@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -287,6 +288,26 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, 
 	return errors.Join(errs...)
 }
 
+// socketsInUse is the first line of /proc/net/sockstat, "sockets: used
+// N": every socket of every namespace the kernel has allocated
+// (sock_inuse_get, net/core/sock.c), 0 when it cannot be read.
+func socketsInUse(proc string) int {
+	b, err := os.ReadFile(filepath.Join(proc, "net", "sockstat"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 3 || string(f[0]) != "sockets:" || string(f[1]) != "used" {
+		return 0
+	}
+	n, err := strconv.Atoi(string(f[2]))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return min(n, 1<<22)
+}
+
 // overlapPasses runs the task_file pass, the task pass and, when hostNS
 // is known, the sock_diag dumps of picket's own namespace at once, and
 // returns the dumps (nil: none started) for the tables to wait for. None
@@ -296,6 +317,15 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, 
 // The passes' errors are left in s.passErr and s.taskErr.
 func (s *procScanner) overlapPasses(ctx context.Context, hostNS uint64) *pendingDump {
 	var dump *pendingDump
+	if s.hostSocks == 0 {
+		// The first look has no last count: the kernel's count of
+		// sockets in use sizes the maps and the pass's list instead of
+		// a dozen doublings (and a rehash of every map at each).
+		s.hostSocks = socketsInUse(s.c.proc)
+		if cap(s.bpf.list) < s.hostSocks {
+			s.bpf.list = make([]sockiter.Socket, 0, s.hostSocks+s.hostSocks/8)
+		}
+	}
 	if hostNS != 0 {
 		// Sized after the last look's count: this one's is known only
 		// after the passes.

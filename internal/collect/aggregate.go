@@ -101,7 +101,7 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 		for _, sr := range s.workers[p.worker].socks[p.inoLo : p.inoLo+p.inoN] {
 			kind := kindUnknown
 			if t != nil {
-				kind = t.kinds[sr.ino]
+				kind = t.kind(sr.ino)
 			}
 			if kind == kindUnknown {
 				// In no table: an unbound UDP or TCP socket (the kernel
@@ -236,7 +236,7 @@ func (j *cgroupJoin) finish() {
 // inAnyTable says whether some namespace's tables list the inode.
 func inAnyTable(tables map[uint64]*nsTables, ino uint64) bool {
 	for _, t := range tables {
-		if t.kinds[ino] != kindUnknown {
+		if t.kind(ino) != kindUnknown {
 			return true
 		}
 	}

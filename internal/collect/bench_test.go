@@ -454,7 +454,7 @@ func BenchmarkAttribution(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i, ref := range refs {
-			k := t.kinds[ref.ino]
+			k := t.kind(ref.ino)
 			if k == kindUnknown {
 				path, k = xattrKind(path, ref, val)
 			}
@@ -500,7 +500,7 @@ func BenchmarkAttribution(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i, ref := range refs {
-			k := t.kinds[ref.ino]
+			k := t.kind(ref.ino)
 			if k == kindUnknown {
 				path, k = xattrKind(path, ref, val)
 			}

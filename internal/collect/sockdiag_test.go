@@ -107,22 +107,22 @@ func TestSockDiagMatchesTables(t *testing.T) {
 			t.Fatal(err)
 		}
 		for ino, want := range ownKind {
-			if text.kinds[ino] != want || dumped.kinds[ino] != want {
-				t.Fatalf("own socket %d: text says %d, sock_diag %d, want %d", ino, text.kinds[ino], dumped.kinds[ino], want)
+			if text.kind(ino) != want || dumped.kind(ino) != want {
+				t.Fatalf("own socket %d: text says %d, sock_diag %d, want %d", ino, text.kind(ino), dumped.kind(ino), want)
 			}
 		}
-		same := text.totals == dumped.totals && text.states == dumped.states && len(text.kinds) == len(dumped.kinds)
-		for ino, k := range text.kinds {
-			if dumped.kinds[ino] != k {
+		same := text.totals == dumped.totals && text.states == dumped.states && text.size() == dumped.size()
+		text.each(func(ino uint64, k sockKind) {
+			if dumped.kind(ino) != k {
 				same = false
 			}
-		}
+		})
 		if same {
 			return
 		}
 		if try == 5 {
 			t.Fatalf("text tables %+v %v (%d inodes), sock_diag %+v %v (%d inodes)",
-				text.totals, text.states, len(text.kinds), dumped.totals, dumped.states, len(dumped.kinds))
+				text.totals, text.states, text.size(), dumped.totals, dumped.states, dumped.size())
 		}
 	}
 }

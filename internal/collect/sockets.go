@@ -67,9 +67,49 @@ var tcpStates = [...]string{
 
 // nsTables is what the tables of one network namespace say.
 type nsTables struct {
-	kinds  map[uint64]sockKind // inode -> kind; inode 0 (TIME_WAIT, request socks) is not stored
+	kinds map[uint64]sockKind // inode -> kind; inode 0 (TIME_WAIT, request socks) is not stored
+	// more are the inode maps of the other dumps of the same namespace,
+	// run at once on sockets of their own: looked up after kinds rather
+	// than merged into it, which would copy ~20,000 entries on the look's
+	// critical path and size one map for all of them.
+	more   []map[uint64]sockKind
 	totals snapshot.SocketCounts
 	states [len(tcpStates)]int
+}
+
+// kind is the kind the tables give the socket with inode ino (kindUnknown
+// for one they do not list).
+func (t *nsTables) kind(ino uint64) sockKind {
+	if k, ok := t.kinds[ino]; ok {
+		return k
+	}
+	for _, m := range t.more {
+		if k, ok := m[ino]; ok {
+			return k
+		}
+	}
+	return kindUnknown
+}
+
+// size is how many sockets with an inode the tables list.
+func (t *nsTables) size() int {
+	n := len(t.kinds)
+	for _, m := range t.more {
+		n += len(m)
+	}
+	return n
+}
+
+// each calls fn for every inode the tables list, with its kind.
+func (t *nsTables) each(fn func(ino uint64, k sockKind)) {
+	for ino, k := range t.kinds {
+		fn(ino, k)
+	}
+	for _, m := range t.more {
+		for ino, k := range m {
+			fn(ino, k)
+		}
+	}
 }
 
 // tableReader reads /proc/net tables with one reused buffer. These files
@@ -80,6 +120,9 @@ type nsTables struct {
 type tableReader struct {
 	buf      []byte
 	diagBufs [][]byte // one per diagGroups entry, kept between scans
+	// partLen is how many inodes each diagGroups entry's dump stored at
+	// the last look: the next one's map is made that size.
+	partLen [len(diagGroups)]int
 }
 
 // readNS reads every table under dir (ROOT/proc/net, or ROOT/proc/PID/net
@@ -128,7 +171,7 @@ func (r *tableReader) readNSDumped(dir string, d *pendingDump, hint int) (*nsTab
 
 // diagGroups splits the dumps between goroutines of about equal work, each
 // with its own netlink socket, which the kernel serves on two CPUs at once.
-var diagGroups = [][]string{{"tcp", "tcp6"}, {"udp", "udp6", "unix"}}
+var diagGroups = [...][]string{{"tcp", "tcp6"}, {"udp", "udp6", "unix"}}
 
 // pendingDump is a dump of picket's own namespace's tables under way:
 // startDump has opened its netlink sockets and started a goroutine per
@@ -158,7 +201,11 @@ func (r *tableReader) startDump(hint int) *pendingDump {
 		r.diagBufs = make([][]byte, len(diagGroups))
 	}
 	for i, files := range diagGroups {
-		d.parts[i] = &nsTables{kinds: make(map[uint64]sockKind, max(hint, 1024))}
+		size := r.partLen[i] + r.partLen[i]/8
+		if size == 0 {
+			size = hint / len(diagGroups)
+		}
+		d.parts[i] = &nsTables{kinds: make(map[uint64]sockKind, max(size, 1024))}
 		d.done[i] = make([]bool, len(files))
 		d.fds[i] = -1
 		sd, err := openSockDiag(r.diagBufs[i])
@@ -196,15 +243,12 @@ func (d *pendingDump) wait() (*nsTables, map[string]bool) {
 	}
 	d.wg.Wait()
 	d.over = true
-	// Merge the smaller part into the bigger.
+	for i, p := range d.parts {
+		d.r.partLen[i] = len(p.kinds)
+	}
 	t := d.parts[0]
 	for _, p := range d.parts[1:] {
-		if len(p.kinds) > len(t.kinds) {
-			t, p = p, t
-		}
-		for ino, k := range p.kinds {
-			t.kinds[ino] = k
-		}
+		t.more = append(t.more, p.kinds)
 		addCounts(&t.totals, p.totals)
 		for st, n := range p.states {
 			t.states[st] += n

@@ -455,3 +455,51 @@ func TestDispatcherReopenReportsWhatFailed(t *testing.T) {
 		t.Fatalf("the other log output was not reopened; its new file holds:\n%s", b)
 	}
 }
+
+// TestLogReopenAndCloseLeaveNoFile: a log output reopened by every SIGHUP
+// of a long life (logrotate, daily) holds one file, not one more each
+// time, and holds none once closed.
+func TestLogReopenAndCloseLeaveNoFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "picket.log")
+	open := func() int {
+		t.Helper()
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		n := 0
+		for _, e := range ents {
+			if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, path) {
+				n++
+			}
+		}
+		return n
+	}
+	n, err := New("diag", &LogSpec{Path: path}, Env{Now: (&fakeClock{now: testNow}).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := n.(Reopener)
+	if !ok {
+		t.Fatal("a log output is no Reopener")
+	}
+	if err := n.Notify(context.Background(), stormBatch()); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if err := r.Reopen(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := open(); got != 1 {
+		t.Errorf("after 20 reopens the output holds %d files of %s, want 1", got, path)
+	}
+	if c, ok := n.(interface{ Close() error }); !ok {
+		t.Fatal("a log output cannot be closed")
+	} else if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := open(); got != 0 {
+		t.Errorf("closed, the output still holds %d files of %s", got, path)
+	}
+}

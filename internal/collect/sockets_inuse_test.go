@@ -36,3 +36,34 @@ func TestSocketsInUse(t *testing.T) {
 		t.Errorf("no sockstat: %d", got)
 	}
 }
+
+// TestTasksInUse reads the count that sizes the first look's task list
+// from /proc/loadavg as fs/proc/loadavg.c prints it.
+func TestTasksInUse(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		want int
+	}{
+		{"1.31 0.97 0.52 1/3122 14700\n", 3122},
+		{"0.00 0.00 0.00 2/1 7\n", 1},
+		{"0.00 0.00 0.00 1/-3 7\n", 0},
+		{"0.00 0.00 0.00 1/many 7\n", 0},
+		{"0.00 0.00 0.00 3122 7\n", 0},
+		{"0.00 0.00\n", 0},
+		{"", 0},
+	} {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "loadavg"), []byte(c.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := tasksInUse(root); got != c.want {
+			t.Errorf("%q: %d, want %d", c.text, got, c.want)
+		}
+	}
+	if got := tasksInUse(t.TempDir()); got != 0 {
+		t.Errorf("no loadavg: %d", got)
+	}
+	if got := tasksInUse("/proc"); got < 1 {
+		t.Errorf("this host's /proc/loadavg: %d tasks", got)
+	}
+}

@@ -308,6 +308,29 @@ func socketsInUse(proc string) int {
 	return min(n, 1<<22)
 }
 
+// tasksInUse is the kernel's count of tasks, threads included: the
+// denominator of /proc/loadavg's fourth field ("1/3107", nr_threads in
+// fs/proc/loadavg.c), 0 when it cannot be read.
+func tasksInUse(proc string) int {
+	b, err := os.ReadFile(filepath.Join(proc, "loadavg"))
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 4 {
+		return 0
+	}
+	_, total, ok := bytes.Cut(f[3], []byte("/"))
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(string(total))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return min(n, 1<<22)
+}
+
 // overlapPasses runs the task_file pass, the task pass and, when hostNS
 // is known, the sock_diag dumps of picket's own namespace at once, and
 // returns the dumps (nil: none started) for the tables to wait for. None
@@ -324,6 +347,14 @@ func (s *procScanner) overlapPasses(ctx context.Context, hostNS uint64) *pending
 		s.hostSocks = socketsInUse(s.c.proc)
 		if cap(s.bpf.list) < s.hostSocks {
 			s.bpf.list = make([]sockiter.Socket, 0, s.hostSocks+s.hostSocks/8)
+		}
+		// Likewise the task list, after the kernel's count of threads
+		// (at least one a process): ~240 bytes a task, grown by doubling,
+		// was a seventh of a one-shot's CPU in copies and page faults. The
+		// list holds no pointers, so what the count overshoots (threads
+		// that are not leaders) is address space the look never touches.
+		if n := tasksInUse(s.c.proc); cap(s.bpf.tlist) < n+1 {
+			s.bpf.tlist = make([]sockiter.Task, 0, n+1) // +1: pid 1, see taskPids
 		}
 	}
 	if hostNS != 0 {
@@ -377,6 +408,13 @@ func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64
 			}
 			p.worker = id
 			if err == nil && s.bpfRun && !missed {
+				if w.socks == nil {
+					// One worker may take any share of the pass's sockets:
+					// room for all of them is only address space until
+					// used (a sockRef holds no pointer), where growing
+					// by doubling was a tenth of a one-shot's CPU.
+					w.socks = make([]sockRef, 0, len(s.bpf.list))
+				}
 				p.inoLo = len(w.socks)
 				for _, sk := range s.bpf.socketsOf(p.pid) {
 					w.socks = append(w.socks, sockRef{ino: sk.Inode, fd: sk.FD, kind: kindOfSocket(sk)})

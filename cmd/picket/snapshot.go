@@ -51,16 +51,19 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		snap.Forecasts = pastForecasts(snap, *stateDir)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
 		// At 3,000 processes the snapshot is ~0.8 MB: encoding/json's
 		// indentation (a second pass over it, byte by byte) takes ten
 		// times as long as the encoding itself and grows a buffer of
-		// five. A program reading it needs none; a person at a terminal
-		// gets it indented.
+		// five. A program reading it needs none and gets one line,
+		// written as it is encoded (Snapshot.WriteJSON); a person at a
+		// terminal gets it indented.
+		write := snap.WriteJSON
 		if _, tty := terminal(stdout); tty {
+			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
+			write = func(io.Writer) error { return enc.Encode(snap) }
 		}
-		if err := enc.Encode(snap); err != nil {
+		if err := write(stdout); err != nil {
 			fmt.Fprintf(stderr, "picket snapshot: %v\n", err)
 			return 1
 		}

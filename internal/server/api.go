@@ -224,7 +224,7 @@ func (c *snapCache) get(snap *snapshot.Snapshot) ([]byte, error) {
 	if c.snap == snap {
 		return c.b, nil
 	}
-	b, err := json.Marshal(snap)
+	b, err := snap.AppendJSON(nil)
 	if err != nil {
 		return nil, err
 	}

@@ -153,7 +153,14 @@ func duringExits(t *testing.T, n int, look func()) map[int]bool {
 // same of every process (parent, name, owner, state, start, threads, rss,
 // fds, cgroup) that the two /proc looks agree on. Only a process that
 // exits during the looks may differ.
+// It runs with each socket pass: the fd walk (6.2 and later) and the
+// task_file iterator.
 func TestLiveBPFMatchesProc(t *testing.T) {
+	t.Run("fd walk", func(t *testing.T) { liveBPFMatchesProc(t, false) })
+	t.Run("task_file", func(t *testing.T) { liveBPFMatchesProc(t, true) })
+}
+
+func liveBPFMatchesProc(t *testing.T, noWalk bool) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loading the BPF iterator, creating a network namespace")
 	}
@@ -191,10 +198,19 @@ func TestLiveBPFMatchesProc(t *testing.T) {
 	// Each look runs while 20 processes holding sockets exit.
 	var bpf, proc, proc2 *snapshot.Snapshot
 	exiters := duringExits(t, 20, func() { proc2 = look(collect.Options{ProcOnly: true}) })
-	maps.Copy(exiters, duringExits(t, 20, func() { bpf = look(collect.Options{}) }))
+	maps.Copy(exiters, duringExits(t, 20, func() { bpf = look(collect.Options{BPFNoWalk: noWalk}) }))
 	maps.Copy(exiters, duringExits(t, 20, func() { proc = look(collect.Options{ProcOnly: true}) }))
 	if bpf.Collector != snapshot.CollectorBPF {
 		t.Fatalf("the iterator did not run: collector %q, %s", bpf.Collector, bpf.CollectorReason)
+	}
+	want := "task_fds"
+	if noWalk {
+		want = "task_file"
+	} else if !kernelAtLeast(6, 2) {
+		t.Skipf("the fd walk needs 6.2 (bpf_rdonly_cast): %s", bpf.BPFPrograms)
+	}
+	if !strings.Contains(bpf.BPFPrograms, ": "+want+" ") && !strings.HasPrefix(bpf.BPFPrograms, want+" ") {
+		t.Fatalf("the socket pass was not %s: bpf_programs %q", want, bpf.BPFPrograms)
 	}
 	if bpf.ProcessCollector != snapshot.CollectorBPF {
 		t.Fatalf("the task iterator did not run: process collector %q, %s", bpf.ProcessCollector, bpf.ProcessCollectorReason)
@@ -497,4 +513,15 @@ func TestLiveBPFFallback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kernelAtLeast says whether the running kernel is major.minor or later.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	var ma, mi int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi)
+	return ma > major || ma == major && mi >= minor
 }

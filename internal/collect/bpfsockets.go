@@ -45,6 +45,10 @@ type bpfSockets struct {
 	// how says how the programs were had (loaded, pinned, opened from
 	// their pins): the snapshot's bpf_programs.
 	how string
+	// walkWhy says why the fd walk did not load or was given up ("":
+	// it runs); pinDir is where the programs are pinned.
+	walkWhy string
+	pinDir  string
 }
 
 // ready loads the iterator once and says whether this look can use it.
@@ -69,12 +73,21 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	// types (made only if a program is not opened from its pin), dropped
 	// when ready returns.
 	o := sockiter.Options{Kernel: sockiter.NewKernel(), PinDir: c.opts.BPFPinDir}
-	it, err := sockiter.Load(o)
-	if err != nil {
-		b.why = err.Error()
-		return false
+	// The fd walk lists what the task_file iterator lists in half its
+	// time, on 6.2 and later (sockiter/walk.go).
+	var it *sockiter.Iter
+	err := errors.New("the task_file iterator was asked for")
+	if !c.opts.BPFNoWalk {
+		it, err = sockiter.LoadWalk(o)
 	}
-	b.iter = it
+	if err != nil {
+		b.walkWhy = err.Error()
+		if it, err = sockiter.Load(o); err != nil {
+			b.why = err.Error()
+			return false
+		}
+	}
+	b.iter, b.pinDir = it, c.opts.BPFPinDir
 	if c.opts.ProcOnlyProcesses {
 		b.tasksWhy = "the /proc walk was asked for"
 	} else if t, err := sockiter.LoadTasks(o); err != nil {
@@ -82,7 +95,7 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	} else {
 		b.tasks, b.tasksWhy = t, ""
 	}
-	b.how = programsHow(it, b.tasks)
+	b.how = programsHow(it, b.tasks) + b.walkNote()
 	return true
 }
 
@@ -97,12 +110,20 @@ func programsHow(it *sockiter.Iter, t *sockiter.Tasks) string {
 	}
 	f := where(it.How(), it.Pin())
 	if t == nil {
-		return "task_file " + f
+		return it.Program() + " " + f
 	}
 	if k := where(t.How(), t.Pin()); k != f {
-		return "task_file " + f + "; task " + k
+		return it.Program() + " " + f + "; task " + k
 	}
-	return f
+	return f + ": " + it.Program() + " and task"
+}
+
+// walkNote says why the fd walk is not the socket pass, where it is not.
+func (b *bpfSockets) walkNote() string {
+	if b.walkWhy == "" {
+		return ""
+	}
+	return " (not the fd walk: " + b.walkWhy + ")"
 }
 
 // openFiles is the number of file handles allocated on the host: the
@@ -145,6 +166,16 @@ func (b *bpfSockets) blocked(c *Collector) string {
 // this look walk fd/ instead.
 func (b *bpfSockets) pass(ctx context.Context) error {
 	list, fds, err := b.iter.List(ctx, b.list[:0], b.fds[:0])
+	if errors.Is(err, sockiter.ErrRingFull) {
+		// The host outgrew the ring the fd walk was loaded with: the
+		// task_file iterator has none to outgrow.
+		b.walkWhy = err.Error()
+		if it, lerr := sockiter.Load(sockiter.Options{Kernel: sockiter.NewKernel(), PinDir: b.pinDir}); lerr == nil {
+			b.iter.Close()
+			b.iter, b.how = it, programsHow(it, b.tasks)+b.walkNote()
+			list, fds, err = b.iter.List(ctx, b.list[:0], b.fds[:0])
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,9 @@ type Options struct {
 	// /proc even where the BPF task iterator could (the reference it is
 	// tested against); sockets may still come from the task_file one.
 	ProcOnlyProcesses bool
+	// BPFNoWalk attributes sockets with the task_file iterator even where
+	// the fd walk loads (tests compare the two).
+	BPFNoWalk bool
 	// BPFMinFiles, when set, leaves the iterator unloaded while the host
 	// has fewer open files than this (/proc/sys/fs/file-nr): loading it
 	// costs about as much as walking 10,000 fds (relocating it against

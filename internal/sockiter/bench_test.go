@@ -98,3 +98,24 @@ func BenchmarkOpenPinned(b *testing.B) {
 		t.Close()
 	}
 }
+
+// BenchmarkWalkList is BenchmarkTaskFileList's pass through the fd walk.
+func BenchmarkWalkList(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("loading a BPF iterator needs root")
+	}
+	it, err := LoadWalk(Options{})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer it.Close()
+	var socks []Socket
+	var fds []FDs
+	for b.Loop() {
+		socks, fds, err = it.List(context.Background(), socks[:0], fds[:0])
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(socks)), "sockets")
+}

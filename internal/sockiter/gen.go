@@ -7,3 +7,4 @@ package sockiter
 // version of the library that loads its output.
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel,bpfeb taskFile bpf/task_file.bpf.c
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel,bpfeb task bpf/task.bpf.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel,bpfeb taskFds bpf/task_fds.bpf.c

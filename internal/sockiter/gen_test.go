@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestGenerated compiles bpf/task_file.bpf.c and bpf/task.bpf.c again, as
+// TestGenerated compiles bpf/*.bpf.c again (every go:generate line), as
 // go generate does, and checks that the committed objects and loaders are
 // their output: a change to the C source must come with its objects.
 // Needs clang, llvm and libbpf-dev (scripts/test installs them).

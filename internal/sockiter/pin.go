@@ -27,18 +27,18 @@ func DefaultPins() string {
 	return DefaultPinDir
 }
 
-// Pinned says whether dir holds this build's pins of both iterators (so
-// that opening them costs next to nothing).
+// Pinned says whether dir holds this build's pins of the task iterator
+// and of a socket pass, the fd walk's or the task_file iterator's (so that
+// opening them costs next to nothing).
 func Pinned(dir string) bool {
 	if dir == "" {
 		return false
 	}
-	for _, p := range []string{pinName("task_sockets", _TaskFileBytes), pinName("task_info", _TaskBytes)} {
-		if _, err := os.Lstat(filepath.Join(dir, p)); err != nil {
-			return false
-		}
+	has := func(prog string, object []byte) bool {
+		_, err := os.Lstat(filepath.Join(dir, pinName(prog, object)))
+		return err == nil
 	}
-	return true
+	return has("task_info", _TaskBytes) && (has("task_fds", _TaskFdsBytes) || has("task_sockets", _TaskFileBytes))
 }
 
 // Options say how a program is loaded.
@@ -46,6 +46,9 @@ type Options struct {
 	// Kernel is the decoding of the kernel's types the program is
 	// relocated against (nil: one for this load alone).
 	Kernel *Kernel
+	// ringBytes sizes the fd walk's ring (0: after the host's files);
+	// for tests.
+	ringBytes int
 	// PinDir is a directory on a BPF filesystem where the attached
 	// iterator is pinned for the next process, and where it is looked
 	// for first ("" for neither). Loading costs ~30 ms of CPU and some

@@ -16,6 +16,7 @@ package sockiter
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -46,8 +47,9 @@ const recordSize = 24
 // Iter is a loaded and attached iterator. Each List runs it once. Close
 // releases the program; an Iter is not safe for concurrent use.
 type Iter struct {
-	a   *attached
-	buf []byte
+	a    *attached
+	buf  []byte
+	walk *fdWalk // the fd walk's ring (LoadWalk), nil for the task_file iterator
 }
 
 // Why says why the iterator cannot run on this host before trying to load
@@ -121,6 +123,14 @@ func Load(o Options) (*Iter, error) {
 // pinned, where pinning was asked for), HowPinned or HowReused.
 func (it *Iter) How() string { return it.a.how }
 
+// Program names the program: "task_fds" (LoadWalk) or "task_file" (Load).
+func (it *Iter) Program() string {
+	if it.walk != nil {
+		return "task_fds"
+	}
+	return "task_file"
+}
+
 // Pin is the path of the iterator's pin ("" for none).
 func (it *Iter) Pin() string { return it.a.pin }
 
@@ -128,6 +138,9 @@ func (it *Iter) Pin() string { return it.a.pin }
 func (it *Iter) Close() error {
 	if it == nil {
 		return nil
+	}
+	if it.walk != nil {
+		return errors.Join(it.walk.close(), it.a.close())
 	}
 	return it.a.close()
 }
@@ -145,6 +158,9 @@ type FDs struct {
 // that exits during the pass is listed up to where the kernel was, or not
 // at all.
 func (it *Iter) List(ctx context.Context, dst []Socket, fds []FDs) ([]Socket, []FDs, error) {
+	if it.walk != nil {
+		return it.walk.list(ctx, it.a.link, dst, fds)
+	}
 	err := readRecords(ctx, it.a.link, it.buf, recordSize, func(b []byte) {
 		pid := int32(native.Uint32(b[0:]))
 		if n := len(fds); n > 0 && fds[n-1].PID == pid {

@@ -13,20 +13,8 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include "sock_rec.h"
 
-/* Keep in step with sockRecord in sockiter.go (24 bytes, little or big
- * endian as the kernel). An fd that is no socket has ino 0 (no socket
- * has inode 0: get_next_ino starts at 1). */
-struct sock_rec {
-	__u32 tgid;
-	__u32 fd;
-	__u64 ino;
-	__u16 family;
-	__u16 type;
-	__u16 protocol;
-	__u8 state;
-	__u8 pad;
-};
 
 SEC("iter/task_file")
 int task_sockets(struct bpf_iter__task_file *ctx)

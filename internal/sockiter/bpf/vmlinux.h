@@ -1,4 +1,4 @@
-/* The kernel types task_file.bpf.c and task.bpf.c read, as `bpftool btf dump file
+/* The kernel types task_file.bpf.c, task.bpf.c and task_fds.bpf.c read, as `bpftool btf dump file
  * /sys/kernel/btf/vmlinux format c` prints them, cut down to the fields
  * used. preserve_access_index makes every access a CO-RE relocation: the
  * loader (cilium/ebpf) moves each offset to where the running kernel's BTF
@@ -104,6 +104,19 @@ struct css_set {
 	struct list_head cgrp_links;
 };
 
+/* The open file table (include/linux/fdtable.h): open_fds has a bit per
+ * fd in use, fd the file installed there (NULL while an open is under
+ * way). */
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+	unsigned long *open_fds;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
 struct task_struct {
 	unsigned int __state;
 	unsigned int flags;
@@ -119,6 +132,7 @@ struct task_struct {
 	struct nsproxy *nsproxy;
 	struct signal_struct *signal;
 	struct css_set *cgroups;
+	struct files_struct *files;
 };
 
 struct super_block {

@@ -1,0 +1,197 @@
+package sockiter
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// ownSockets opens, for the test's length, sockets of several kinds and
+// pairs enough that this process's records (~3,000 fds, 72 KB) are more
+// than an iterator's seq_file holds for one task, and an O_PATH fd of a
+// bound unix socket's path, which is no socket.
+func ownSockets(t *testing.T, pairs int) {
+	t.Helper()
+	for range pairs {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	uc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	path := filepath.Join(t.TempDir(), "s")
+	ul, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ul.Close() })
+	op, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(op) })
+}
+
+// own is what a pass says of this process: its sockets and its count of fds.
+func own(t *testing.T, it *Iter) ([]Socket, int32) {
+	t.Helper()
+	socks, fds, err := it.List(context.Background(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := int32(os.Getpid())
+	var mine []Socket
+	for _, s := range socks {
+		if s.PID == pid {
+			mine = append(mine, s)
+		}
+	}
+	var n int32
+	for _, c := range fds {
+		if c.PID == pid {
+			n = c.N
+		}
+	}
+	return mine, n
+}
+
+func loadWalk(t *testing.T, o Options) *Iter {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("loading a BPF iterator needs root (CAP_BPF and CAP_PERFMON)")
+	}
+	if why := Why(); why != "" {
+		t.Skip(why)
+	}
+	it, err := LoadWalk(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { it.Close() })
+	return it
+}
+
+func TestWalkListsWhatTaskFileLists(t *testing.T) {
+	walk := loadWalk(t, Options{})
+	if walk.Program() != "task_fds" {
+		t.Fatalf("LoadWalk runs %s", walk.Program())
+	}
+	old, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	ownSockets(t, 1500)
+	a, an := own(t, walk)
+	b, bn := own(t, old)
+	if !slices.Equal(a, b) || an != bn {
+		t.Errorf("this process: the fd walk lists %d sockets of %d fds, the task_file iterator %d of %d", len(a), an, len(b), bn)
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Errorf("first difference: %+v against %+v", a[i], b[i])
+				break
+			}
+		}
+	}
+	if len(a) < 3003 {
+		t.Errorf("the fd walk lists %d sockets of this process, want at least 3,003", len(a))
+	}
+}
+
+func TestWalkRingFull(t *testing.T) {
+	ownSockets(t, 1500)
+	small := loadWalk(t, Options{ringBytes: os.Getpagesize()})
+	if _, _, err := small.List(context.Background(), nil, nil); !errors.Is(err, ErrRingFull) {
+		t.Errorf("a pass of ~3,000 fds through a ring of a page: %v, want ErrRingFull", err)
+	}
+	// The next pass drains what the last one left before it runs.
+	if _, _, err := small.List(context.Background(), nil, nil); !errors.Is(err, ErrRingFull) {
+		t.Errorf("the second pass: %v, want ErrRingFull", err)
+	}
+	if n := ringSize(100_000); n != 8<<20 {
+		t.Errorf("ringSize(100,000 files) = %d, want 8 MiB", n)
+	}
+	if n := ringSize(0); n != minRingBytes {
+		t.Errorf("ringSize(0) = %d, want %d", n, minRingBytes)
+	}
+}
+
+// Two processes share a pinned fd walk: a pass that did not drain (killed
+// midway) leaves nothing to the next, and passes at once take turns.
+func TestWalkPinnedShared(t *testing.T) {
+	dir := filepath.Join(bpffs(t), "picket")
+	ownSockets(t, 200)
+	first := loadWalk(t, Options{Kernel: NewKernel(), PinDir: dir})
+	if first.How() != HowPinned {
+		t.Fatalf("first load: %s", first.How())
+	}
+	want, wantN := own(t, first)
+	// A pass run and never drained.
+	var none [recordSize]byte
+	if err := readRecords(context.Background(), first.a.link, none[:], recordSize, func([]byte) {}); err != nil {
+		t.Fatal(err)
+	}
+	second := loadWalk(t, Options{PinDir: dir})
+	if second.How() != HowReused {
+		t.Fatalf("second load: %s", second.How())
+	}
+	var wg sync.WaitGroup
+	for _, it := range []*Iter{first, second, first, second} {
+		wg.Go(func() {
+			got, n, err := func() ([]Socket, int32, error) {
+				socks, fds, err := it.List(context.Background(), nil, nil)
+				var mine []Socket
+				var c int32
+				for _, s := range socks {
+					if s.PID == int32(os.Getpid()) {
+						mine = append(mine, s)
+					}
+				}
+				for _, f := range fds {
+					if f.PID == int32(os.Getpid()) {
+						c = f.N
+					}
+				}
+				return mine, c, err
+			}()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			// The second Iter's own fds (its maps, its ring, the
+			// lock) and the passes' are more fds, not more sockets.
+			if !slices.Equal(got, want) || n < wantN {
+				t.Errorf("a pass from the pin lists %d sockets of %d fds, the first %d of %d", len(got), n, len(want), wantN)
+			}
+		})
+	}
+	wg.Wait()
+	if Pinned(dir) {
+		t.Error("Pinned without the task iterator's pin")
+	}
+	tasks, err := LoadTasks(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks.Close()
+	if !Pinned(dir) {
+		t.Error("not Pinned with the fd walk's and the task iterator's pins")
+	}
+}

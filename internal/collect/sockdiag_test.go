@@ -1,6 +1,8 @@
 package collect
 
 import (
+	"maps"
+	"net"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -123,6 +125,65 @@ func TestSockDiagMatchesTables(t *testing.T) {
 		if try == 5 {
 			t.Fatalf("text tables %+v %v (%d inodes), sock_diag %+v %v (%d inodes)",
 				text.totals, text.states, text.size(), dumped.totals, dumped.states, dumped.size())
+		}
+	}
+}
+
+// TestTCPBothDumpsBothFamilies: the one walk of tcpBoth lists the IPv4 and
+// the IPv6 TCP sockets that the two SOCK_DIAG_BY_FAMILY dumps list.
+func TestTCPBothDumpsBothFamilies(t *testing.T) {
+	d, err := openSockDiag(nil)
+	if err != nil {
+		t.Skipf("no NETLINK_SOCK_DIAG here: %v", err)
+	}
+	defer d.close()
+	var inos []uint64
+	for _, network := range []string{"tcp4", "tcp6"} {
+		addr := "127.0.0.1:0"
+		if network == "tcp6" {
+			addr = "[::1]:0"
+		}
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			if network == "tcp6" {
+				t.Logf("no IPv6 loopback: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		f, err := ln.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		inos = append(inos, st.Ino)
+	}
+	for try := 1; ; try++ {
+		both := &nsTables{kinds: map[uint64]sockKind{}}
+		if err := d.dump(tcpBoth, both); err != nil {
+			t.Fatalf("the TCPDIAG_GETSOCK dump: %v", err)
+		}
+		each := &nsTables{kinds: map[uint64]sockKind{}}
+		for _, f := range tcpBothFiles {
+			if err := d.dump(diagRequests[f], each); err != nil {
+				t.Fatalf("the %s dump: %v", f, err)
+			}
+		}
+		for _, ino := range inos {
+			if both.kind(ino) != kindTCP {
+				t.Fatalf("own listener %d not in the TCPDIAG_GETSOCK dump", ino)
+			}
+		}
+		if both.totals == each.totals && both.states == each.states && maps.Equal(both.kinds, each.kinds) {
+			return
+		}
+		if try == 5 {
+			t.Fatalf("one walk: %+v %v (%d inodes); one a family: %+v %v (%d inodes)", both.totals, both.states, len(both.kinds), each.totals, each.states, len(each.kinds))
 		}
 	}
 }

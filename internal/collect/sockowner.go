@@ -67,7 +67,7 @@ func SocketOwner(local, remote netip.AddrPort) (uint32, error) {
 	defer d.close()
 	var uid uint32
 	found := false
-	err = d.exchange(unix.NLM_F_REQUEST, req, func(body []byte) error {
+	err = d.exchange(unix.SOCK_DIAG_BY_FAMILY, unix.NLM_F_REQUEST, req, func(body []byte) error {
 		// struct inet_diag_msg: family, state, timer, retrans, sockid
 		// (4..52: ports, addresses, interface, cookie), expires, rqueue,
 		// wqueue, uid (64), inode (68).

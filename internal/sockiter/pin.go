@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -210,15 +211,35 @@ func pin(l *link.Iter, dir, path, prog string) string {
 		}
 		return fmt.Sprintf("pin %s: %v", path, err)
 	}
-	// A pin of another build is not used again (its name has another
-	// hash): an older picket still running keeps its own link open.
+	pruneOtherBuilds(dir, prog, filepath.Base(path))
+	return ""
+}
+
+// pruneOtherBuilds removes the pins of prog's other builds (another hash)
+// but the newest: during an upgrade, a daemon of one build and the
+// commands of another each find their own pin, instead of replacing each
+// other's at every look and paying a load every time. A picket still
+// running from a removed pin keeps its own link open.
+func pruneOtherBuilds(dir, prog, own string) {
 	ents, _ := os.ReadDir(dir)
+	var newest string
+	var newestTime time.Time
+	var others []string
 	for _, e := range ents {
-		if n := e.Name(); strings.HasPrefix(n, prog+"-") && n != filepath.Base(path) {
+		n := e.Name()
+		if !strings.HasPrefix(n, prog+"-") || n == own {
+			continue
+		}
+		others = append(others, n)
+		if fi, err := e.Info(); err == nil && (newest == "" || fi.ModTime().After(newestTime)) {
+			newest, newestTime = n, fi.ModTime()
+		}
+	}
+	for _, n := range others {
+		if n != newest {
 			os.Remove(filepath.Join(dir, n))
 		}
 	}
-	return ""
 }
 
 // ownDir checks that dir is a directory of this user's that nobody else

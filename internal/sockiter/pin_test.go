@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -117,8 +118,9 @@ func TestPinLoadedThenReused(t *testing.T) {
 	}
 }
 
-// A pin of another build (another hash) is replaced; a pin that runs
-// another program, or a directory others may write to, is not used.
+// Pins of other builds (another hash) are removed but the newest; a pin
+// that runs another program, or a directory others may write to, is not
+// used.
 func TestPinRefusesWhatIsNotItsOwn(t *testing.T) {
 	fs := bpffs(t)
 	socketPair(t)
@@ -132,8 +134,15 @@ func TestPinRefusesWhatIsNotItsOwn(t *testing.T) {
 	}
 	defer plain.Close()
 	stale := filepath.Join(dir, "task_sockets-0123456789abcdef")
-	if err := plain.a.link.Pin(stale); err != nil {
-		t.Fatal(err)
+	recent := filepath.Join(dir, "task_sockets-fedcba9876543210")
+	for i, p := range []string{stale, recent} {
+		if err := plain.a.link.Pin(p); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(time.Duration(i-2) * time.Hour)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
 	}
 	it, err := Load(Options{PinDir: dir})
 	if err != nil {
@@ -141,7 +150,10 @@ func TestPinRefusesWhatIsNotItsOwn(t *testing.T) {
 	}
 	it.Close()
 	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
-		t.Errorf("another build's pin is still there: %v", err)
+		t.Errorf("an older build's pin is still there: %v", err)
+	}
+	if _, err := os.Lstat(recent); err != nil {
+		t.Errorf("the newest other build's pin was removed: %v", err)
 	}
 	if it.How() != HowPinned {
 		t.Errorf("how %q", it.How())

@@ -47,9 +47,9 @@ type Options struct {
 	// Kernel is the decoding of the kernel's types the program is
 	// relocated against (nil: one for this load alone).
 	Kernel *Kernel
-	// ringBytes sizes the fd walk's ring (0: after the host's files);
-	// for tests.
-	ringBytes int
+	// walkRecords sizes the fd walk's array (0: after the host's
+	// files); for tests.
+	walkRecords int
 	// PinDir is a directory on a BPF filesystem where the attached
 	// iterator is pinned for the next process, and where it is looked
 	// for first ("" for neither). Loading costs ~30 ms of CPU and some

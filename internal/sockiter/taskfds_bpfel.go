@@ -13,21 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type taskFdsBatch struct {
-	_ structs.HostLayout
-	R [64]struct {
-		_        structs.HostLayout
-		Tgid     uint32
-		Fd       uint32
-		Ino      uint64
-		Family   uint16
-		Type     uint16
-		Protocol uint16
-		State    uint8
-		Pad      uint8
-	}
-	N uint32
-	_ [4]byte
+type taskFdsSockRec struct {
+	_        structs.HostLayout
+	Tgid     uint32
+	Fd       uint32
+	Ino      uint64
+	Family   uint16
+	Type     uint16
+	Protocol uint16
+	State    uint8
+	Pad      uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -35,9 +30,9 @@ type taskFdsBatch struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	taskFdsMapRecords  = "records"
-	taskFdsMapScratch  = "scratch"
 	taskFdsProgTaskFds = "task_fds"
 	taskFdsVarDropped  = "dropped"
+	taskFdsVarNext     = "next"
 )
 
 // loadTaskFds returns the embedded CollectionSpec for taskFds.
@@ -90,7 +85,6 @@ type taskFdsProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type taskFdsMapSpecs struct {
 	Records *ebpf.MapSpec `ebpf:"records"`
-	Scratch *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // taskFdsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -98,6 +92,7 @@ type taskFdsMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type taskFdsVariableSpecs struct {
 	Dropped *ebpf.VariableSpec `ebpf:"dropped"`
+	Next    *ebpf.VariableSpec `ebpf:"next"`
 }
 
 // taskFdsObjects contains all objects after they have been loaded into the kernel.
@@ -121,13 +116,11 @@ func (o *taskFdsObjects) Close() error {
 // It can be passed to loadTaskFdsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type taskFdsMaps struct {
 	Records *ebpf.Map `ebpf:"records"`
-	Scratch *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *taskFdsMaps) Close() error {
 	return _TaskFdsClose(
 		m.Records,
-		m.Scratch,
 	)
 }
 
@@ -136,6 +129,7 @@ func (m *taskFdsMaps) Close() error {
 // It can be passed to loadTaskFdsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type taskFdsVariables struct {
 	Dropped *ebpf.Variable `ebpf:"dropped"`
+	Next    *ebpf.Variable `ebpf:"next"`
 }
 
 // taskFdsPrograms contains all programs after they have been loaded into the kernel.

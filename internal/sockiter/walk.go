@@ -4,69 +4,80 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 )
 
 // The fd walk (bpf/task_fds.bpf.c) lists what the task_file iterator lists,
 // record for record, in about half its time: it walks each file table
 // itself instead of taking a reference on every file. It needs 6.2
-// (bpf_rdonly_cast; bpf_loop is 5.17, the ring buffer 5.8); LoadWalk fails
-// on an older kernel, and picket then loads the task_file iterator (Load).
+// (bpf_rdonly_cast; bpf_loop is 5.17); LoadWalk fails on an older kernel,
+// and picket then loads the task_file iterator (Load).
 //
-// Its records go to a ring buffer that List drains once the pass is over,
-// so the ring must hold a whole pass: LoadWalk sizes it after the host's
-// open files (the first field of /proc/sys/fs/file-nr), at least
-// minRingBytes, and a pass that overflows it fails (ErrRingFull) rather
-// than report part of the host. The ring is kernel memory, charged to
-// picket's cgroup, for as long as the program is loaded or pinned.
+// Its records go to an array map that List maps and reads once the pass
+// is over,
+// so the array must hold a whole pass: LoadWalk sizes it after the host's
+// open files (the first field of /proc/sys/fs/file-nr), twice as many,
+// at least minRecords, and a pass that overflows it fails (ErrRingFull)
+// rather than report part of the host. The array is kernel memory (24
+// bytes a record, 1.5 MiB at the least), charged to picket's cgroup, for
+// as long as the program is loaded or pinned.
 
 const (
-	minRingBytes = 4 << 20
-	maxRingBytes = 256 << 20
-	// ringRecordBytes is what one fd costs in the ring, with room for
-	// the host to double its files before the program is loaded again:
-	// 24 bytes a record, an 8-byte header per batch of up to 64.
-	ringRecordBytes = 2 * (recordSize + 8)
+	minRecords = 1 << 16
+	maxRecords = 1 << 22
 )
 
-// ErrRingFull is a pass that found the fd walk's ring buffer full.
-var ErrRingFull = errors.New("the fd walk's ring buffer was full")
+// ErrRingFull is a pass that found the fd walk's array of records full.
+var ErrRingFull = errors.New("the fd walk's array of records was full")
 
-// fdWalk is the ring buffer's end of a loaded or pinned fd walk.
+// fdWalk is picket's end of a loaded or pinned fd walk: its array of
+// records and its globals (next, dropped), read and zeroed around each pass.
 type fdWalk struct {
-	ring    *ebpf.Map
-	bss     *ebpf.Map // the program's globals: dropped
-	reader  *ringbuf.Reader
+	records *ebpf.Map
+	bss     *ebpf.Map
 	lockDir string // the pin's directory: passes of two processes sharing the pin take turns
 	pin     string
-	bytes   int
+	size    int    // records the array holds
+	globals []byte // the .bss value: next and dropped (walkGlobals)
 }
 
-// ringSize is the ring for a host with files open: a power of two of pages
-// (what BPF_MAP_TYPE_RINGBUF takes).
-func ringSize(files int) int {
-	n := max(files*ringRecordBytes, minRingBytes)
-	n = 1 << bits.Len(uint(n-1))
-	return min(n, maxRingBytes)
+// walkGlobals is where next and dropped are in the program's .bss.
+var walkGlobals = sync.OnceValues(func() ([2]uint32, error) {
+	spec, err := loadTaskFds()
+	if err != nil {
+		return [2]uint32{}, err
+	}
+	n, d := spec.Variables["next"], spec.Variables["dropped"]
+	if n == nil || d == nil {
+		return [2]uint32{}, errors.New("the fd walk's object has no next and dropped")
+	}
+	return [2]uint32{n.Offset, d.Offset}, nil
+})
+
+// recordsFor is the array for a host with files open.
+func recordsFor(files int) int {
+	return min(max(2*files, minRecords), maxRecords)
 }
 
 // LoadWalk loads and attaches the fd walk as o says (relocated against
 // o.Kernel, found in or pinned to o.PinDir), its ring sized for the host's
 // files now. Its Iter lists what Load's does.
 func LoadWalk(o Options) (*Iter, error) {
-	size := o.ringBytes
+	size := o.walkRecords
 	if size == 0 {
-		size = ringSize(filesInUse())
+		size = recordsFor(filesInUse())
+	}
+	if _, err := walkGlobals(); err != nil {
+		return nil, err
 	}
 	a, err := attach(o, "fd walk", "task_fds", _TaskFdsBytes, func(opts *ebpf.CollectionOptions) (*ebpf.Program, interface{ Close() error }, error) {
 		spec, err := loadTaskFds()
@@ -74,6 +85,7 @@ func LoadWalk(o Options) (*Iter, error) {
 			return nil, nil, err
 		}
 		spec.Maps["records"].MaxEntries = uint32(size)
+		spec.Maps["records"].Flags |= unix.BPF_F_MMAPABLE
 		objs := new(taskFdsObjects)
 		if opts == nil {
 			opts = &ebpf.CollectionOptions{}
@@ -87,26 +99,23 @@ func LoadWalk(o Options) (*Iter, error) {
 		return nil, err
 	}
 	w := &fdWalk{}
-	w.ring, w.bss, err = walkMaps(a.link)
-	if err == nil {
-		w.reader, err = ringbuf.NewReader(w.ring)
-	}
+	w.records, w.bss, err = walkMaps(a.link)
 	if err != nil {
-		w.close()
 		a.close()
-		return nil, fmt.Errorf("open the fd walk's ring buffer: %w", err)
+		return nil, fmt.Errorf("open the fd walk's maps: %w", err)
 	}
-	w.bytes = w.reader.BufferSize()
+	w.size = int(w.records.MaxEntries())
+	w.globals = make([]byte, w.bss.ValueSize())
 	if a.pin != "" {
 		w.lockDir, w.pin = filepath.Dir(a.pin), a.pin
 	}
 	return &Iter{a: a, walk: w}, nil
 }
 
-// walkMaps finds the ring buffer and the globals of the program the
-// iterator runs, loaded here or opened from its pin: its maps, by type
-// (the program has one ring, one array and one per-CPU array).
-func walkMaps(l *link.Iter) (ring, bss *ebpf.Map, err error) {
+// walkMaps finds the array of records and the globals of the program the
+// iterator runs, loaded here or opened from its pin: its two array maps,
+// told apart by their values (a record; next and dropped).
+func walkMaps(l *link.Iter) (records, bss *ebpf.Map, err error) {
 	info, err := l.Info()
 	if err != nil {
 		return nil, nil, err
@@ -127,42 +136,31 @@ func walkMaps(l *link.Iter) (ring, bss *ebpf.Map, err error) {
 			continue
 		}
 		switch {
-		case m.Type() == ebpf.RingBuf && ring == nil:
-			ring = m
-		case m.Type() == ebpf.Array && m.ValueSize() == 8 && bss == nil:
+		case m.Type() == ebpf.Array && m.ValueSize() == recordSize && m.MaxEntries() > 1 && records == nil:
+			records = m
+		case m.Type() == ebpf.Array && m.ValueSize() == 16 && m.MaxEntries() == 1 && bss == nil:
 			bss = m
 		default:
 			m.Close()
 		}
 	}
-	if ring == nil || bss == nil {
-		ring.Close()
+	if records == nil || bss == nil {
+		records.Close()
 		bss.Close()
-		return nil, nil, errors.New("the pinned program has no ring buffer and globals")
+		return nil, nil, errors.New("the program has no array of records and globals")
 	}
-	return ring, bss, nil
+	return records, bss, nil
 }
 
 func (w *fdWalk) close() error {
-	var err error
-	if w.reader != nil {
-		err = w.reader.Close()
-	}
-	if w.ring != nil {
-		err = errors.Join(err, w.ring.Close())
-	}
-	if w.bss != nil {
-		err = errors.Join(err, w.bss.Close())
-	}
-	return err
+	return errors.Join(w.records.Close(), w.bss.Close())
 }
 
 // list is Iter.List for the fd walk.
 func (w *fdWalk) list(ctx context.Context, l *link.Iter, dst []Socket, fds []FDs) ([]Socket, []FDs, error) {
 	if w.lockDir != "" {
 		// Every picket on the host runs the pinned program, which writes
-		// to one ring: two passes at once would drain each other's
-		// records.
+		// to one array: two passes at once would mix their records.
 		fd, err := unix.Open(w.lockDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return dst, fds, fmt.Errorf("lock %s: %w", w.lockDir, err)
@@ -172,13 +170,11 @@ func (w *fdWalk) list(ctx context.Context, l *link.Iter, dst []Socket, fds []FDs
 			return dst, fds, fmt.Errorf("lock %s: %w", w.lockDir, err)
 		}
 	}
-	// What a pass killed before it drained left in the ring is not this
-	// pass's.
-	if err := w.drain(func([]byte) {}); err != nil {
-		return dst, fds, err
-	}
-	if err := w.bss.Put(uint32(0), uint64(0)); err != nil {
-		return dst, fds, fmt.Errorf("reset the fd walk's count of drops: %w", err)
+	off, _ := walkGlobals()
+	nextOff, dropOff := off[0], off[1]
+	clear(w.globals)
+	if err := w.bss.Put(uint32(0), w.globals); err != nil {
+		return dst, fds, fmt.Errorf("zero the fd walk's counts: %w", err)
 	}
 	// The iterator's seq_file gets nothing: one read(2) runs the whole
 	// pass.
@@ -186,50 +182,43 @@ func (w *fdWalk) list(ctx context.Context, l *link.Iter, dst []Socket, fds []FDs
 	if err := readRecords(ctx, l, none[:], recordSize, func([]byte) {}); err != nil {
 		return dst, fds, fmt.Errorf("run the fd walk: %w", err)
 	}
-	err := w.drain(func(b []byte) {
-		for ; len(b) >= recordSize; b = b[recordSize:] {
-			pid := int32(native.Uint32(b[0:]))
-			if n := len(fds); n > 0 && fds[n-1].PID == pid {
-				fds[n-1].N++
-			} else {
-				fds = append(fds, FDs{PID: pid, N: 1})
-			}
-			if native.Uint64(b[8:]) != 0 {
-				dst = append(dst, decodeSocket(b))
-			}
-		}
-	})
-	if err != nil {
-		return dst, fds, err
+	if err := w.bss.Lookup(uint32(0), w.globals); err != nil {
+		return dst, fds, fmt.Errorf("read the fd walk's counts: %w", err)
 	}
-	var dropped uint64
-	if err := w.bss.Lookup(uint32(0), &dropped); err != nil {
-		return dst, fds, fmt.Errorf("read the fd walk's count of drops: %w", err)
-	}
-	if dropped != 0 {
-		// The host outgrew the ring: the next process to load the walk
-		// sizes it anew.
+	next := native.Uint64(w.globals[nextOff:])
+	if dropped := native.Uint64(w.globals[dropOff:]); dropped != 0 {
+		// The host outgrew the array: the next process to load the
+		// walk sizes it anew.
 		if w.pin != "" {
 			os.Remove(w.pin)
 		}
-		return dst, fds, fmt.Errorf("%w: %d records of %d MiB dropped", ErrRingFull, dropped, w.bytes>>20)
+		return dst, fds, fmt.Errorf("%w: %d records past its %d", ErrRingFull, dropped, w.size)
+	}
+	if next == 0 {
+		return dst, fds, nil
+	}
+	// The records are read where the program wrote them, mapped for this
+	// pass only: a mapping kept would be the array's size in RSS for
+	// good, and BPF_MAP_LOOKUP_BATCH copies them one by one (~6 ms at
+	// 40,000).
+	n := int(next) * recordSize
+	mem, err := unix.Mmap(w.records.FD(), 0, (n+os.Getpagesize()-1)&^(os.Getpagesize()-1), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return dst, fds, fmt.Errorf("map the fd walk's records: %w", err)
+	}
+	defer unix.Munmap(mem)
+	for b := mem[:n]; len(b) >= recordSize; b = b[recordSize:] {
+		pid := int32(native.Uint32(b[0:]))
+		if c := len(fds); c > 0 && fds[c-1].PID == pid {
+			fds[c-1].N++
+		} else {
+			fds = append(fds, FDs{PID: pid, N: 1})
+		}
+		if native.Uint64(b[8:]) != 0 {
+			dst = append(dst, decodeSocket(b))
+		}
 	}
 	return dst, fds, nil
-}
-
-// drain hands fn every record batch in the ring until it is empty.
-func (w *fdWalk) drain(fn func([]byte)) error {
-	w.reader.SetDeadline(time.Now())
-	var rec ringbuf.Record
-	for {
-		if err := w.reader.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil
-			}
-			return fmt.Errorf("read the fd walk's ring buffer: %w", err)
-		}
-		fn(rec.RawSample)
-	}
 }
 
 // flock takes an exclusive lock on fd, waiting for ctx at most.

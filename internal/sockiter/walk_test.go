@@ -117,24 +117,24 @@ func TestWalkListsWhatTaskFileLists(t *testing.T) {
 
 func TestWalkRingFull(t *testing.T) {
 	ownSockets(t, 1500)
-	small := loadWalk(t, Options{ringBytes: os.Getpagesize()})
+	small := loadWalk(t, Options{walkRecords: 1000})
 	if _, _, err := small.List(context.Background(), nil, nil); !errors.Is(err, ErrRingFull) {
-		t.Errorf("a pass of ~3,000 fds through a ring of a page: %v, want ErrRingFull", err)
+		t.Errorf("a pass of ~3,000 fds into an array of 1,000: %v, want ErrRingFull", err)
 	}
-	// The next pass drains what the last one left before it runs.
+	// Each pass starts from zero.
 	if _, _, err := small.List(context.Background(), nil, nil); !errors.Is(err, ErrRingFull) {
 		t.Errorf("the second pass: %v, want ErrRingFull", err)
 	}
-	if n := ringSize(100_000); n != 8<<20 {
-		t.Errorf("ringSize(100,000 files) = %d, want 8 MiB", n)
+	if n := recordsFor(100_000); n != 200_000 {
+		t.Errorf("recordsFor(100,000 files) = %d, want 200,000", n)
 	}
-	if n := ringSize(0); n != minRingBytes {
-		t.Errorf("ringSize(0) = %d, want %d", n, minRingBytes)
+	if n := recordsFor(0); n != minRecords {
+		t.Errorf("recordsFor(0) = %d, want %d", n, minRecords)
 	}
 }
 
-// Two processes share a pinned fd walk: a pass that did not drain (killed
-// midway) leaves nothing to the next, and passes at once take turns.
+// Two processes share a pinned fd walk: a pass killed before it read its
+// records leaves nothing to the next, and passes at once take turns.
 func TestWalkPinnedShared(t *testing.T) {
 	dir := filepath.Join(bpffs(t), "picket")
 	ownSockets(t, 200)
@@ -143,7 +143,7 @@ func TestWalkPinnedShared(t *testing.T) {
 		t.Fatalf("first load: %s", first.How())
 	}
 	want, wantN := own(t, first)
-	// A pass run and never drained.
+	// A pass run and never read.
 	var none [recordSize]byte
 	if err := readRecords(context.Background(), first.a.link, none[:], recordSize, func([]byte) {}); err != nil {
 		t.Fatal(err)

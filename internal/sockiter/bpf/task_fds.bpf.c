@@ -11,23 +11,23 @@
  * guarded by the kernel's exception table, and says what a racing
  * readlink of /proc/PID/fd would have said a moment earlier.
  *
- * The records go to a ring buffer, not to the iterator's seq_file: what
- * one task's call writes there must fit in the seq_file's buffer (8 pages,
+ * The records go to an array map, not to the iterator's seq_file: what one
+ * task's call writes there must fit in the seq_file's buffer (8 pages,
  * bpf_seq_read says E2BIG otherwise), and a server holding 10,000 sockets
- * writes 240 KB. They are written 64 at a time (a word of open_fds), each
- * bpf_ringbuf_output taking the ring's lock with interrupts off. A record
- * that finds the ring full is counted in dropped, and picket then does not
- * trust the pass. The program only reads the kernel; its loops are
- * bpf_loop's over the table's words (at most max_fds/64) and 64 bits. */
+ * writes 240 KB. (A ring buffer would do too, but its reader maps all of
+ * it, twice, into picket: megabytes of RSS.) next counts the records; a
+ * record past the array's end is counted in dropped, and picket then does
+ * not trust the pass. picket zeroes both before each pass, and after it
+ * maps the array (BPF_F_MMAPABLE, set at load) as far as next to read it.
+ * The program only reads the kernel; its loops are bpf_loop's over the
+ * table's words (at most max_fds/64) and 64 bits. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "sock_rec.h"
 
 /* include/uapi/linux/bpf.h */
-#define BPF_MAP_TYPE_PERCPU_ARRAY 6
-#define BPF_MAP_TYPE_RINGBUF 27
-#define BPF_RB_NO_WAKEUP 1
+#define BPF_MAP_TYPE_ARRAY 2
 
 /* bpf_rdonly_cast (6.2): a typed pointer that may be read (each load
  * guarded by the exception table) but handed to no helper. */
@@ -40,30 +40,17 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
  * on disk is on that disk's filesystem, and no socket. */
 #define SOCKFS_MAGIC 0x534F434B
 
-
 /* Its size is set by picket at load (walk.go). */
 struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << 16);
+	__type(key, __u32);
+	__type(value, struct sock_rec);
 } records SEC(".maps");
 
-/* Records that found the ring full since picket last zeroed it. */
+/* The records this pass wrote (or would have), and those past the end. */
+__u64 next;
 __u64 dropped;
-
-/* One word's records, built here and written to the ring at once; n is in
- * the map, not on the stack, so that the verifier does not follow every
- * count through the 64 bits. */
-struct batch {
-	struct sock_rec r[64];
-	__u32 n;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct batch);
-} scratch SEC(".maps");
 
 struct walk {
 	__u64 fds;      /* fdt->fd: struct file ** */
@@ -80,11 +67,6 @@ static long word(__u64 i, void *data)
 		return 1;
 	if (!bits)
 		return 0;
-	__u32 zero = 0;
-	struct batch *bt = bpf_map_lookup_elem(&scratch, &zero);
-	if (!bt)
-		return 1;
-	bt->n = 0;
 	for (int b = 0; b < 64; b++) {
 		if (!(bits & (1UL << b)))
 			continue;
@@ -94,9 +76,6 @@ static long word(__u64 i, void *data)
 			break;
 		if (!fp)
 			continue; /* reserved by an open not yet installed */
-		__u32 n = bt->n;
-		if (n >= 64)
-			break;
 		struct file *file = cast(fp, struct file);
 		struct sock_rec r = {};
 		r.tgid = w->tgid;
@@ -113,18 +92,16 @@ static long word(__u64 i, void *data)
 				r.protocol = sk->sk_protocol;
 			}
 		}
-		bt->r[n] = r;
-		bt->n = n + 1;
+		__u32 at = __sync_fetch_and_add(&next, 1);
+		struct sock_rec *slot = bpf_map_lookup_elem(&records, &at);
+		if (!slot) {
+			__sync_fetch_and_add(&dropped, 1);
+			continue;
+		}
+		*slot = r;
 	}
-	__u64 sz = (__u64)bt->n * sizeof(struct sock_rec);
-	asm volatile("" : "+r"(sz)); /* bound the size itself, not n */
-	if (sz == 0 || sz > sizeof(bt->r))
-		return 0;
-	if (bpf_ringbuf_output(&records, bt, sz, BPF_RB_NO_WAKEUP))
-		__sync_fetch_and_add(&dropped, sz / sizeof(struct sock_rec));
 	return 0;
 }
-
 SEC("iter/task")
 int task_fds(struct bpf_iter__task *ctx)
 {

@@ -650,10 +650,10 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 		d.mu.Unlock()
 		return
 	}
-	if key := snap.Collector + snap.CollectorReason + "\x00" + snap.ProcessCollector + snap.ProcessCollectorReason; full && snap.Collector != "" && key != d.collector {
+	if key := snap.Collector + snap.CollectorReason + "\x00" + snap.ProcessCollector + snap.ProcessCollectorReason + "\x00" + snap.BPFPrograms; full && snap.Collector != "" && key != d.collector {
 		d.collector = key
 		if snap.Collector == snapshot.CollectorBPF {
-			d.log.Info("sockets are attributed by a BPF task_file iterator")
+			d.log.Info("sockets are attributed by a BPF iterator", "programs", snap.BPFPrograms)
 		} else {
 			d.log.Warn("sockets are attributed by the /proc walk (one readlink per fd)", "reason", snap.CollectorReason)
 		}

@@ -119,3 +119,24 @@ func BenchmarkWalkList(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(socks)), "sockets")
 }
+
+// BenchmarkLoadWalk is BenchmarkLoad with the fd walk in the task_file
+// iterator's place: what a process pays where nothing is pinned.
+func BenchmarkLoadWalk(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("loading a BPF iterator needs root")
+	}
+	for b.Loop() {
+		k := NewKernel()
+		it, err := LoadWalk(Options{Kernel: k})
+		if err != nil {
+			b.Skip(err)
+		}
+		t, err := LoadTasks(Options{Kernel: k})
+		if err != nil {
+			b.Fatal(err)
+		}
+		it.Close()
+		t.Close()
+	}
+}

@@ -72,7 +72,8 @@ func (b *bpfSockets) ready(c *Collector) bool {
 	// Both programs are relocated against one decoding of the kernel's
 	// types (made only if a program is not opened from its pin), dropped
 	// when ready returns.
-	o := sockiter.Options{Kernel: sockiter.NewKernel(), PinDir: c.opts.BPFPinDir}
+	files, _ := openFiles(c.proc)
+	o := sockiter.Options{Kernel: sockiter.NewKernel(), PinDir: c.opts.BPFPinDir, OpenFiles: files}
 	// The fd walk lists what the task_file iterator lists in half its
 	// time, on 6.2 and later (sockiter/walk.go).
 	var it *sockiter.Iter
@@ -166,8 +167,8 @@ func (b *bpfSockets) blocked(c *Collector) string {
 // this look walk fd/ instead.
 func (b *bpfSockets) pass(ctx context.Context) error {
 	list, fds, err := b.iter.List(ctx, b.list[:0], b.fds[:0])
-	if errors.Is(err, sockiter.ErrRingFull) {
-		// The host outgrew the ring the fd walk was loaded with: the
+	if errors.Is(err, sockiter.ErrWalkFull) {
+		// The host outgrew the array the fd walk was loaded with: the
 		// task_file iterator has none to outgrow.
 		b.walkWhy = err.Error()
 		if it, lerr := sockiter.Load(sockiter.Options{Kernel: sockiter.NewKernel(), PinDir: b.pinDir}); lerr == nil {

@@ -47,8 +47,11 @@ type Options struct {
 	// Kernel is the decoding of the kernel's types the program is
 	// relocated against (nil: one for this load alone).
 	Kernel *Kernel
-	// walkRecords sizes the fd walk's array (0: after the host's
-	// files); for tests.
+	// OpenFiles is the host's count of open files (the first field of
+	// /proc/sys/fs/file-nr, which the caller reads): the fd walk's array
+	// is sized for twice as many (0: its least).
+	OpenFiles int
+	// walkRecords sizes the fd walk's array instead (tests).
 	walkRecords int
 	// PinDir is a directory on a BPF filesystem where the attached
 	// iterator is pinned for the next process, and where it is looked

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,21 +21,20 @@ import (
 // and picket then loads the task_file iterator (Load).
 //
 // Its records go to an array map that List maps and reads once the pass
-// is over,
-// so the array must hold a whole pass: LoadWalk sizes it after the host's
-// open files (the first field of /proc/sys/fs/file-nr), twice as many,
-// at least minRecords, and a pass that overflows it fails (ErrRingFull)
-// rather than report part of the host. The array is kernel memory (24
-// bytes a record, 1.5 MiB at the least), charged to picket's cgroup, for
-// as long as the program is loaded or pinned.
+// is over, so the array must hold a whole pass: LoadWalk sizes it for
+// twice the host's open files (Options.OpenFiles), at least minRecords,
+// and a pass that overflows it fails (ErrWalkFull) rather than report part
+// of the host. The array is kernel memory (24 bytes a record, 1.5 MiB at
+// the least), charged to picket's cgroup, for as long as the program is
+// loaded or pinned.
 
 const (
 	minRecords = 1 << 16
 	maxRecords = 1 << 22
 )
 
-// ErrRingFull is a pass that found the fd walk's array of records full.
-var ErrRingFull = errors.New("the fd walk's array of records was full")
+// ErrWalkFull is a pass that found the fd walk's array of records full.
+var ErrWalkFull = errors.New("the fd walk's array of records was full")
 
 // fdWalk is picket's end of a loaded or pinned fd walk: its array of
 // records and its globals (next, dropped), read and zeroed around each pass.
@@ -69,12 +66,12 @@ func recordsFor(files int) int {
 }
 
 // LoadWalk loads and attaches the fd walk as o says (relocated against
-// o.Kernel, found in or pinned to o.PinDir), its ring sized for the host's
-// files now. Its Iter lists what Load's does.
+// o.Kernel, found in or pinned to o.PinDir), its array sized for the
+// host's open files. Its Iter lists what Load's does.
 func LoadWalk(o Options) (*Iter, error) {
 	size := o.walkRecords
 	if size == 0 {
-		size = recordsFor(filesInUse())
+		size = recordsFor(o.OpenFiles)
 	}
 	if _, err := walkGlobals(); err != nil {
 		return nil, err
@@ -192,7 +189,7 @@ func (w *fdWalk) list(ctx context.Context, l *link.Iter, dst []Socket, fds []FDs
 		if w.pin != "" {
 			os.Remove(w.pin)
 		}
-		return dst, fds, fmt.Errorf("%w: %d records past its %d", ErrRingFull, dropped, w.size)
+		return dst, fds, fmt.Errorf("%w: %d records past its %d", ErrWalkFull, dropped, w.size)
 	}
 	if next == 0 {
 		return dst, fds, nil
@@ -234,18 +231,4 @@ func flock(ctx context.Context, fd int) error {
 		case <-time.After(time.Millisecond):
 		}
 	}
-}
-
-// filesInUse is the host's count of open files (0 when unknown).
-func filesInUse() int {
-	b, err := os.ReadFile("/proc/sys/fs/file-nr")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[0])
-	return n
 }

@@ -118,12 +118,12 @@ func TestWalkListsWhatTaskFileLists(t *testing.T) {
 func TestWalkRingFull(t *testing.T) {
 	ownSockets(t, 1500)
 	small := loadWalk(t, Options{walkRecords: 1000})
-	if _, _, err := small.List(context.Background(), nil, nil); !errors.Is(err, ErrRingFull) {
-		t.Errorf("a pass of ~3,000 fds into an array of 1,000: %v, want ErrRingFull", err)
+	if _, _, err := small.List(context.Background(), nil, nil); !errors.Is(err, ErrWalkFull) {
+		t.Errorf("a pass of ~3,000 fds into an array of 1,000: %v, want ErrWalkFull", err)
 	}
 	// Each pass starts from zero.
-	if _, _, err := small.List(context.Background(), nil, nil); !errors.Is(err, ErrRingFull) {
-		t.Errorf("the second pass: %v, want ErrRingFull", err)
+	if _, _, err := small.List(context.Background(), nil, nil); !errors.Is(err, ErrWalkFull) {
+		t.Errorf("the second pass: %v, want ErrWalkFull", err)
 	}
 	if n := recordsFor(100_000); n != 200_000 {
 		t.Errorf("recordsFor(100,000 files) = %d, want 200,000", n)

@@ -16,4 +16,20 @@ struct sock_rec {
 	__u8 pad;
 };
 
+/* The socket's own fields: what it is, and its state (TCP_* for TCP,
+ * TCP_ESTABLISHED for a connected UDP or unix socket); all zero but the
+ * type for a socket with no struct sock left (one being torn down). sock
+ * is a typed pointer (BTF), so each load is one instruction guarded by
+ * the kernel's exception table. */
+static __always_inline void sock_fields(struct sock_rec *r, struct socket *sock)
+{
+	r->type = sock->type;
+	struct sock *sk = sock->sk;
+	if (sk) {
+		r->family = sk->__sk_common.skc_family;
+		r->state = sk->__sk_common.skc_state;
+		r->protocol = sk->sk_protocol;
+	}
+}
+
 #endif

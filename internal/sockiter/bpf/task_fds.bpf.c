@@ -103,14 +103,7 @@ static long one(__u64 unused, void *data)
 	struct inode *inode = file->f_inode;
 	if (inode && inode->i_sb->s_magic == SOCKFS_MAGIC) {
 		r.ino = inode->i_ino;
-		struct socket *sock = cast(file->private_data, struct socket);
-		r.type = sock->type;
-		struct sock *sk = sock->sk;
-		if (sk) {
-			r.family = sk->__sk_common.skc_family;
-			r.state = sk->__sk_common.skc_state;
-			r.protocol = sk->sk_protocol;
-		}
+		sock_fields(&r, cast(file->private_data, struct socket));
 	}
 	__u32 at = __sync_fetch_and_add(&next, 1);
 	struct sock_rec *slot = bpf_map_lookup_elem(&records, &at);

@@ -47,13 +47,7 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 		return 0;
 	}
 	r.ino = file->f_inode->i_ino;
-	r.type = sock->type;
-	struct sock *sk = sock->sk;
-	if (sk) {
-		r.family = sk->__sk_common.skc_family;
-		r.state = sk->__sk_common.skc_state;
-		r.protocol = sk->sk_protocol;
-	}
+	sock_fields(&r, sock);
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }

@@ -162,15 +162,7 @@ func (it *Iter) List(ctx context.Context, dst []Socket, fds []FDs) ([]Socket, []
 		return it.walk.list(ctx, it.a.link, dst, fds)
 	}
 	err := readRecords(ctx, it.a.link, it.buf, recordSize, func(b []byte) {
-		pid := int32(native.Uint32(b[0:]))
-		if n := len(fds); n > 0 && fds[n-1].PID == pid {
-			fds[n-1].N++
-		} else {
-			fds = append(fds, FDs{PID: pid, N: 1})
-		}
-		if ino := native.Uint64(b[8:]); ino != 0 {
-			dst = append(dst, decodeSocket(b))
-		}
+		dst, fds = appendRecord(dst, fds, b)
 	})
 	if err != nil {
 		return dst, fds, fmt.Errorf("read the task_file iterator: %w", err)
@@ -186,6 +178,21 @@ var native binary.ByteOrder = func() binary.ByteOrder {
 	}
 	return binary.BigEndian
 }()
+
+// appendRecord counts one struct sock_rec's fd in fds (records come by
+// pid) and appends its socket to dst when it is one.
+func appendRecord(dst []Socket, fds []FDs, b []byte) ([]Socket, []FDs) {
+	pid := int32(native.Uint32(b[0:]))
+	if n := len(fds); n > 0 && fds[n-1].PID == pid {
+		fds[n-1].N++
+	} else {
+		fds = append(fds, FDs{PID: pid, N: 1})
+	}
+	if native.Uint64(b[8:]) != 0 {
+		dst = append(dst, decodeSocket(b))
+	}
+	return dst, fds
+}
 
 // decodeSocket decodes one struct sock_rec.
 func decodeSocket(b []byte) Socket {

@@ -194,6 +194,9 @@ func (w *fdWalk) list(ctx context.Context, l *link.Iter, dst []Socket, fds []FDs
 	if next == 0 {
 		return dst, fds, nil
 	}
+	if next > uint64(w.size) {
+		return dst, fds, fmt.Errorf("the fd walk counts %d records in an array of %d", next, w.size)
+	}
 	// The records are read where the program wrote them, mapped for this
 	// pass only: a mapping kept would be the array's size in RSS for
 	// good, and BPF_MAP_LOOKUP_BATCH copies them one by one (~6 ms at
@@ -205,15 +208,7 @@ func (w *fdWalk) list(ctx context.Context, l *link.Iter, dst []Socket, fds []FDs
 	}
 	defer unix.Munmap(mem)
 	for b := mem[:n]; len(b) >= recordSize; b = b[recordSize:] {
-		pid := int32(native.Uint32(b[0:]))
-		if c := len(fds); c > 0 && fds[c-1].PID == pid {
-			fds[c-1].N++
-		} else {
-			fds = append(fds, FDs{PID: pid, N: 1})
-		}
-		if native.Uint64(b[8:]) != 0 {
-			dst = append(dst, decodeSocket(b))
-		}
+		dst, fds = appendRecord(dst, fds, b)
 	}
 	return dst, fds, nil
 }

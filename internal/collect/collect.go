@@ -58,7 +58,7 @@ type Options struct {
 	ProcOnly bool
 	// ProcOnlyProcesses reads each process's stat, status and cgroup from
 	// /proc even where the BPF task iterator could (the reference it is
-	// tested against); sockets may still come from the task_file one.
+	// tested against); sockets may still come from a BPF socket pass.
 	ProcOnlyProcesses bool
 	// BPFNoWalk attributes sockets with the task_file iterator even where
 	// the fd walk loads (tests compare the two).

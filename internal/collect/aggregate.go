@@ -11,8 +11,9 @@ import (
 	"github.com/picket-guard/picket/internal/snapshot"
 )
 
-// fill turns the raw scan into the snapshot's process and socket parts.
-func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables) {
+// fill turns the raw scan into the snapshot's process and socket parts;
+// host is picket's own namespace's tables (nil for a light look).
+func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables, host *nsTables) {
 	c := s.c
 	btime := s.bootTime()
 	accounts := c.users.Accounts()
@@ -100,7 +101,11 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 		hc := (*snapshotCounts)(&h.SocketCounts)
 		for _, sr := range s.workers[p.worker].socks[p.inoLo : p.inoLo+p.inoN] {
 			kind := kindUnknown
-			if t != nil {
+			if host != nil && sr.hashed&host.hashed != 0 {
+				// In picket's own namespace's table: its dump counted
+				// it.
+				kind = sr.kind
+			} else if t != nil {
 				kind = t.kind(sr.ino)
 			}
 			if kind == kindUnknown {
@@ -114,7 +119,7 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables)
 				if kind == kindUnknown {
 					kind = s.protoKind(p.pid, sr)
 				}
-				if !untabled[sr.ino] && !inAnyTable(tables, sr.ino) {
+				if !untabled[sr.ino] && !inAnyTable(tables, sr) {
 					untabled[sr.ino] = true
 					(*snapshotCounts)(&snap.Sockets.Totals).add(kind)
 				}
@@ -233,10 +238,10 @@ func (j *cgroupJoin) finish() {
 	})
 }
 
-// inAnyTable says whether some namespace's tables list the inode.
-func inAnyTable(tables map[uint64]*nsTables, ino uint64) bool {
+// inAnyTable says whether some namespace's tables list the socket.
+func inAnyTable(tables map[uint64]*nsTables, sr sockRef) bool {
 	for _, t := range tables {
-		if t.kind(ino) != kindUnknown {
+		if t.lists(sr) {
 			return true
 		}
 	}

@@ -206,7 +206,7 @@ func liveBPFMatchesProc(t *testing.T, noWalk bool) {
 	want := "task_fds"
 	if noWalk {
 		want = "task_file"
-	} else if !kernelAtLeast(6, 2) {
+	} else if !testkit.KernelAtLeast(6, 2) {
 		t.Skipf("the fd walk needs 6.2 (bpf_rdonly_cast): %s", bpf.BPFPrograms)
 	}
 	if !strings.Contains(bpf.BPFPrograms, ": "+want+" ") && !strings.HasPrefix(bpf.BPFPrograms, want+" ") {
@@ -513,15 +513,4 @@ func TestLiveBPFFallback(t *testing.T) {
 			}
 		})
 	}
-}
-
-// kernelAtLeast says whether the running kernel is major.minor or later.
-func kernelAtLeast(major, minor int) bool {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return false
-	}
-	var ma, mi int
-	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi)
-	return ma > major || ma == major && mi >= minor
 }

@@ -13,10 +13,13 @@ import (
 // sockRef is one socket fd: the socket's inode and the fd number it was
 // found under (for the xattr fallback), and its kind when the BPF iterator
 // found it (kindUnknown from the /proc walk: the tables, or the xattr, say).
+// hashed is set by the BPF pass for a socket that the kernel has in its
+// table of picket's own namespace: the dumpTable bit of that table.
 type sockRef struct {
-	ino  uint64
-	fd   int32
-	kind sockKind
+	ino    uint64
+	fd     int32
+	kind   sockKind
+	hashed uint8
 }
 
 // probeMisses is how many absent fd numbers listFDs tries in a row before

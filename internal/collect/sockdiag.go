@@ -144,7 +144,7 @@ func (d *sockDiag) dump(req diagRequest, t *nsTables) error {
 				states[st]++
 			}
 		}
-		if ino := binary.NativeEndian.Uint32(body[req.inoOff:]); ino != 0 {
+		if ino := binary.NativeEndian.Uint32(body[req.inoOff:]); ino != 0 && t.kinds != nil {
 			t.kinds[uint64(ino)] = kind
 		}
 		return nil

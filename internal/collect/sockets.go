@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/picket-guard/picket/internal/proctext"
 	"github.com/picket-guard/picket/internal/snapshot"
 )
@@ -75,6 +77,43 @@ type nsTables struct {
 	more   []map[uint64]sockKind
 	totals snapshot.SocketCounts
 	states [len(tcpStates)]int
+	// hashed are the tables dumped without storing their inodes (a bit
+	// per dumpTable), where the BPF pass says of each socket whether the
+	// kernel has it in this namespace's table: such a socket is one the
+	// dump listed (sockRef.hashed).
+	hashed uint8
+}
+
+// dumpTable is the bit of the dumped table that lists a socket of kind k
+// and family (0 for a kind with no dump). The dumps walk the kernel's own
+// tables: TCP's listening and established hashes (inet_diag_dump_icsk),
+// UDP's hash slots (udp_dump) and the namespace's unix table
+// (unix_diag_dump), each socket linked in through its skc_node: the
+// socket is in the dump exactly when sk_hashed says it is in one.
+func dumpTable(k sockKind, family uint16) uint8 {
+	v6 := family == unix.AF_INET6
+	switch {
+	case k == kindTCP && !v6:
+		return 1 << 0
+	case k == kindTCP:
+		return 1 << 1
+	case k == kindUDP && !v6:
+		return 1 << 2
+	case k == kindUDP:
+		return 1 << 3
+	case k == kindUnix:
+		return 1 << 4
+	}
+	return 0
+}
+
+// dumpTables are the bits of dumpTable by file.
+var dumpTables = map[string]uint8{"tcp": 1 << 0, "tcp6": 1 << 1, "udp": 1 << 2, "udp6": 1 << 3, "unix": 1 << 4}
+
+// lists says whether the tables list the socket sr, whichever way they
+// were read.
+func (t *nsTables) lists(sr sockRef) bool {
+	return sr.hashed&t.hashed != 0 || t.kind(sr.ino) != kindUnknown
 }
 
 // kind is the kind the tables give the socket with inode ino (kindUnknown
@@ -139,7 +178,7 @@ func (r *tableReader) readNS(dir string) (*nsTables, error) {
 func (r *tableReader) readNSDiag(dir string, dump bool, hint int) (*nsTables, error) {
 	var d *pendingDump
 	if dump {
-		d = r.startDump(hint)
+		d = r.startDump(hint, true)
 	}
 	return r.readNSDumped(dir, d, hint)
 }
@@ -189,17 +228,23 @@ type pendingDump struct {
 	t     *nsTables
 	fin   map[string]bool
 	over  bool
+	// inodes is false for dumps that only count: the BPF pass says which
+	// held sockets they list (nsTables.hashed).
+	inodes bool
 }
 
 // startDump opens the netlink sockets now, so that their fds are known
 // (fds) to whoever lists picket's own fds meanwhile, and starts the
-// dumps. hint sizes the inode maps.
-func (r *tableReader) startDump(hint int) *pendingDump {
+// dumps. hint sizes the inode maps; without inodes, the dumps count
+// sockets and store none of them (a fifth of a full look's CPU at 30,000
+// sockets, in map inserts and lookups, when the BPF pass can say instead).
+func (r *tableReader) startDump(hint int, inodes bool) *pendingDump {
 	d := &pendingDump{
-		r:     r,
-		fds:   make([]int, len(diagGroups)),
-		parts: make([]*nsTables, len(diagGroups)),
-		done:  make([][]bool, len(diagGroups)),
+		r:      r,
+		fds:    make([]int, len(diagGroups)),
+		parts:  make([]*nsTables, len(diagGroups)),
+		done:   make([][]bool, len(diagGroups)),
+		inodes: inodes,
 	}
 	if len(r.diagBufs) < len(diagGroups) {
 		r.diagBufs = make([][]byte, len(diagGroups))
@@ -223,7 +268,9 @@ func (r *tableReader) startDump(hint int) *pendingDump {
 			// The map is made here, beside the socket pass: at 30,000
 			// sockets making both (a MiB of fresh pages) held the pass
 			// back by ~10 ms.
-			d.parts[i].kinds = make(map[uint64]sockKind, max(size, 1024))
+			if inodes {
+				d.parts[i].kinds = make(map[uint64]sockKind, max(size, 1024))
+			}
 			defer sd.close()
 			if slices.Equal(files, tcpBothFiles) && sd.dump(tcpBoth, d.parts[i]) == nil {
 				for j := range files {
@@ -259,7 +306,14 @@ func (d *pendingDump) wait() (*nsTables, map[string]bool) {
 	d.wg.Wait()
 	d.over = true
 	for i, p := range d.parts {
-		d.r.partLen[i] = len(p.kinds)
+		if d.inodes {
+			d.r.partLen[i] = len(p.kinds)
+		}
+		if p.kinds == nil {
+			// A text table read in place of a failed dump stores its
+			// inodes here.
+			p.kinds = make(map[uint64]sockKind)
+		}
 	}
 	t := d.parts[0]
 	for _, p := range d.parts[1:] {
@@ -273,6 +327,9 @@ func (d *pendingDump) wait() (*nsTables, map[string]bool) {
 	for i, files := range diagGroups {
 		for j, f := range files {
 			dumped[f] = d.done[i][j]
+			if d.done[i][j] && !d.inodes {
+				t.hashed |= dumpTables[f]
+			}
 		}
 	}
 	d.t, d.fin = t, dumped

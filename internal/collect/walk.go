@@ -149,13 +149,18 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, 
 	if !light && c.live {
 		if useBPF {
 			dump = s.overlapPasses(ctx, hostNS)
-			// Whatever happens below, the dumps' goroutines end before
-			// scan returns (wait is a no-op once the tables have it).
-			defer dump.wait()
 			if err := s.passErr; err != nil {
 				why = err.Error()
 				tasksWhy = "the task_file pass failed: " + why
+				// Its dumps stored no inodes, which the /proc walk
+				// needs: the tables are read again below.
+				dump.wait()
+				dump = nil
 			} else {
+				// Whatever happens below, the dumps' goroutines end
+				// before scan returns (wait is a no-op once the tables
+				// have it).
+				defer dump.wait()
 				s.bpfRun = true
 				tasksWhy = s.bpf.tasksWhy
 			}
@@ -239,7 +244,7 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, 
 
 	if light {
 		snap.Light = true
-		s.fill(snap, nil)
+		s.fill(snap, nil, nil)
 		return errors.Join(errs...)
 	}
 
@@ -284,7 +289,7 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, 
 	sockets.Namespaces = len(tables)
 	s.hostSocks = nsSocks[hostNS]
 
-	s.fill(snap, tables)
+	s.fill(snap, tables, tables[hostNS])
 	return errors.Join(errs...)
 }
 
@@ -359,8 +364,10 @@ func (s *procScanner) overlapPasses(ctx context.Context, hostNS uint64) *pending
 	}
 	if hostNS != 0 {
 		// Sized after the last look's count: this one's is known only
-		// after the passes.
-		dump = s.tables.startDump(s.hostSocks)
+		// after the passes. Only counted: the pass says which sockets
+		// they list (the /proc walk of a look whose pass fails dumps
+		// again, inodes and all).
+		dump = s.tables.startDump(s.hostSocks, false)
 	}
 	s.taskErr = nil
 	var wg sync.WaitGroup
@@ -417,7 +424,11 @@ func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64
 				}
 				p.inoLo = len(w.socks)
 				for _, sk := range s.bpf.socketsOf(p.pid) {
-					w.socks = append(w.socks, sockRef{ino: sk.Inode, fd: sk.FD, kind: kindOfSocket(sk)})
+					r := sockRef{ino: sk.Inode, fd: sk.FD, kind: kindOfSocket(sk)}
+					if sk.Hashed && uint64(sk.NetNS) == hostNS {
+						r.hashed = dumpTable(r.kind, sk.Family)
+					}
+					w.socks = append(w.socks, r)
 				}
 				p.inoN = len(w.socks) - p.inoLo
 			}

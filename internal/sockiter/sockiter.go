@@ -39,10 +39,18 @@ type Socket struct {
 	Type     uint16
 	Protocol uint16
 	State    uint8
+	// Hashed says the socket is in its protocol's lookup table, the one
+	// sock_diag dumps and /proc/net/{tcp,udp,unix...} print (sk_hashed):
+	// a TCP listener or connection, a bound or connected UDP socket, any
+	// unix socket. NetNS is the inode of the network namespace it was
+	// made in (that table's), which need not be its holder's: a socket
+	// passed into a container keeps its own.
+	Hashed bool
+	NetNS  uint32
 }
 
 // recordSize is sizeof(struct sock_rec) in bpf/task_file.bpf.c.
-const recordSize = 24
+const recordSize = 32
 
 // Iter is a loaded and attached iterator. Each List runs it once. Close
 // releases the program; an Iter is not safe for concurrent use.
@@ -194,6 +202,9 @@ func appendRecord(dst []Socket, fds []FDs, b []byte) ([]Socket, []FDs) {
 	return dst, fds
 }
 
+// recHashed is SOCK_REC_HASHED, a bit of struct sock_rec's flags.
+const recHashed = 1
+
 // decodeSocket decodes one struct sock_rec.
 func decodeSocket(b []byte) Socket {
 	return Socket{
@@ -204,5 +215,7 @@ func decodeSocket(b []byte) Socket {
 		Type:     native.Uint16(b[18:]),
 		Protocol: native.Uint16(b[20:]),
 		State:    b[22],
+		Hashed:   b[23]&recHashed != 0,
+		NetNS:    native.Uint32(b[24:]),
 	}
 }

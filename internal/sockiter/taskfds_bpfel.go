@@ -22,7 +22,9 @@ type taskFdsSockRec struct {
 	Type     uint16
 	Protocol uint16
 	State    uint8
-	Pad      uint8
+	Flags    uint8
+	Netns    uint32
+	Pad      uint32
 }
 
 // Names of all BPF objects in the ELF.

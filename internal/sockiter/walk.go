@@ -24,7 +24,7 @@ import (
 // is over, so the array must hold a whole pass: LoadWalk sizes it for
 // twice the host's open files (Options.OpenFiles), at least minRecords,
 // and a pass that overflows it fails (ErrWalkFull) rather than report part
-// of the host. The array is kernel memory (24 bytes a record, 1.5 MiB at
+// of the host. The array is kernel memory (32 bytes a record, 2 MiB at
 // the least), charged to picket's cgroup, for as long as the program is
 // loaded or pinned.
 

@@ -1,5 +1,5 @@
 /* The record of one open fd, written by task_file.bpf.c and task_fds.bpf.c
- * alike. Keep in step with decodeSocket in sockiter.go (24 bytes, little or
+ * alike. Keep in step with decodeSocket in sockiter.go (32 bytes, little or
  * big endian as the kernel). An fd that is no socket has ino 0 (no socket
  * has inode 0: get_next_ino starts at 1). */
 #ifndef PICKET_SOCK_REC_H
@@ -13,8 +13,18 @@ struct sock_rec {
 	__u16 type;
 	__u16 protocol;
 	__u8 state;
-	__u8 pad;
+	__u8 flags; /* SOCK_REC_HASHED */
+	__u32 netns; /* the inode of the socket's network namespace */
+	__u32 pad;
 };
+
+/* The socket is in its protocol's lookup table (sk_hashed, in
+ * include/net/sock.h): the very lists sock_diag dumps and /proc/net
+ * prints. TCP listeners and connections (inet_hash, inet_ehash_insert),
+ * bound or connected UDP sockets (udp_lib_get_port) and every unix socket
+ * (unix_insert_unbound_socket) are linked through skc_node or the nulls
+ * list that shares its place; an unbound or closed one is not. */
+#define SOCK_REC_HASHED 1
 
 /* The socket's own fields: what it is, and its state (TCP_* for TCP,
  * TCP_ESTABLISHED for a connected UDP or unix socket); all zero but the
@@ -29,6 +39,11 @@ static __always_inline void sock_fields(struct sock_rec *r, struct socket *sock)
 		r->family = sk->__sk_common.skc_family;
 		r->state = sk->__sk_common.skc_state;
 		r->protocol = sk->sk_protocol;
+		if (sk->__sk_common.skc_node.pprev)
+			r->flags |= SOCK_REC_HASHED;
+		struct net *net = sk->__sk_common.skc_net.net;
+		if (net)
+			r->netns = net->ns.inum;
 	}
 }
 

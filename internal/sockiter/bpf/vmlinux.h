@@ -149,9 +149,20 @@ struct file {
 	void *private_data;
 };
 
+struct hlist_node {
+	struct hlist_node *next, **pprev;
+};
+
+/* The kernel's skc_node shares an anonymous union with skc_nulls_node
+ * (same layout: TCP's hashes are nulls lists, UDP's and unix's plain
+ * ones); the loader finds a field of an anonymous member by its name. */
 struct sock_common {
 	unsigned short skc_family;
 	volatile unsigned char skc_state;
+	struct {
+		struct net *net;
+	} skc_net; /* possible_net_t */
+	struct hlist_node skc_node;
 };
 
 struct sock {

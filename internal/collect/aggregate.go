@@ -12,8 +12,9 @@ import (
 )
 
 // fill turns the raw scan into the snapshot's process and socket parts;
-// host is picket's own namespace's tables (nil for a light look).
-func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables, host *nsTables) {
+// host is picket's own namespace's tables (nil for a light look), hostNS
+// that namespace.
+func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables, host *nsTables, hostNS uint64) {
 	c := s.c
 	btime := s.bootTime()
 	accounts := c.users.Accounts()
@@ -99,7 +100,7 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables,
 		t := tables[p.netns]
 		h := snapshot.Holder{PID: p.pid, User: name, UID: p.uid, Comm: p.comm, FDs: p.fds}
 		hc := (*snapshotCounts)(&h.SocketCounts)
-		for _, sr := range s.workers[p.worker].socks[p.inoLo : p.inoLo+p.inoN] {
+		for _, sr := range s.socketsOf(p, hostNS) {
 			kind := kindUnknown
 			if host != nil && sr.hashed&host.hashed != 0 {
 				// In picket's own namespace's table: its dump counted
@@ -133,6 +134,20 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables,
 	}
 	cgs.finish()
 	s.readLimits(snap, holderIdx, userPid)
+}
+
+// socketsOf is what the scan found p to hold; hostNS is picket's own
+// network namespace. The slice is valid until the next call.
+func (s *procScanner) socketsOf(p *procInfo, hostNS uint64) []sockRef {
+	if !p.bpfSocks {
+		return s.workers[p.worker].socks[p.inoLo : p.inoLo+p.inoN]
+	}
+	refs := s.refBuf[:0]
+	for _, sk := range s.bpf.list[p.inoLo : p.inoLo+p.inoN] {
+		refs = append(refs, bpfRef(sk, hostNS))
+	}
+	s.refBuf = refs
+	return refs
 }
 
 // cgroupJoin puts the walk's cgroup paths into the snapshot: each

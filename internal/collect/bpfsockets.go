@@ -241,14 +241,25 @@ func (b *bpfSockets) dropSockets(pid int32, drop func(sockiter.Socket) bool) {
 	}
 }
 
-// socketsOf returns the last pass's sockets of pid.
-func (b *bpfSockets) socketsOf(pid int) []sockiter.Socket {
-	lo, _ := slices.BinarySearchFunc(b.list, int32(pid), func(s sockiter.Socket, p int32) int { return int(s.PID) - int(p) })
+// socketRange says where the last pass's sockets of pid are in its list:
+// n of them from lo.
+func (b *bpfSockets) socketRange(pid int) (lo, n int) {
+	lo, _ = slices.BinarySearchFunc(b.list, int32(pid), func(s sockiter.Socket, p int32) int { return int(s.PID) - int(p) })
 	hi := lo
 	for hi < len(b.list) && b.list[hi].PID == int32(pid) {
 		hi++
 	}
-	return b.list[lo:hi]
+	return lo, hi - lo
+}
+
+// bpfRef is the socket sk of the pass as a look counts it; hostNS is
+// picket's own network namespace.
+func bpfRef(sk sockiter.Socket, hostNS uint64) sockRef {
+	r := sockRef{ino: sk.Inode, fd: sk.FD, kind: kindOfSocket(sk)}
+	if sk.Hashed && uint64(sk.NetNS) == hostNS {
+		r.hashed = dumpTable(r.kind, sk.Family)
+	}
+	return r
 }
 
 // fdsOf returns how many fds the last pass saw pid hold.

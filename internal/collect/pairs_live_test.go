@@ -29,7 +29,7 @@ func heldSockets(c *Collector, pids []int) map[int][]string {
 			continue
 		}
 		var l []string
-		for _, r := range s.workers[p.worker].socks[p.inoLo : p.inoLo+p.inoN] {
+		for _, r := range s.socketsOf(&p, 0) {
 			l = append(l, fmt.Sprintf("%d:%d", r.fd, r.ino))
 		}
 		slices.Sort(l)

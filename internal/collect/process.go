@@ -34,7 +34,8 @@ type procInfo struct {
 	fds         int // -1: unreadable
 	netns       uint64
 	worker      int // whose socks the window below is in
-	inoLo, inoN int // window into procWorker.socks
+	inoLo, inoN int // window into procWorker.socks, or the BPF pass's list (bpfSocks)
+	bpfSocks    bool
 	// cgroup is the process's cgroup path (cgroup.Pick's primary), and
 	// cgOthers the v1 paths it is in besides (a pids cgroup apart from its
 	// memory one); interned per worker.

@@ -64,6 +64,7 @@ type procScanner struct {
 	// namespace, which sizes the next dumps' maps.
 	passErr, taskErr error
 	hostSocks        int
+	refBuf           []sockRef // one process's sockets of the BPF pass, in fill
 }
 
 // cgSeen is one process's cgroup paths from an earlier scan.
@@ -244,7 +245,7 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, 
 
 	if light {
 		snap.Light = true
-		s.fill(snap, nil, nil)
+		s.fill(snap, nil, nil, hostNS)
 		return errors.Join(errs...)
 	}
 
@@ -289,7 +290,7 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, 
 	sockets.Namespaces = len(tables)
 	s.hostSocks = nsSocks[hostNS]
 
-	s.fill(snap, tables, tables[hostNS])
+	s.fill(snap, tables, tables[hostNS], hostNS)
 	return errors.Join(errs...)
 }
 
@@ -415,22 +416,11 @@ func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64
 			}
 			p.worker = id
 			if err == nil && s.bpfRun && !missed {
-				if w.socks == nil {
-					// One worker may take any share of the pass's sockets:
-					// room for all of them is only address space until
-					// used (a sockRef holds no pointer), where growing
-					// by doubling was a tenth of a one-shot's CPU.
-					w.socks = make([]sockRef, 0, len(s.bpf.list))
-				}
-				p.inoLo = len(w.socks)
-				for _, sk := range s.bpf.socketsOf(p.pid) {
-					r := sockRef{ino: sk.Inode, fd: sk.FD, kind: kindOfSocket(sk)}
-					if sk.Hashed && uint64(sk.NetNS) == hostNS {
-						r.hashed = dumpTable(r.kind, sk.Family)
-					}
-					w.socks = append(w.socks, r)
-				}
-				p.inoN = len(w.socks) - p.inoLo
+				// The process's sockets stay in the pass's list, read
+				// there by fill (bpfRef): a copy of 30,000 of them per
+				// look was half a MiB of fresh pages.
+				p.inoLo, p.inoN = s.bpf.socketRange(p.pid)
+				p.bpfSocks = true
 			}
 			if err == nil && p.inoN > 0 && s.taskRun && !missed {
 				p.netns = uint64(s.bpf.tlist[i].NetNS)

@@ -26,7 +26,7 @@ import (
 // The test binary doubles as the socket holder the live tests count
 // (testkit.StartSockets), and as a process that exits mid-look (exiter).
 func TestMain(m *testing.M) {
-	testkit.Main(m, map[string]func() int{"exiter": exiter, "threader": threader, "setresuid": setresuid})
+	testkit.Main(m, map[string]func() int{"exiter": exiter, "threader": threader, "setresuid": setresuid, "fdholder": fdholder})
 }
 
 func holder(s *snapshot.Snapshot, pid int) (snapshot.Holder, bool) {

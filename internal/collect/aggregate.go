@@ -104,7 +104,10 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables,
 			kind := kindUnknown
 			if host != nil && sr.hashed&host.hashed != 0 {
 				// In picket's own namespace's table: its dump counted
-				// it.
+				// it. (A process started after the pass has its sockets
+				// from /proc, unmarked: they count as in no table, and
+				// one the dumps saw too counts twice in this look's
+				// totals; the next look counts it once.)
 				kind = sr.kind
 			} else if t != nil {
 				kind = t.kind(sr.ino)

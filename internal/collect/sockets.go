@@ -236,8 +236,10 @@ type pendingDump struct {
 // startDump opens the netlink sockets now, so that their fds are known
 // (fds) to whoever lists picket's own fds meanwhile, and starts the
 // dumps. hint sizes the inode maps; without inodes, the dumps count
-// sockets and store none of them (a fifth of a full look's CPU at 30,000
-// sockets, in map inserts and lookups, when the BPF pass can say instead).
+// sockets and store none of them, for a look whose BPF pass says which
+// held sockets they list: at 31,000 sockets the maps were a fifth of a
+// look's user CPU (~3 ms, in inserts and lookups) and 0.9 MB of its
+// 2.3 MB of allocations.
 func (r *tableReader) startDump(hint int, inodes bool) *pendingDump {
 	d := &pendingDump{
 		r:      r,

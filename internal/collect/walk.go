@@ -364,10 +364,9 @@ func (s *procScanner) overlapPasses(ctx context.Context, hostNS uint64) *pending
 		}
 	}
 	if hostNS != 0 {
-		// Sized after the last look's count: this one's is known only
-		// after the passes. Only counted: the pass says which sockets
-		// they list (the /proc walk of a look whose pass fails dumps
-		// again, inodes and all).
+		// Only counted: the pass says which sockets they list (the
+		// /proc walk of a look whose pass fails dumps again, inodes and
+		// all).
 		dump = s.tables.startDump(s.hostSocks, false)
 	}
 	s.taskErr = nil

@@ -95,13 +95,9 @@ func TestHashedIsWhatTheDumpsList(t *testing.T) {
 			if sk.PID != pid {
 				continue
 			}
-			ref := sockRef{ino: sk.Inode, kind: kindOfSocket(sk)}
-			if sk.Hashed && uint64(sk.NetNS) == hostNS {
-				ref.hashed = dumpTable(ref.kind, sk.Family)
-			}
 			// What a look whose pass ran says against what the dumps
 			// say, for every socket this process holds.
-			if got, want := ref.hashed != 0, tables.kind(sk.Inode) != kindUnknown; got != want {
+			if got, want := bpfRef(sk, hostNS).hashed != 0, tables.kind(sk.Inode) != kindUnknown; got != want {
 				t.Errorf("%s: socket fd %d (%+v): listed by the pass %v, by the dumps %v", it.Program(), sk.FD, sk, got, want)
 			}
 			seen[int(sk.FD)] = true

@@ -82,11 +82,11 @@ func setresuid() int {
 	return 0
 }
 
-// startReady starts a helper that says "ready" and runs until its stdin
-// closes, which the test's end does.
-func startReady(t *testing.T, name string, attr *syscall.SysProcAttr) int {
+// startReady starts a helper (env: more of its environment) that says
+// "ready" and runs until its stdin closes, which the test's end does.
+func startReady(t *testing.T, name string, attr *syscall.SysProcAttr, env ...string) int {
 	t.Helper()
-	c := testkit.HelperCommand(name)
+	c := testkit.HelperCommand(name, env...)
 	c.SysProcAttr = attr
 	in, err := c.StdinPipe()
 	if err != nil {

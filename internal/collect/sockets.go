@@ -108,7 +108,11 @@ func dumpTable(k sockKind, family uint16) uint8 {
 }
 
 // dumpTables are the bits of dumpTable by file.
-var dumpTables = map[string]uint8{"tcp": 1 << 0, "tcp6": 1 << 1, "udp": 1 << 2, "udp6": 1 << 3, "unix": 1 << 4}
+var dumpTables = map[string]uint8{
+	"tcp": dumpTable(kindTCP, unix.AF_INET), "tcp6": dumpTable(kindTCP, unix.AF_INET6),
+	"udp": dumpTable(kindUDP, unix.AF_INET), "udp6": dumpTable(kindUDP, unix.AF_INET6),
+	"unix": dumpTable(kindUnix, unix.AF_UNIX),
+}
 
 // lists says whether the tables list the socket sr, whichever way they
 // were read.

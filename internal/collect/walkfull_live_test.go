@@ -1,7 +1,6 @@
 package collect_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -96,7 +95,7 @@ func TestLiveBPFWalkOverflow(t *testing.T) {
 	for extra > 0 {
 		n := min(per, extra)
 		extra -= n
-		holders[startFDHolder(t, n)] = n
+		holders[startReady(t, "fdholder", nil, "PICKET_FDS="+strconv.Itoa(n))] = n
 	}
 	s := look()
 	if !taskFile(s) || !strings.Contains(s.BPFPrograms, "not the fd walk") || !strings.Contains(s.BPFPrograms, "full") {
@@ -120,28 +119,6 @@ func TestLiveBPFWalkOverflow(t *testing.T) {
 // taskFile says whether s's socket pass was the task_file iterator's.
 func taskFile(s *snapshot.Snapshot) bool {
 	return strings.HasPrefix(s.BPFPrograms, "task_file ") || strings.Contains(s.BPFPrograms, ": task_file ")
-}
-
-// startFDHolder starts an fdholder of n fds, stopped when t ends.
-func startFDHolder(t *testing.T, n int) int {
-	t.Helper()
-	c := testkit.HelperCommand("fdholder", "PICKET_FDS="+strconv.Itoa(n))
-	in, err := c.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := c.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); c.Process.Kill(); c.Wait() })
-	if l, err := bufio.NewReader(out).ReadString('\n'); err != nil || l != "ready\n" {
-		t.Fatalf("fdholder of %d fds: %q %v", n, l, err)
-	}
-	return c.Process.Pid
 }
 
 // openFiles is the host's count of open files (file-nr's first field).

@@ -109,12 +109,11 @@ type Daemon struct {
 	trends *forecast.Tracker
 	seeded bool // trends were given history's past
 	// Each full look ends by returning the heap pages it no longer needs
-	// (settle); fullLooks counts them, the first being the warm-up whose
-	// pages of the binary are dropped when locked (protect) is set.
-	locked    bool
-	fullLooks int
-	rnd       *rand.Rand
-	hostcap   *hostcap.Set
+	// and, when locked (protect), the pages of the binary it faulted in
+	// (settle).
+	locked  bool
+	rnd     *rand.Rand
+	hostcap *hostcap.Set
 
 	mu        sync.RWMutex
 	cfg       *rules.Config
@@ -715,8 +714,7 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 	d.mu.Unlock()
 	d.dispatch(snap, events)
 	if full {
-		d.fullLooks++
-		settle(d.log, d.locked, d.fullLooks == 1)
+		settle(d.log, d.locked)
 	}
 }
 

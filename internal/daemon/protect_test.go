@@ -47,9 +47,10 @@ func touched(n int) [][]byte {
 	return out
 }
 
-// lockedText says whether every read-only mapping of the test binary is
-// still VM_LOCKED ("lo" in smaps' VmFlags), and how many there are.
-func lockedText(t *testing.T) (all bool, n int) {
+// binarySmaps is what /proc/self/smaps says of each read-only mapping
+// of the test binary (those binaryMappings finds): its resident size in
+// bytes and whether it is VM_LOCKED ("lo" in VmFlags).
+func binarySmaps(t *testing.T) (rss []int64, locked []bool) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
@@ -59,7 +60,7 @@ func lockedText(t *testing.T) (all bool, n int) {
 	for _, m := range binaryMappings() {
 		text[m.start] = true
 	}
-	all, in := true, false
+	in := false
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
 		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
@@ -67,20 +68,68 @@ func lockedText(t *testing.T) (all bool, n int) {
 			start, err := strconv.ParseUint(lo, 16, 64)
 			in = err == nil && text[start]
 			if in {
-				n++
+				rss, locked = append(rss, 0), append(locked, false)
 			}
+			continue
 		}
-		if in && strings.HasPrefix(l, "VmFlags:") && !slices.Contains(f[1:], "lo") {
-			all = false
+		if !in {
+			continue
+		}
+		switch {
+		case len(f) == 3 && f[0] == "Rss:":
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			rss[len(rss)-1] = kb << 10
+		case f[0] == "VmFlags:":
+			locked[len(locked)-1] = slices.Contains(f[1:], "lo")
 		}
 	}
-	return all, n
+	return rss, locked
+}
+
+// lockedText says whether every read-only mapping of the test binary is
+// still locked, and how many there are.
+func lockedText(t *testing.T) (all bool, n int) {
+	t.Helper()
+	_, locked := binarySmaps(t)
+	return !slices.Contains(locked, false), len(locked)
+}
+
+// binaryRSS is the resident size of the binary's read-only mappings, in
+// bytes.
+func binaryRSS(t *testing.T) int64 {
+	t.Helper()
+	rss, _ := binarySmaps(t)
+	var sum int64
+	for _, r := range rss {
+		sum += r
+	}
+	return sum
+}
+
+// touchBinary maps every page of the binary's read-only mappings into
+// this process, as a full look running its code and reading its tables
+// does: reading /proc/self/mem faults each page in (get_user_pages).
+func touchBinary(t *testing.T) {
+	t.Helper()
+	mem, err := os.Open("/proc/self/mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	var b [1]byte
+	for _, m := range binaryMappings() {
+		for a := m.start; a < m.end; a += 4096 {
+			if _, err := mem.ReadAt(b[:], int64(a)); err != nil {
+				t.Fatalf("reading the binary at %#x: %v", a, err)
+			}
+		}
+	}
 }
 
 // TestSettle: with picket's memory locked, settle gives back the heap a
 // busy look used, the lock holds afterwards (heap grown later is locked
-// as it is touched), and the warm-up's drop of the binary's pages leaves
-// its code locked.
+// as it is touched), and every settle, not only the first, drops the
+// pages of the binary a look faulted in and leaves its code locked.
 func TestSettle(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mlockall needs CAP_IPC_LOCK: run as root")
@@ -95,7 +144,7 @@ func TestSettle(t *testing.T) {
 	runtime.KeepAlive(peak)
 	locked := rollup(t, "Locked")
 	peak = nil
-	settle(log, true, true)
+	settle(log, true)
 	after := rollup(t, "Locked")
 	if after > locked-48*mib {
 		t.Errorf("locked %d MiB at the peak, %d MiB after settle: the free heap was not given back", locked/mib, after/mib)
@@ -110,5 +159,19 @@ func TestSettle(t *testing.T) {
 	runtime.KeepAlive(grown)
 	if anon, lk := rollup(t, "Anonymous"), rollup(t, "Locked"); lk < anon {
 		t.Errorf("anonymous %d KiB but only %d KiB locked", anon>>10, lk>>10)
+	}
+	for look := 2; look <= 3; look++ {
+		touchBinary(t)
+		busy := binaryRSS(t)
+		if busy < 4*mib {
+			t.Fatalf("look %d: the binary's read-only mappings hold %d KiB after touching every page", look, busy>>10)
+		}
+		settle(log, true)
+		if now := binaryRSS(t); now > busy/2 {
+			t.Errorf("look %d: the binary's resident pages %d KiB → %d KiB after settle, want them dropped", look, busy>>10, now>>10)
+		}
+		if all, n := lockedText(t); !all || n == 0 {
+			t.Errorf("look %d, after the drop: %d mappings of the binary, all locked: %v", look, n, all)
+		}
 	}
 }

@@ -714,7 +714,7 @@ func (d *Daemon) cycle(ctx context.Context, due []*rules.Rule) {
 	d.mu.Unlock()
 	d.dispatch(snap, events)
 	if full {
-		settle(d.log, d.locked)
+		settle(d.log, d.locked, roomy(snap.Memory))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/picket-guard/picket/internal/secpath"
+	"github.com/picket-guard/picket/internal/snapshot"
 )
 
 // protect makes picket hard to kill by the exhaustion it watches, the way
@@ -111,9 +112,15 @@ func lockMemory(log *slog.Logger) bool {
 // Text cannot be dropped while locked, so its mappings, and only those,
 // are unlocked for the madvise and locked again at once; when that fails
 // the daemon keeps what it has.
-func settle(log *slog.Logger, locked bool) {
+//
+// A page dropped is read again from the page cache, or from disk if the
+// kernel evicted it meanwhile, and a host short of memory evicts the page
+// cache first: there the daemon keeps every page it has locked (drop is
+// false, see roomy) rather than wait on the disk for its own code at the
+// next look.
+func settle(log *slog.Logger, locked, drop bool) {
 	debug.FreeOSMemory()
-	if !locked {
+	if !locked || !drop {
 		return
 	}
 	var text []mapping
@@ -133,6 +140,26 @@ func settle(log *slog.Logger, locked bool) {
 	if err != nil {
 		log.Warn("cannot lock memory again after dropping a full look's pages of the binary", "err", err)
 	}
+}
+
+// roomy says whether the host has memory to spare, so that the pages of
+// picket's binary it drops after a full look (settle) will still be in
+// the page cache when the next look runs them: at least a fifth of
+// MemTotal available (twice earlyoom's default line for killing), and
+// processes stalled on memory less than 5 % of the last 10 s (PSI's
+// memory "some", where the kernel has it). A host whose MemAvailable is
+// unknown (before 3.14, not estimated) is not taken to be roomy.
+func roomy(m snapshot.Memory) bool {
+	if m.MemTotalBytes == 0 || m.MemAvailableSource == snapshot.MemAvailableUnknown {
+		return false
+	}
+	if m.MemAvailableBytes < m.MemTotalBytes/5 {
+		return false
+	}
+	if p, ok := m.PSI["memory"]; ok && p.SomeAvg10 >= 5 {
+		return false
+	}
+	return true
 }
 
 // mapping is one line of /proc/self/maps.

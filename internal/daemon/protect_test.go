@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picket-guard/picket/internal/snapshot"
 )
 
 // rollup reads a field of /proc/self/smaps_rollup, in bytes.
@@ -144,7 +146,7 @@ func TestSettle(t *testing.T) {
 	runtime.KeepAlive(peak)
 	locked := rollup(t, "Locked")
 	peak = nil
-	settle(log, true)
+	settle(log, true, true)
 	after := rollup(t, "Locked")
 	if after > locked-48*mib {
 		t.Errorf("locked %d MiB at the peak, %d MiB after settle: the free heap was not given back", locked/mib, after/mib)
@@ -166,12 +168,49 @@ func TestSettle(t *testing.T) {
 		if busy < 4*mib {
 			t.Fatalf("look %d: the binary's read-only mappings hold %d KiB after touching every page", look, busy>>10)
 		}
-		settle(log, true)
+		settle(log, true, true)
 		if now := binaryRSS(t); now > busy/2 {
 			t.Errorf("look %d: the binary's resident pages %d KiB → %d KiB after settle, want them dropped", look, busy>>10, now>>10)
 		}
 		if all, n := lockedText(t); !all || n == 0 {
 			t.Errorf("look %d, after the drop: %d mappings of the binary, all locked: %v", look, n, all)
+		}
+	}
+	// Short of memory (roomy false), the binary's pages stay.
+	touchBinary(t)
+	busy := binaryRSS(t)
+	settle(log, true, false)
+	if now := binaryRSS(t); now < busy*3/4 {
+		t.Errorf("settle on a host short of memory dropped the binary's pages: %d KiB → %d KiB", busy>>10, now>>10)
+	}
+	if all, n := lockedText(t); !all || n == 0 {
+		t.Errorf("after a settle without a drop: %d mappings of the binary, all locked: %v", n, all)
+	}
+}
+
+// TestRoomy: the binary's pages are dropped after a full look only on a
+// host with memory to spare.
+func TestRoomy(t *testing.T) {
+	const gib = 1 << 30
+	psi := func(some float64) map[string]snapshot.PSI {
+		return map[string]snapshot.PSI{"memory": {SomeAvg10: some}}
+	}
+	for _, c := range []struct {
+		name string
+		m    snapshot.Memory
+		want bool
+	}{
+		{"half available, no PSI", snapshot.Memory{MemTotalBytes: 24 * gib, MemAvailableBytes: 12 * gib}, true},
+		{"half available, calm", snapshot.Memory{MemTotalBytes: 24 * gib, MemAvailableBytes: 12 * gib, PSI: psi(0.4)}, true},
+		{"a fifth available", snapshot.Memory{MemTotalBytes: 10 * gib, MemAvailableBytes: 2 * gib}, true},
+		{"under a fifth", snapshot.Memory{MemTotalBytes: 10 * gib, MemAvailableBytes: 2*gib - 1}, false},
+		{"stalled on memory", snapshot.Memory{MemTotalBytes: 24 * gib, MemAvailableBytes: 12 * gib, PSI: psi(5)}, false},
+		{"estimated, roomy", snapshot.Memory{MemTotalBytes: 4 * gib, MemAvailableBytes: 2 * gib, MemAvailableSource: snapshot.MemAvailableZoneinfo}, true},
+		{"unknown", snapshot.Memory{MemTotalBytes: 4 * gib, MemAvailableSource: snapshot.MemAvailableUnknown}, false},
+		{"no meminfo", snapshot.Memory{}, false},
+	} {
+		if got := roomy(c.m); got != c.want {
+			t.Errorf("%s: roomy = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -31,10 +31,12 @@ type taskFdsSockRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	taskFdsMapRecords  = "records"
-	taskFdsProgTaskFds = "task_fds"
-	taskFdsVarDropped  = "dropped"
-	taskFdsVarNext     = "next"
+	taskFdsMapRecords   = "records"
+	taskFdsProgTaskFds  = "task_fds"
+	taskFdsVarCounts    = "counts"
+	taskFdsVarDropped   = "dropped"
+	taskFdsVarHostNetns = "host_netns"
+	taskFdsVarNext      = "next"
 )
 
 // loadTaskFds returns the embedded CollectionSpec for taskFds.
@@ -93,8 +95,10 @@ type taskFdsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type taskFdsVariableSpecs struct {
-	Dropped *ebpf.VariableSpec `ebpf:"dropped"`
-	Next    *ebpf.VariableSpec `ebpf:"next"`
+	Counts    *ebpf.VariableSpec `ebpf:"counts"`
+	Dropped   *ebpf.VariableSpec `ebpf:"dropped"`
+	HostNetns *ebpf.VariableSpec `ebpf:"host_netns"`
+	Next      *ebpf.VariableSpec `ebpf:"next"`
 }
 
 // taskFdsObjects contains all objects after they have been loaded into the kernel.
@@ -130,8 +134,10 @@ func (m *taskFdsMaps) Close() error {
 //
 // It can be passed to loadTaskFdsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type taskFdsVariables struct {
-	Dropped *ebpf.Variable `ebpf:"dropped"`
-	Next    *ebpf.Variable `ebpf:"next"`
+	Counts    *ebpf.Variable `ebpf:"counts"`
+	Dropped   *ebpf.Variable `ebpf:"dropped"`
+	HostNetns *ebpf.Variable `ebpf:"host_netns"`
+	Next      *ebpf.Variable `ebpf:"next"`
 }
 
 // taskFdsPrograms contains all programs after they have been loaded into the kernel.

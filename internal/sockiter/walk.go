@@ -18,13 +18,17 @@ import (
 // record for record, in about half its time: it walks each file table
 // itself instead of taking a reference on every file. It needs 6.2
 // (bpf_rdonly_cast; bpf_loop is 5.17); LoadWalk fails on an older kernel,
-// and picket then loads the task_file iterator (Load).
+// and picket then loads the task_file iterator (Load). Told the host's
+// network namespace (Iter.CountHashed), it writes records only of the
+// sockets that namespace's tables do not list, and counts the rest.
 //
 // Its records go to an array map that List maps and reads once the pass
 // is over, so the array must hold a whole pass: LoadWalk sizes it for
 // twice the host's open files (Options.OpenFiles), at least minRecords,
 // and a pass that overflows it fails (ErrWalkFull) rather than report part
-// of the host. The array is kernel memory (32 bytes a record, 2 MiB at
+// of the host. (A pass that counts writes a record per task with fds and
+// per socket in no table of the host's, far fewer than the host's files;
+// the size is the one a pass that lists every fd needs.) The array is kernel memory (32 bytes a record, 2 MiB at
 // the least), charged to picket's cgroup, for as long as the program is
 // loaded or pinned.
 
@@ -37,27 +41,36 @@ const (
 var ErrWalkFull = errors.New("the fd walk's array of records was full")
 
 // fdWalk is picket's end of a loaded or pinned fd walk: its array of
-// records and its globals (next, dropped), read and zeroed around each pass.
+// records and its globals (next, dropped, host_netns), written before and
+// read after each pass.
 type fdWalk struct {
 	records *ebpf.Map
 	bss     *ebpf.Map
 	lockDir string // the pin's directory: passes of two processes sharing the pin take turns
 	pin     string
 	size    int    // records the array holds
-	globals []byte // the .bss value: next and dropped (walkGlobals)
+	globals []byte // the .bss value (walkGlobals)
+	netns   uint32 // host_netns for the next pass (CountHashed)
 }
 
-// walkGlobals is where next and dropped are in the program's .bss.
-var walkGlobals = sync.OnceValues(func() ([2]uint32, error) {
+// globalsLayout is where the fd walk's globals are in its .bss, and its
+// size.
+type globalsLayout struct {
+	next, dropped, netns, size uint32
+}
+
+// walkGlobals is the layout of the program's .bss.
+var walkGlobals = sync.OnceValues(func() (globalsLayout, error) {
 	spec, err := loadTaskFds()
 	if err != nil {
-		return [2]uint32{}, err
+		return globalsLayout{}, err
 	}
-	n, d := spec.Variables["next"], spec.Variables["dropped"]
-	if n == nil || d == nil {
-		return [2]uint32{}, errors.New("the fd walk's object has no next and dropped")
+	n, d, h := spec.Variables["next"], spec.Variables["dropped"], spec.Variables["host_netns"]
+	bss := spec.Maps[".bss"]
+	if n == nil || d == nil || h == nil || bss == nil {
+		return globalsLayout{}, errors.New("the fd walk's object has no next, dropped and host_netns")
 	}
-	return [2]uint32{n.Offset, d.Offset}, nil
+	return globalsLayout{n.Offset, d.Offset, h.Offset, bss.ValueSize}, nil
 })
 
 // recordsFor is the array for a host with files open.
@@ -73,7 +86,8 @@ func LoadWalk(o Options) (*Iter, error) {
 	if size == 0 {
 		size = recordsFor(o.OpenFiles)
 	}
-	if _, err := walkGlobals(); err != nil {
+	g, err := walkGlobals()
+	if err != nil {
 		return nil, err
 	}
 	a, err := attach(o, "fd walk", "task_fds", _TaskFdsBytes, func(opts *ebpf.CollectionOptions) (*ebpf.Program, interface{ Close() error }, error) {
@@ -96,7 +110,7 @@ func LoadWalk(o Options) (*Iter, error) {
 		return nil, err
 	}
 	w := &fdWalk{}
-	w.records, w.bss, err = walkMaps(a.link)
+	w.records, w.bss, err = walkMaps(a.link, g.size)
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("open the fd walk's maps: %w", err)
@@ -111,8 +125,8 @@ func LoadWalk(o Options) (*Iter, error) {
 
 // walkMaps finds the array of records and the globals of the program the
 // iterator runs, loaded here or opened from its pin: its two array maps,
-// told apart by their values (a record; next and dropped).
-func walkMaps(l *link.Iter) (records, bss *ebpf.Map, err error) {
+// told apart by their values (a record; the globals, bssSize bytes).
+func walkMaps(l *link.Iter, bssSize uint32) (records, bss *ebpf.Map, err error) {
 	info, err := l.Info()
 	if err != nil {
 		return nil, nil, err
@@ -135,7 +149,7 @@ func walkMaps(l *link.Iter) (records, bss *ebpf.Map, err error) {
 		switch {
 		case m.Type() == ebpf.Array && m.ValueSize() == recordSize && m.MaxEntries() > 1 && records == nil:
 			records = m
-		case m.Type() == ebpf.Array && m.ValueSize() == 16 && m.MaxEntries() == 1 && bss == nil:
+		case m.Type() == ebpf.Array && m.ValueSize() == bssSize && m.MaxEntries() == 1 && bss == nil:
 			bss = m
 		default:
 			m.Close()
@@ -167,9 +181,9 @@ func (w *fdWalk) list(ctx context.Context, l *link.Iter, dst []Socket, fds []FDs
 			return dst, fds, fmt.Errorf("lock %s: %w", w.lockDir, err)
 		}
 	}
-	off, _ := walkGlobals()
-	nextOff, dropOff := off[0], off[1]
+	g, _ := walkGlobals()
 	clear(w.globals)
+	native.PutUint32(w.globals[g.netns:], w.netns)
 	if err := w.bss.Put(uint32(0), w.globals); err != nil {
 		return dst, fds, fmt.Errorf("zero the fd walk's counts: %w", err)
 	}
@@ -182,8 +196,8 @@ func (w *fdWalk) list(ctx context.Context, l *link.Iter, dst []Socket, fds []FDs
 	if err := w.bss.Lookup(uint32(0), w.globals); err != nil {
 		return dst, fds, fmt.Errorf("read the fd walk's counts: %w", err)
 	}
-	next := native.Uint64(w.globals[nextOff:])
-	if dropped := native.Uint64(w.globals[dropOff:]); dropped != 0 {
+	next := native.Uint64(w.globals[g.next:])
+	if dropped := native.Uint64(w.globals[g.dropped:]); dropped != 0 {
 		// The host outgrew the array: the next process to load the
 		// walk sizes it anew.
 		if w.pin != "" {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -193,5 +194,98 @@ func TestWalkPinnedShared(t *testing.T) {
 	tasks.Close()
 	if !Pinned(dir) {
 		t.Error("not Pinned with the fd walk's and the task iterator's pins")
+	}
+}
+
+// Told the host's network namespace, the fd walk counts the sockets its
+// dumps list and lists the others: for this process's static set (~3,000
+// unix sockets, TCP listeners, bound UDP, an unbound TCP and UDP socket,
+// a netlink socket, a UDP-Lite one; Go's own listener is MPTCP, whose
+// socket no TCP dump lists), what it counts and what it lists are
+// what a pass that lists everything says, socket for socket.
+func TestWalkCountsHashed(t *testing.T) {
+	walk := loadWalk(t, Options{})
+	ownSockets(t, 1500)
+	for _, s := range [][3]int{
+		{unix.AF_INET, unix.SOCK_STREAM, 0},                      // unbound: in no table
+		{unix.AF_INET6, unix.SOCK_DGRAM, 0},                      // unbound
+		{unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_ROUTE},     // no dump of picket's lists it
+		{unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE},    // not the UDP table's
+		{unix.AF_INET6, unix.SOCK_STREAM | unix.SOCK_CLOEXEC, 0}, // bound below
+		{unix.AF_UNIX, unix.SOCK_DGRAM | unix.SOCK_CLOEXEC, 0},   // hashed unbound
+	} {
+		fd, err := unix.Socket(s[0], s[1]|unix.SOCK_CLOEXEC, s[2])
+		if err != nil {
+			t.Logf("socket(%d, %d, %d): %v", s[0], s[1], s[2], err)
+			continue
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if s[0] == unix.AF_INET6 && s[1]&unix.SOCK_STREAM != 0 {
+			if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: [16]byte{15: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Listen(fd, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ns, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := uint32(ns.Sys().(*syscall.Stat_t).Ino)
+
+	all, allN := own(t, walk)
+	var want Counts
+	var listed []Socket
+	for _, s := range all {
+		counted := s.Hashed && s.NetNS == host
+		switch {
+		case !counted:
+		case s.Family == unix.AF_UNIX:
+			want.Unix++
+		case (s.Family == unix.AF_INET || s.Family == unix.AF_INET6) && s.Type == unix.SOCK_STREAM && s.Protocol == unix.IPPROTO_TCP:
+			want.TCP++
+		case (s.Family == unix.AF_INET || s.Family == unix.AF_INET6) && s.Type == unix.SOCK_DGRAM && s.Protocol == unix.IPPROTO_UDP:
+			want.UDP++
+		default:
+			counted = false
+		}
+		if !counted {
+			listed = append(listed, s)
+		}
+	}
+	if want.Unix < 3001 || want.TCP < 1 || want.UDP < 1 || len(listed) < 4 {
+		t.Fatalf("the test's own sockets: %+v counted, %d listed (%+v): want ≥3,001 unix, 1 TCP, 1 UDP, 4 listed", want, len(listed), listed)
+	}
+
+	walk.CountHashed(host)
+	socks, fds, err := walk.List(context.Background(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := int32(os.Getpid())
+	var got []Socket
+	for _, s := range socks {
+		if s.PID == pid {
+			got = append(got, s)
+		}
+	}
+	var f FDs
+	for _, c := range fds {
+		if c.PID == pid {
+			f = c
+		}
+	}
+	if !slices.Equal(got, listed) {
+		t.Errorf("counting, the walk lists %d sockets of this process, want %d: %+v", len(got), len(listed), got)
+	}
+	if f.N != allN || f.Counted != want {
+		t.Errorf("counting, the walk says %d fds, %+v counted; listing all, %d fds and %+v", f.N, f.Counted, allN, want)
+	}
+	// 0 lists everything again.
+	walk.CountHashed(0)
+	if again, n := own(t, walk); !slices.Equal(again, all) || n != allN {
+		t.Errorf("CountHashed(0): %d sockets of %d fds, want %d of %d", len(again), n, len(all), allN)
 	}
 }

@@ -94,7 +94,7 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables,
 		P.Users[ui].Count++
 		P.Users[ui].Threads += p.threads
 
-		if p.inoN == 0 {
+		if p.sockets() == 0 {
 			continue
 		}
 		t := tables[p.netns]
@@ -130,7 +130,12 @@ func (s *procScanner) fill(snap *snapshot.Snapshot, tables map[uint64]*nsTables,
 			}
 			hc.add(kind)
 		}
-		h.Total = p.inoN
+		// The fd walk's counts are of sockets in picket's own
+		// namespace's tables, whose dumps counted them in the totals.
+		hc.TCP += int(p.counted.TCP)
+		hc.UDP += int(p.counted.UDP)
+		hc.Unix += int(p.counted.Unix)
+		h.Total = p.sockets()
 		cgs.sockets(p, h.Total)
 		holderIdx[p.pid] = len(snap.Sockets.Processes)
 		snap.Sockets.Processes = append(snap.Sockets.Processes, h)

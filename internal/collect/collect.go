@@ -63,6 +63,10 @@ type Options struct {
 	// BPFNoWalk attributes sockets with the task_file iterator even where
 	// the fd walk loads (tests compare the two).
 	BPFNoWalk bool
+	// bpfListAll makes the fd walk list the sockets it would count
+	// (bpfSockets.pass): tests compare them with the /proc walk's, inode
+	// by inode.
+	bpfListAll bool
 	// BPFMinFiles, when set, leaves the iterator unloaded while the host
 	// has fewer open files than this (/proc/sys/fs/file-nr): loading it
 	// costs about as much as walking 10,000 fds (relocating it against

@@ -50,7 +50,7 @@ func TestDumpSocketsNotPicketsOwn(t *testing.T) {
 	defer unix.Close(pair[0])
 	defer unix.Close(pair[1])
 
-	if err := s.bpf.pass(context.Background()); err != nil {
+	if err := s.bpf.pass(context.Background(), 0); err != nil { // 0: every socket listed
 		t.Fatal(err)
 	}
 	fds := func() map[int32]bool {

@@ -16,13 +16,14 @@ import (
 )
 
 // heldSockets is what the last look of c attributed to each of pids: its
-// sockets as "fd:inode", sorted.
-func heldSockets(c *Collector, pids []int) map[int][]string {
+// sockets as "fd:inode", sorted, those the fd walk counted (procInfo.counted)
+// left out, and how many it holds in all.
+func heldSockets(c *Collector, pids []int) (map[int][]string, map[int]int) {
 	want := map[int]bool{}
 	for _, p := range pids {
 		want[p] = true
 	}
-	out := map[int][]string{}
+	out, all := map[int][]string{}, map[int]int{}
 	s := c.scanner
 	for _, p := range s.procs {
 		if !want[p.pid] {
@@ -33,16 +34,19 @@ func heldSockets(c *Collector, pids []int) map[int][]string {
 			l = append(l, fmt.Sprintf("%d:%d", r.fd, r.ino))
 		}
 		slices.Sort(l)
-		out[p.pid] = l
+		out[p.pid], all[p.pid] = l, p.sockets()
 	}
-	return out
+	return out, all
 }
 
 // TestLiveBPFSamePairs: on one live load (unix pairs, bound and unbound
 // UDP, TCP, netlink, raw, a holder in a network namespace of its own), the
 // BPF look attributes exactly the sockets the /proc walk does, fd by fd
 // and inode by inode, to the same pids: counts that agree could still hide
-// two sockets swapped between processes.
+// two sockets swapped between processes. That is with the fd walk told to
+// list every socket; as it runs in a look, counting those the dumps list,
+// what it lists of each holder is what the /proc walk finds, and it
+// counts the rest.
 func TestLiveBPFSamePairs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loading the BPF iterator, creating a network namespace")
@@ -61,7 +65,7 @@ func TestLiveBPFSamePairs(t *testing.T) {
 		&syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
 	pids = append(pids, ns.Process.Pid)
 
-	look := func(opts Options) map[int][]string {
+	look := func(opts Options) (map[int][]string, map[int]int) {
 		t.Helper()
 		c, err := New(opts)
 		if err != nil {
@@ -77,8 +81,8 @@ func TestLiveBPFSamePairs(t *testing.T) {
 		}
 		return heldSockets(c, pids)
 	}
-	proc := look(Options{ProcOnly: true})
-	bpf := look(Options{})
+	proc, _ := look(Options{ProcOnly: true})
+	bpf, _ := look(Options{bpfListAll: true})
 	if len(proc) != len(pids) {
 		t.Fatalf("the /proc walk found %d of the %d holders", len(proc), len(pids))
 	}
@@ -93,5 +97,18 @@ func TestLiveBPFSamePairs(t *testing.T) {
 	for _, l := range proc {
 		n += len(l)
 	}
-	t.Logf("%d sockets of %d holders, the same fds and inodes both ways", n, len(pids))
+	listed, all := look(Options{})
+	nl := 0
+	for _, pid := range pids {
+		nl += len(listed[pid])
+		for _, s := range listed[pid] {
+			if !slices.Contains(proc[pid], s) {
+				t.Errorf("pid %d: counting, the fd walk lists %s, which the /proc walk does not find", pid, s)
+			}
+		}
+		if all[pid] != len(proc[pid]) {
+			t.Errorf("pid %d: counting, the fd walk lists %d sockets and counts the rest, %d in all; the /proc walk finds %d", pid, len(listed[pid]), all[pid], len(proc[pid]))
+		}
+	}
+	t.Logf("%d sockets of %d holders, the same fds and inodes both ways; %d of them listed by a look's fd walk, the rest counted", n, len(pids), nl)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/picket-guard/picket/internal/cgroup"
 	"github.com/picket-guard/picket/internal/procid"
+	"github.com/picket-guard/picket/internal/sockiter"
 )
 
 // procInfo is one process as the walk read it: its identity and size from
@@ -36,11 +37,20 @@ type procInfo struct {
 	worker      int // whose socks the window below is in
 	inoLo, inoN int // window into procWorker.socks, or the BPF pass's list (bpfSocks)
 	bpfSocks    bool
+	// counted is the sockets the fd walk counted rather than listed
+	// (sockiter.Iter.CountHashed): hashed in picket's own namespace's
+	// tables, of kinds their dumps count.
+	counted sockiter.Counts
 	// cgroup is the process's cgroup path (cgroup.Pick's primary), and
 	// cgOthers the v1 paths it is in besides (a pids cgroup apart from its
 	// memory one); interned per worker.
 	cgroup   string
 	cgOthers [2]string
+}
+
+// sockets is how many socket fds the scan found p to hold.
+func (p *procInfo) sockets() int {
+	return p.inoN + int(p.counted.TCP+p.counted.UDP+p.counted.Unix)
 }
 
 // errVanished marks a process that exited while it was being read: normal,

@@ -255,10 +255,11 @@ func (s *procScanner) scan(ctx context.Context, snap *snapshot.Snapshot, light, 
 	nsSocks := map[uint64]int{}
 	for i := range s.procs {
 		p := &s.procs[i]
-		if p.inoN == 0 {
+		if p.sockets() == 0 {
 			continue
 		}
 		nsSocks[p.netns] += p.inoN
+		nsSocks[hostNS] += p.sockets() - p.inoN
 		if _, ok := nsDir[p.netns]; !ok {
 			nsDir[p.netns] = filepath.Join(c.proc, strconv.Itoa(p.pid), "net")
 		}
@@ -374,7 +375,13 @@ func (s *procScanner) overlapPasses(ctx context.Context, hostNS uint64) *pending
 	if s.bpf.tasks != nil {
 		wg.Go(func() { s.taskErr = s.bpf.taskPass(ctx) })
 	}
-	s.passErr = s.bpf.pass(ctx)
+	// With the dumps counting picket's own namespace's tables, the
+	// fd walk need only count the sockets they list.
+	var countIn uint64
+	if dump != nil && !s.c.opts.bpfListAll {
+		countIn = hostNS
+	}
+	s.passErr = s.bpf.pass(ctx, countIn)
 	wg.Wait()
 	if s.passErr == nil {
 		s.dropDumpSockets(dump)
@@ -419,14 +426,15 @@ func (w *procWorker) run(ctx context.Context, procfd, id int, next *atomic.Int64
 				// there by fill (bpfRef): a copy of 30,000 of them per
 				// look was half a MiB of fresh pages.
 				p.inoLo, p.inoN = s.bpf.socketRange(p.pid)
+				p.counted = s.bpf.countedOf(p.pid)
 				p.bpfSocks = true
 			}
-			if err == nil && p.inoN > 0 && s.taskRun && !missed {
+			if err == nil && p.sockets() > 0 && s.taskRun && !missed {
 				p.netns = uint64(s.bpf.tlist[i].NetNS)
 				if p.netns == 0 { // exiting: no namespaces left
 					p.netns = hostNS
 				}
-			} else if err == nil && p.inoN > 0 {
+			} else if err == nil && p.sockets() > 0 {
 				w.path = append(strconv.AppendInt(w.path[:0], int64(p.pid), 10), "/ns/net\x00"...)
 				p.netns = readNSInode(procfd, w.path, w.linkbuf)
 				if p.netns == 0 { // unreadable: assume the host's

@@ -57,6 +57,12 @@ func own(t *testing.T, it *Iter) ([]Socket, int32) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mine, f := ownOf(socks, fds)
+	return mine, f.N
+}
+
+// ownOf is this process's part of a pass: its sockets and its fds entry.
+func ownOf(socks []Socket, fds []FDs) ([]Socket, FDs) {
 	pid := int32(os.Getpid())
 	var mine []Socket
 	for _, s := range socks {
@@ -64,13 +70,13 @@ func own(t *testing.T, it *Iter) ([]Socket, int32) {
 			mine = append(mine, s)
 		}
 	}
-	var n int32
+	var f FDs
 	for _, c := range fds {
 		if c.PID == pid {
-			n = c.N
+			f = c
 		}
 	}
-	return mine, n
+	return mine, f
 }
 
 func loadWalk(t *testing.T, o Options) *Iter {
@@ -156,26 +162,13 @@ func TestWalkPinnedShared(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, it := range []*Iter{first, second, first, second} {
 		wg.Go(func() {
-			got, n, err := func() ([]Socket, int32, error) {
-				socks, fds, err := it.List(context.Background(), nil, nil)
-				var mine []Socket
-				var c int32
-				for _, s := range socks {
-					if s.PID == int32(os.Getpid()) {
-						mine = append(mine, s)
-					}
-				}
-				for _, f := range fds {
-					if f.PID == int32(os.Getpid()) {
-						c = f.N
-					}
-				}
-				return mine, c, err
-			}()
+			socks, fds, err := it.List(context.Background(), nil, nil)
 			if err != nil {
 				t.Error(err)
 				return
 			}
+			got, f := ownOf(socks, fds)
+			n := f.N
 			// The second Iter's own fds (its maps, its ring, the
 			// lock) and the passes' are more fds, not more sockets.
 			if !slices.Equal(got, want) || n < wantN {
@@ -264,19 +257,7 @@ func TestWalkCountsHashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := int32(os.Getpid())
-	var got []Socket
-	for _, s := range socks {
-		if s.PID == pid {
-			got = append(got, s)
-		}
-	}
-	var f FDs
-	for _, c := range fds {
-		if c.PID == pid {
-			f = c
-		}
-	}
+	got, f := ownOf(socks, fds)
 	if !slices.Equal(got, listed) {
 		t.Errorf("counting, the walk lists %d sockets of this process, want %d: %+v", len(got), len(listed), got)
 	}

@@ -166,9 +166,9 @@ func (b *bpfSockets) blocked(c *Collector) string {
 // pass runs the iterator once. Given countIn, the inode of a network
 // namespace whose tables the look dumps (picket's own), the fd walk only
 // counts the sockets those dumps list, by kind (procInfo.counted): the
-// look needs nothing else of them, and at 31,000 sockets their records
-// were a ninth of a one-shot's time. An error (the pass failed midway)
-// makes this look walk fd/ instead.
+// look needs nothing else of them, and at 31,000 sockets, decoding their
+// records cost 7-9 % of a pinned one-shot's wall time and 1 MiB of fresh heap.
+// An error (the pass failed midway) makes this look walk fd/ instead.
 func (b *bpfSockets) pass(ctx context.Context, countIn uint64) error {
 	b.iter.CountHashed(uint32(countIn))
 	list, fds, err := b.iter.List(ctx, b.list[:0], b.fds[:0])
